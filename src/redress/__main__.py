@@ -1,0 +1,5 @@
+"""Allow ``python -m redress``."""
+
+from redress.cli import main
+
+main()

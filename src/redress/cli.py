@@ -1,0 +1,117 @@
+"""The ``redress`` command line: a thin layer over the domain services.
+
+Each domain contributes its commands through a ``register(app, bench)``
+function in its own ``cli.py``; this module only builds the root, the shared
+``bench`` group and the error boundary that keeps tracebacks away from users.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from redress import __version__
+from redress.config import Settings
+from redress.errors import RedressError
+
+app = typer.Typer(
+    name="redress",
+    help="Find re-shared intimate images, get them removed, and keep evidence that holds up.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(
+    help="Benchmarks: each figure is printed beside the anchor measured in the same run.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@dataclass(frozen=True)
+class CliState:
+    """What every command gets from the root callback."""
+
+    settings: Settings
+
+
+def cli_state(ctx: typer.Context) -> CliState:
+    """Return the state the root callback stored on the click context."""
+    state = ctx.find_root().obj
+    if not isinstance(state, CliState):  # pragma: no cover - only if wired wrongly
+        raise RuntimeError("redress CLI state missing")
+    return state
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"redress {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Build the settings once, from the environment, for every subcommand."""
+    try:
+        ctx.obj = CliState(settings=Settings())
+    except ValidationError as exc:
+        raise RedressError(f"invalid REDRESS_* setting: {exc}", code="configuration_error") from exc
+
+
+def _register_domains() -> None:
+    # Imported here so that `redress --help` stays fast and each domain owns its commands.
+    from redress.evidence import cli as evidence_cli
+    from redress.index import cli as index_cli
+    from redress.signals import cli as signals_cli
+    from redress.store import cli as store_cli
+
+    signals_cli.register(app, bench_app)
+    index_cli.register(app, bench_app)
+    store_cli.register(app, bench_app)
+    evidence_cli.register(app, bench_app)
+
+
+def _crash_report(exc: BaseException) -> str | None:
+    """Write the traceback to a file under REDRESS_HOME; return its path (None if impossible)."""
+    try:
+        home = Settings().home
+    except ValidationError:
+        return None
+    try:
+        logs = home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = logs / f"crash-{stamp}.log"
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return str(path)
+    except OSError:
+        return None
+
+
+def main() -> None:
+    """Entry point of the ``redress`` console script: never shows a traceback to a user."""
+    _register_domains()
+    try:
+        app()
+    except RedressError as exc:
+        typer.echo(f"redress: error [{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("redress: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        where = _crash_report(exc)
+        detail = f" (details in {where})" if where else ""
+        typer.echo(f"redress: internal error: {type(exc).__name__}: {exc}{detail}", err=True)
+        sys.exit(70)

@@ -1,0 +1,71 @@
+"""One typed settings object, read from ``REDRESS_*`` environment variables.
+
+Defaults live here and only here. Build it once at the edge (CLI, app factory,
+worker) and pass it down; library code never imports a settings global.
+Every field is documented in docs/configuration.md (a test enforces it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Redress configuration. Environment variables are the field names with ``REDRESS_``."""
+
+    model_config = SettingsConfigDict(env_prefix="REDRESS_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.redress"),
+        description="Where the embedded database, keys and evidence live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database; default: SQLite file redress.db in home.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://...). Set it to run scans on `redress worker`s.",
+    )
+    pdq_threshold: int = Field(
+        default=31,
+        ge=0,
+        le=128,
+        description="Default PDQ match distance (inclusive) for new banks.",
+    )
+    pdq_quality_min: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="PDQ hashes below this quality are reported as not reliably hashable.",
+    )
+    max_image_pixels: int = Field(
+        default=100_000_000,
+        ge=1,
+        description="Images with more pixels are refused as possible decompression bombs.",
+    )
+    max_video_seconds: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description="Videos longer than this are refused rather than hashed.",
+    )
+    max_file_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1,
+        description="Files larger than this are refused before decoding.",
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: the configured one or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'redress.db'}"

@@ -1,0 +1,12 @@
+"""Collects every domain's tables so Alembic sees the whole schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from redress.store.db import Base
+
+
+def load_all_models() -> MetaData:
+    """Import each domain's ``models`` module (registering its tables) and return the metadata."""
+    return Base.metadata

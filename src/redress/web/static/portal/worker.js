@@ -1,0 +1,127 @@
+// The portal's hashing worker: decodes and hashes off the page's main thread
+// so the page stays responsive while a victim's photos are fingerprinted.
+// Everything happens in this browser; nothing here can reach the network.
+//
+// Protocol: the page posts {id, task} and gets back {id, ok: true, result}
+// or {id, ok: false, error: {code, message}}. Tasks:
+//   {type: "image", file, applyExif, maxPixels}
+//       -> {md5, sha256, pdq, quality, dihedral, width, height, sourceWidth,
+//           sourceHeight, orientation}
+//   {type: "frame", width, height, pixels}  (RGBA ArrayBuffer, transferred)
+//       -> {pdq, quality}
+//   {type: "md5", file}                    -> {md5}  (read in chunks: videos can be large)
+
+import { jpegOrientation, withUprightOrientation } from "./exif.js";
+import { Md5, md5Hex } from "./md5.js";
+import { pdqFromImageData } from "./pdq.js";
+
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+class TaskError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Decode image bytes to RGBA pixels.
+ * EXIF orientation is applied (the photo as its owner sees it) unless
+ * applyExif is false, which reproduces hashers that ignore it (HMA): then a
+ * JPEG is decoded from a copy whose orientation tag says "upright".
+ * Colour profiles are not applied, as the server's Pillow decoding does not.
+ * Photos above maxPixels are scaled down (high-quality resampling) first.
+ */
+async function decodeImage(bytes, type, applyExif, maxPixels) {
+  const source = new Blob([applyExif ? bytes : withUprightOrientation(bytes)], { type });
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(source, {
+      imageOrientation: "from-image",
+      colorSpaceConversion: "none",
+      premultiplyAlpha: "none",
+    });
+  } catch (err) {
+    throw new TaskError(
+      "undecodable_image",
+      `this browser cannot decode the image (${err && err.message ? err.message : err})`,
+    );
+  }
+  const sourceWidth = bitmap.width;
+  const sourceHeight = bitmap.height;
+  let width = sourceWidth;
+  let height = sourceHeight;
+  if (maxPixels > 0 && width * height > maxPixels) {
+    const scale = Math.sqrt(maxPixels / (width * height));
+    width = Math.max(1, Math.floor(width * scale));
+    height = Math.max(1, Math.floor(height * scale));
+    const scaled = await createImageBitmap(bitmap, {
+      resizeWidth: width,
+      resizeHeight: height,
+      resizeQuality: "high",
+    });
+    bitmap.close();
+    bitmap = scaled;
+  }
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const pixels = context.getImageData(0, 0, width, height);
+  return { pixels, sourceWidth, sourceHeight };
+}
+
+async function hashImage({ file, applyExif, maxPixels }) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
+  const md5 = md5Hex(bytes);
+  const { pixels, sourceWidth, sourceHeight } = await decodeImage(bytes, file.type, applyExif, maxPixels);
+  const exif = jpegOrientation(bytes);
+  const { pdq, quality, dihedral } = pdqFromImageData(pixels, { dihedral: true });
+  return {
+    md5,
+    sha256,
+    pdq,
+    quality,
+    dihedral,
+    width: pixels.width,
+    height: pixels.height,
+    sourceWidth,
+    sourceHeight,
+    orientation: exif === null ? 1 : exif.orientation,
+  };
+}
+
+function hashFrame({ width, height, pixels }) {
+  const { pdq, quality } = pdqFromImageData(
+    { data: new Uint8ClampedArray(pixels), width, height },
+    { dihedral: false },
+  );
+  return { pdq, quality };
+}
+
+async function md5OfFile({ file }) {
+  const md5 = new Md5();
+  for (let offset = 0; offset < file.size; offset += CHUNK_BYTES) {
+    md5.update(new Uint8Array(await file.slice(offset, offset + CHUNK_BYTES).arrayBuffer()));
+  }
+  return { md5: md5.hex() };
+}
+
+const TASKS = { image: hashImage, frame: hashFrame, md5: md5OfFile };
+
+self.onmessage = async (event) => {
+  const { id, task } = event.data;
+  try {
+    const run = TASKS[task.type];
+    if (run === undefined) throw new TaskError("unknown_task", `unknown task type ${task.type}`);
+    self.postMessage({ id, ok: true, result: await run(task) });
+  } catch (err) {
+    const code = err instanceof TaskError ? err.code : "hashing_failed";
+    self.postMessage({ id, ok: false, error: { code, message: String(err && err.message ? err.message : err) } });
+  }
+};

@@ -72,7 +72,7 @@ function readExifOrientation(view, start, end) {
  */
 export function withUprightOrientation(bytes) {
   const found = jpegOrientation(bytes);
-  if (found === null || found.orientation === 1) return bytes;
+  if (found === null || found.orientation < 2 || found.orientation > 8) return bytes;
   const copy = bytes.slice();
   new DataView(copy.buffer).setUint16(found.valueOffset, 1, found.littleEndian);
   return copy;

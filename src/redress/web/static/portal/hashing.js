@@ -264,10 +264,13 @@ export class PortalHasher {
   /**
    * Hash one image file.
    * @param {File|Blob} file
-   * @param {{applyExif?: boolean, maxPixels?: number}} [options]
+   * @param {{applyExif?: boolean, maxPixels?: number, readVia?: "auto"|"canvas"}} [options]
+   *   applyExif: false hashes a JPEG as stored (as Hasher-Matcher-Actioner does);
+   *   maxPixels: larger photos are scaled down first; readVia: "canvas" skips
+   *   the faster WebCodecs pixel read (both give the same pixels).
    */
-  async hashImage(file, { applyExif = true, maxPixels = DEFAULT_MAX_PIXELS } = {}) {
-    const r = await this.pool.run({ type: "image", file, applyExif, maxPixels });
+  async hashImage(file, { applyExif = true, maxPixels = DEFAULT_MAX_PIXELS, readVia = "auto" } = {}) {
+    const r = await this.pool.run({ type: "image", file, applyExif, maxPixels, readVia });
     const hashes = { md5: r.md5, sha256: r.sha256, pdq: r.pdq, quality: r.quality, dihedral: r.dihedral };
     const flags = r.quality < HASH_SET.pdq_min_quality ? [lowQualityFlag(r.quality)] : [];
     if (r.width !== r.sourceWidth || r.height !== r.sourceHeight) {
@@ -286,6 +289,7 @@ export class PortalHasher {
       sourceHeight: r.sourceHeight,
       orientation: r.orientation,
       exifApplied: applyExif,
+      readVia: r.readVia,
     };
   }
 

@@ -87,47 +87,16 @@ function windowReach(size) {
   return { behind: size - 1 - ahead, ahead };
 }
 
-// Box-filter every row of `src` (height x width) into `dst`.
-function boxAlongRows(src, dst, width, height, size) {
-  const { behind, ahead } = windowReach(size);
-  for (let row = 0; row < height; row++) {
-    const base = row * width;
-    let sum = 0;
-    let lo = 0; // first index inside the window
-    let hi = -1; // last index inside the window
-    for (let x = 0; x < width; x++) {
-      const wantHi = Math.min(width - 1, x + ahead);
-      while (hi < wantHi) sum += src[base + ++hi];
-      const wantLo = Math.max(0, x - behind);
-      while (lo < wantLo) sum -= src[base + lo++];
-      dst[base + x] = sum / (hi - lo + 1);
-    }
-  }
-}
-
-// Box-filter every column of `src` into `dst`, walking rows in memory order
-// (one running sum per column) so the pass stays cache-friendly on big photos.
-function boxAlongColumns(src, dst, width, height, size) {
-  const { behind, ahead } = windowReach(size);
-  const sums = new Float64Array(width);
-  let lo = 0;
-  let hi = -1;
-  for (let y = 0; y < height; y++) {
-    const wantHi = Math.min(height - 1, y + ahead);
-    while (hi < wantHi) {
-      hi++;
-      const base = hi * width;
-      for (let x = 0; x < width; x++) sums[x] += src[base + x];
-    }
-    const wantLo = Math.max(0, y - behind);
-    while (lo < wantLo) {
-      const base = lo * width;
-      for (let x = 0; x < width; x++) sums[x] -= src[base + x];
-      lo++;
-    }
-    const inv = 1 / (hi - lo + 1);
-    const out = y * width;
-    for (let x = 0; x < width; x++) dst[out + x] = sums[x] * inv;
+// Box-filter one row (`row[0..width)`) into `dst` from `offset`, as running sums.
+function boxRow(row, dst, offset, width, behind, ahead) {
+  let hi = Math.min(width - 1, ahead); // last index inside the window
+  let lo = 0; // first index inside the window
+  let sum = 0;
+  for (let x = 0; x <= hi; x++) sum += row[x];
+  for (let x = 0; x < width; x++) {
+    dst[offset + x] = sum / (hi - lo + 1);
+    if (x + 1 + ahead < width) sum += row[++hi];
+    if (x + 1 - behind > lo) sum -= row[lo++];
   }
 }
 
@@ -138,55 +107,102 @@ function gridCentres(length) {
   return centres;
 }
 
-// Mean of src[first..last] (clipped to 0..length-1) along one axis.
-function clippedMean(src, start, stride, length, centre, behind, ahead) {
-  const first = Math.max(0, centre - behind);
-  const last = Math.min(length - 1, centre + ahead);
-  let sum = 0;
-  for (let k = first; k <= last; k++) sum += src[start + k * stride];
-  return sum / (last - first + 1);
+// First pass along rows, over the whole image. `fillRow(y, row)` writes row
+// y's luma into `row`; the result keeps single precision, as the reference does.
+function boxAllRows(fillRow, width, height, size) {
+  const { behind, ahead } = windowReach(size);
+  const row = new Float32Array(width);
+  const boxed = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    fillRow(y, row);
+    boxRow(row, boxed, y * width, width, behind, ahead);
+  }
+  return boxed;
+}
+
+// The rest of the tent filter, evaluated only where the 64x64 samples need it.
+// Column pass 1 keeps one running sum per column (walking rows in memory
+// order) but only for the columns that row pass 2 reads near the 64 sampled
+// columns; row pass 2 is evaluated at those 64 columns for every row, and
+// column pass 2 at the 64 sampled rows. Same filter, a fraction of the work.
+function finishTentAtGrid(boxed, width, height, rowWindow, colWindow) {
+  const across = windowReach(rowWindow);
+  const down = windowReach(colWindow);
+  const xs = gridCentres(width);
+  const ys = gridCentres(height);
+  const first = new Int32Array(GRID);
+  const last = new Int32Array(GRID);
+  for (let j = 0; j < GRID; j++) {
+    first[j] = Math.max(0, xs[j] - across.behind);
+    last[j] = Math.min(width - 1, xs[j] + across.ahead);
+  }
+  // Runs of columns [start, end] that some sampled column's window covers.
+  const runs = [];
+  for (let j = 0; j < GRID; j++) {
+    const open = runs[runs.length - 1];
+    if (open !== undefined && first[j] <= open[1] + 1) open[1] = Math.max(open[1], last[j]);
+    else runs.push([first[j], last[j]]);
+  }
+  const sums = new Float64Array(width);
+  const atColumns = new Float64Array(height * GRID); // row pass 2 at the sampled columns
+  let lo = 0;
+  let hi = -1;
+  for (let y = 0; y < height; y++) {
+    const wantHi = Math.min(height - 1, y + down.ahead);
+    while (hi < wantHi) {
+      const base = ++hi * width;
+      for (const [start, end] of runs) for (let x = start; x <= end; x++) sums[x] += boxed[base + x];
+    }
+    const wantLo = Math.max(0, y - down.behind);
+    while (lo < wantLo) {
+      const base = lo++ * width;
+      for (const [start, end] of runs) for (let x = start; x <= end; x++) sums[x] -= boxed[base + x];
+    }
+    const perRow = 1 / (hi - lo + 1);
+    for (let j = 0; j < GRID; j++) {
+      let sum = 0;
+      for (let x = first[j]; x <= last[j]; x++) sum += sums[x];
+      atColumns[y * GRID + j] = (sum * perRow) / (last[j] - first[j] + 1);
+    }
+  }
+  const grid = new Float64Array(GRID * GRID);
+  for (let i = 0; i < GRID; i++) {
+    const top = Math.max(0, ys[i] - down.behind);
+    const bottom = Math.min(height - 1, ys[i] + down.ahead);
+    for (let j = 0; j < GRID; j++) {
+      let sum = 0;
+      for (let y = top; y <= bottom; y++) sum += atColumns[y * GRID + j];
+      grid[i * GRID + j] = sum / (bottom - top + 1);
+    }
+  }
+  return grid;
 }
 
 /**
- * Blur (two Jarosz X,Y box passes) and sample luma down to the 64x64 grid.
- *
- * The first X and Y passes run over the whole image. The second pair only
- * matters at the 64x64 sample points, so it is evaluated there alone: the
- * result is the same filter, at a little over half the work on big photos.
- * @param {Float32Array} luma  width x height, row-major; overwritten
+ * Blur (two Jarosz X,Y box passes) and sample a luma plane down to 64x64.
+ * @param {Float32Array} luma width x height, row-major
  * @returns {Float64Array} 64 x 64, row-major
  */
 export function downsampleTo64(luma, width, height) {
   if (width === GRID && height === GRID) return Float64Array.from(luma);
   const rowWindow = boxWindow(width);
-  const colWindow = boxWindow(height);
-  const scratch = new Float32Array(width * height);
-  boxAlongRows(luma, scratch, width, height, rowWindow);
-  boxAlongColumns(scratch, luma, width, height, colWindow);
+  const fillRow = (y, row) => row.set(luma.subarray(y * width, (y + 1) * width));
+  const boxed = boxAllRows(fillRow, width, height, rowWindow);
+  return finishTentAtGrid(boxed, width, height, rowWindow, boxWindow(height));
+}
 
-  const xs = gridCentres(width);
-  const ys = gridCentres(height);
-  const rowReach = windowReach(rowWindow);
-  const colReach = windowReach(colWindow);
-  // Second row pass, only at the 64 sampled columns, for every row.
-  const rowsAtColumns = new Float64Array(height * GRID);
-  for (let y = 0; y < height; y++) {
-    for (let j = 0; j < GRID; j++) {
-      rowsAtColumns[y * GRID + j] = clippedMean(
-        luma, y * width, 1, width, xs[j], rowReach.behind, rowReach.ahead,
-      );
+// The same from 4-byte pixels, computing luma a row at a time (no full luma
+// plane). `red` and `blue` are the byte offsets of R and B in a pixel
+// (0 and 2 for RGBA, 2 and 0 for BGRA); green is always byte 1.
+function downsamplePixelsTo64(pixels, width, height, red, blue) {
+  const rowWindow = boxWindow(width);
+  const fillRow = (y, row) => {
+    for (let x = 0, q = y * width * 4; x < width; x++, q += 4) {
+      row[x] = 0.299 * pixels[q + red] + 0.587 * pixels[q + 1] + 0.114 * pixels[q + blue];
     }
-  }
-  // Second column pass, only at the 64 sampled rows.
-  const grid = new Float64Array(GRID * GRID);
-  for (let i = 0; i < GRID; i++) {
-    for (let j = 0; j < GRID; j++) {
-      grid[i * GRID + j] = clippedMean(
-        rowsAtColumns, j, GRID, height, ys[i], colReach.behind, colReach.ahead,
-      );
-    }
-  }
-  return grid;
+  };
+  const boxed = boxAllRows(fillRow, width, height, rowWindow);
+  return finishTentAtGrid(boxed, width, height, rowWindow, boxWindow(height));
 }
 
 /**
@@ -299,20 +315,12 @@ export function dihedralCoefficients(coeffs, name) {
 
 const ZERO_HASH = "0".repeat(64);
 
-/**
- * PDQ hash, quality and (optionally) the eight dihedral hashes of a luma plane.
- * @param {Float32Array} luma width x height, row-major; used as scratch space
- * @param {number} width
- * @param {number} height
- * @param {{dihedral?: boolean}} [options]
- * @returns {PdqResult}
- */
-export function pdqFromLuma(luma, width, height, { dihedral = true } = {}) {
-  if (width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM) {
-    // Meta's answer for images too small to hash: all-zero bits, quality 0.
-    return { pdq: ZERO_HASH, quality: 0, dihedral: dihedral ? DIHEDRAL_NAMES.map(() => ZERO_HASH) : null };
-  }
-  const grid = downsampleTo64(luma, width, height);
+function tooSmall(dihedral) {
+  // Meta's answer for images too small to hash: all-zero bits, quality 0.
+  return { pdq: ZERO_HASH, quality: 0, dihedral: dihedral ? DIHEDRAL_NAMES.map(() => ZERO_HASH) : null };
+}
+
+function pdqFromGrid(grid, dihedral) {
   const quality = qualityOf(grid);
   const coeffs = dct16(grid);
   const pdq = bitsToHex(coeffs);
@@ -323,13 +331,34 @@ export function pdqFromLuma(luma, width, height, { dihedral = true } = {}) {
 }
 
 /**
- * PDQ of canvas pixels (an ImageData or anything with data/width/height).
- * @param {{data: Uint8ClampedArray, width: number, height: number}} image
+ * PDQ hash, quality and (optionally) the eight dihedral hashes of a luma plane.
+ * @param {Float32Array} luma width x height, row-major
+ * @param {number} width
+ * @param {number} height
  * @param {{dihedral?: boolean}} [options]
  * @returns {PdqResult}
  */
-export function pdqFromImageData(image, options) {
-  return pdqFromLuma(lumaFromRGBA(image.data, image.width, image.height), image.width, image.height, options);
+export function pdqFromLuma(luma, width, height, { dihedral = true } = {}) {
+  if (width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM) return tooSmall(dihedral);
+  return pdqFromGrid(downsampleTo64(luma, width, height), dihedral);
+}
+
+/**
+ * PDQ of 4-byte pixels: an ImageData (RGBA), or the BGRA/BGRX bytes a
+ * WebCodecs VideoFrame holds, tightly packed, row-major. Luma is computed a
+ * row at a time, so no full-size luma plane is held.
+ * @param {{data: Uint8Array|Uint8ClampedArray, width: number, height: number}} image
+ * @param {{dihedral?: boolean, order?: "rgba"|"bgra"}} [options]
+ * @returns {PdqResult}
+ */
+export function pdqFromImageData({ data, width, height }, { dihedral = true, order = "rgba" } = {}) {
+  if (width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM) return tooSmall(dihedral);
+  if (data.length < width * height * 4) {
+    throw new RangeError(`pixel data holds ${data.length} bytes; ${width}x${height} needs ${width * height * 4}`);
+  }
+  if (order !== "rgba" && order !== "bgra") throw new RangeError(`unknown pixel order ${order}`);
+  const [red, blue] = order === "rgba" ? [0, 2] : [2, 0];
+  return pdqFromGrid(downsamplePixelsTo64(data, width, height, red, blue), dihedral);
 }
 
 const POPCOUNT4 = [0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4];

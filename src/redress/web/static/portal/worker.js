@@ -4,9 +4,9 @@
 //
 // Protocol: the page posts {id, task} and gets back {id, ok: true, result}
 // or {id, ok: false, error: {code, message}}. Tasks:
-//   {type: "image", file, applyExif, maxPixels}
+//   {type: "image", file, applyExif, maxPixels, readVia ("auto" or "canvas")}
 //       -> {md5, sha256, pdq, quality, dihedral, width, height, sourceWidth,
-//           sourceHeight, orientation}
+//           sourceHeight, orientation, readVia}
 //   {type: "frame", width, height, pixels}  (RGBA ArrayBuffer, transferred)
 //       -> {pdq, quality}
 //   {type: "md5", file}                    -> {md5}  (read in chunks: videos can be large)
@@ -36,7 +36,7 @@ function hex(buffer) {
  * Colour profiles are not applied, as the server's Pillow decoding does not.
  * Photos above maxPixels are scaled down (high-quality resampling) first.
  */
-async function decodeImage(bytes, type, applyExif, maxPixels) {
+async function decodeImage(bytes, type, applyExif, maxPixels, readVia) {
   const source = new Blob([applyExif ? bytes : withUprightOrientation(bytes)], { type });
   let bitmap;
   try {
@@ -67,21 +67,60 @@ async function decodeImage(bytes, type, applyExif, maxPixels) {
     bitmap.close();
     bitmap = scaled;
   }
+  try {
+    return { ...(await pixelsOf(bitmap, readVia)), sourceWidth, sourceHeight };
+  } finally {
+    bitmap.close();
+  }
+}
+
+// Byte order of the 4-byte VideoFrame formats we can read directly.
+const FRAME_ORDERS = { RGBA: "rgba", RGBX: "rgba", BGRA: "bgra", BGRX: "bgra" };
+
+/**
+ * The bitmap's pixels. A WebCodecs VideoFrame hands over the decoded bytes
+ * in the decoder's own layout without a canvas round trip (several times
+ * faster on 12 MP photos); a canvas is the fallback. Both give the same bytes
+ * for an upright image; only a canvas applies a pending EXIF orientation.
+ */
+async function pixelsOf(bitmap, readVia) {
+  const { width, height } = bitmap;
+  if (readVia !== "canvas" && typeof VideoFrame === "function") {
+    let frame = null;
+    try {
+      frame = new VideoFrame(bitmap, { timestamp: 0 });
+      const order = FRAME_ORDERS[frame.format];
+      if (order !== undefined) {
+        const options = { rect: { x: 0, y: 0, width, height }, layout: [{ offset: 0, stride: width * 4 }] };
+        const data = new Uint8Array(frame.allocationSize(options));
+        await frame.copyTo(data, options);
+        return { data, width, height, order, readVia: "videoframe" };
+      }
+    } catch {
+      // fall through to the canvas
+    } finally {
+      if (frame !== null) frame.close();
+    }
+  }
   const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const pixels = context.getImageData(0, 0, width, height);
-  return { pixels, sourceWidth, sourceHeight };
+  const { data } = context.getImageData(0, 0, width, height);
+  return { data, width, height, order: "rgba", readVia: "canvas" };
 }
 
-async function hashImage({ file, applyExif, maxPixels }) {
+async function hashImage({ file, applyExif, maxPixels, readVia }) {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
   const md5 = md5Hex(bytes);
-  const { pixels, sourceWidth, sourceHeight } = await decodeImage(bytes, file.type, applyExif, maxPixels);
   const exif = jpegOrientation(bytes);
-  const { pdq, quality, dihedral } = pdqFromImageData(pixels, { dihedral: true });
+  // Chromium keeps EXIF orientation as bitmap metadata that a canvas honours
+  // but a VideoFrame ignores, so only upright JPEGs take the fast pixel read.
+  const turned = applyExif && exif !== null && exif.orientation >= 2 && exif.orientation <= 8;
+  const isJpeg = bytes.length > 2 && bytes[0] === 0xff && bytes[1] === 0xd8;
+  const via = isJpeg && !turned ? readVia : "canvas";
+  const pixels = await decodeImage(bytes, file.type, applyExif, maxPixels, via);
+  const { pdq, quality, dihedral } = pdqFromImageData(pixels, { dihedral: true, order: pixels.order });
   return {
     md5,
     sha256,
@@ -90,9 +129,10 @@ async function hashImage({ file, applyExif, maxPixels }) {
     dihedral,
     width: pixels.width,
     height: pixels.height,
-    sourceWidth,
-    sourceHeight,
+    sourceWidth: pixels.sourceWidth,
+    sourceHeight: pixels.sourceHeight,
     orientation: exif === null ? 1 : exif.orientation,
+    readVia: pixels.readVia,
   };
 }
 

@@ -41,7 +41,12 @@ def bench_portal(
         f"({result.browser_ms_per_photo:.0f} ms/photo); target <= {result.target_seconds:g} s: "
         f"{'met' if result.within_target else 'NOT met'}"
     )
-    typer.echo(f"  anchor ({result.anchor}): {result.anchor_seconds:.2f} s")
+    if result.browser_cpu_seconds is not None:
+        typer.echo(f"  browser CPU time (all its processes): {result.browser_cpu_seconds:.2f} s")
+    typer.echo(
+        f"  anchor ({result.anchor}): {result.anchor_seconds:.2f} s "
+        f"(CPU {result.anchor_cpu_seconds:.2f} s)"
+    )
     typer.echo(
         f"  ratio browser/anchor: {result.ratio:.2f}x; "
         f"max PDQ distance browser vs anchor: {result.max_pdq_distance} bits"

@@ -472,3 +472,29 @@ def test_heic_photos_hash_like_the_server_or_fail_clearly(
     else:  # a Chromium with a HEIC decoder: then it must agree with the server
         decoded = np.asarray(pillow_heif.open_heif(path).to_pillow().convert("RGB"))
         assert distance(result["hashes"]["pdq"], server_pdq(decoded)[0]) <= MAX_BROWSER_DISTANCE
+
+
+def test_md5_js_equals_hashlib_whole_and_in_chunks(harness_page: Page) -> None:
+    rng = np.random.default_rng(5)
+    blobs = [
+        rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        for n in (0, 1, 55, 56, 63, 64, 65, 1000, 100_003)
+    ]
+    digests = harness_page.evaluate(
+        """async (blobs) => {
+          const { Md5, md5Hex } = await import("/static/portal/md5.js");
+          const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          return blobs.map((b64) => {
+            const data = bytes(b64);
+            const chunked = new Md5();
+            for (let at = 0, size = 1; at < data.length; at += size, size = (size * 7) % 97 + 1) {
+              chunked.update(data.subarray(at, at + size));
+            }
+            return [md5Hex(data), chunked.hex()];
+          });
+        }""",
+        [base64.b64encode(b).decode() for b in blobs],
+    )
+    for blob, (whole, chunked) in zip(blobs, digests, strict=True):
+        expected = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+        assert whole == chunked == expected, len(blob)

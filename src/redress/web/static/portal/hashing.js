@@ -14,9 +14,15 @@
 // Each result is {name, size, type, kind, hashes, flags, ...} or
 // {name, size, type, kind, error: {code, message}}; only `hashes` is for upload.
 
-import HASH_SET from "./hashset.json" with { type: "json" };
-
-export { HASH_SET };
+// Loaded with fetch rather than a JSON module import, which older Safari
+// and Firefox versions (still on many phones) cannot parse.
+/** The hash-set definition (hashset.json), shared with the server. */
+export const HASH_SET = Object.freeze(
+  await fetch(new URL("./hashset.json", import.meta.url)).then((response) => {
+    if (!response.ok) throw new Error(`hashset.json: HTTP ${response.status}`);
+    return response.json();
+  }),
+);
 
 /** Photos above this many pixels are scaled down before hashing (memory bound). */
 export const DEFAULT_MAX_PIXELS = 24_000_000;

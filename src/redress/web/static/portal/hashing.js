@@ -116,13 +116,19 @@ class WorkerPool {
     this.pending = new Map();
     this.nextId = 1;
     this.all = [];
-    for (let k = 0; k < size; k++) {
-      const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-      worker.onmessage = (event) => this.#settle(worker, event.data);
-      worker.onerror = (event) => this.#crash(worker, event);
-      this.all.push(worker);
-      this.idle.push(worker);
-    }
+    this.closed = false;
+    // Replacements for crashed workers, bounded so a script that cannot load
+    // at all does not respawn forever.
+    this.respawnsLeft = 2 * size;
+    for (let k = 0; k < size; k++) this.idle.push(this.#spawn());
+  }
+
+  #spawn() {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = (event) => this.#settle(worker, event.data);
+    worker.onerror = (event) => this.#crash(worker, event);
+    this.all.push(worker);
+    return worker;
   }
 
   /** Run one task on the next free worker. */
@@ -134,6 +140,7 @@ class WorkerPool {
   }
 
   close() {
+    this.closed = true;
     for (const worker of this.all) worker.terminate();
     for (const job of this.pending.values()) job.reject(new HashingError("hashing_stopped", "hashing was stopped"));
     this.pending.clear();
@@ -161,14 +168,26 @@ class WorkerPool {
   }
 
   #crash(worker, event) {
-    // A worker that dies (e.g. out of memory on a huge photo) fails its task, not the batch.
+    // A worker that dies (e.g. out of memory on a huge photo) fails its task,
+    // not the batch: it is replaced and the queue goes on.
+    event.preventDefault();
     for (const [id, job] of this.pending) {
       if (job.worker === worker) {
         this.pending.delete(id);
         job.reject(new HashingError("hashing_failed", event.message || "the hashing worker stopped"));
       }
     }
-    event.preventDefault();
+    worker.terminate();
+    this.all = this.all.filter((w) => w !== worker);
+    this.idle = this.idle.filter((w) => w !== worker);
+    if (!this.closed && this.respawnsLeft > 0) {
+      this.respawnsLeft -= 1;
+      this.idle.push(this.#spawn());
+      this.#dispatch();
+    } else if (this.all.length === 0) {
+      for (const job of this.waiting) job.reject(new HashingError("hashing_failed", "no hashing worker could run"));
+      this.waiting = [];
+    }
   }
 }
 

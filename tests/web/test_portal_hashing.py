@@ -498,3 +498,26 @@ def test_md5_js_equals_hashlib_whole_and_in_chunks(harness_page: Page) -> None:
     for blob, (whole, chunked) in zip(blobs, digests, strict=True):
         expected = hashlib.md5(blob, usedforsecurity=False).hexdigest()
         assert whole == chunked == expected, len(blob)
+
+
+def test_the_one_call_api_reports_progress_and_keeps_order(
+    harness_page: Page, shared_data: Path
+) -> None:
+    paths = [
+        shared_data / "pdq" / "reg-test-input" / "labelme-subset" / name
+        for name in ("q0122.jpg", "q0003.jpg", "q0291.jpg")
+    ]
+    harness_page.set_input_files("#files", [str(p) for p in paths])
+    outcome = harness_page.evaluate(
+        """async () => {
+          const { hashFiles } = await import("/static/portal/hashing.js");
+          const progress = [];
+          const results = await hashFiles(document.getElementById("files").files, {
+            workers: 2,
+            onProgress: ({ done, total }) => progress.push([done, total]),
+          });
+          return { names: results.map((r) => r.name), progress };
+        }"""
+    )
+    assert outcome["names"] == [p.name for p in paths]
+    assert outcome["progress"] == [[1, 3], [2, 3], [3, 3]]

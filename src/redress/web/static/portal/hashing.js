@@ -396,3 +396,17 @@ export class PortalHasher {
     this.pool.close();
   }
 }
+
+/**
+ * One-shot convenience: hash `files` with a fresh PortalHasher, then stop its workers.
+ * @param {Iterable<File>} files
+ * @param {{workers?: number, onProgress?: function, applyExif?: boolean, maxPixels?: number, secondsPerHash?: number}} [options]
+ */
+export async function hashFiles(files, { workers, ...options } = {}) {
+  const hasher = new PortalHasher({ workers });
+  try {
+    return await hasher.hashFiles(files, options);
+  } finally {
+    hasher.close();
+  }
+}

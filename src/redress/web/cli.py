@@ -1,0 +1,59 @@
+"""Command-line commands of the web layer (``redress bench portal``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from redress.web.bench_portal import run_portal_bench
+
+
+def bench_portal(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    count: Annotated[int, typer.Option(min=1, help="How many photos.")] = 20,
+    width: Annotated[int, typer.Option(min=16, help="Photo width in pixels.")] = 4000,
+    height: Annotated[int, typer.Option(min=16, help="Photo height in pixels.")] = 3000,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Web Workers (default: the browser's core count, max 4)."),
+    ] = None,
+    chromium: Annotated[
+        str | None,
+        typer.Option(help="Chromium executable (default: $REDRESS_CHROMIUM or /usr/bin/chromium)."),
+    ] = None,
+) -> None:
+    """Time the victim portal's in-browser hashing of phone photos, beside the server's hasher."""
+    result = run_portal_bench(
+        count=count, width=width, height=height, workers=workers, chromium=chromium
+    )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    typer.echo(
+        f"portal: {result.photos} photos {result.width}x{result.height} "
+        f"({result.total_megabytes} MB JPEG), Chromium {result.chromium}, "
+        f"{result.browser_workers} workers"
+    )
+    typer.echo(
+        f"  browser (PDQ+8 dihedral, MD5, SHA-256): {result.browser_seconds:.2f} s "
+        f"({result.browser_ms_per_photo:.0f} ms/photo); target <= {result.target_seconds:g} s: "
+        f"{'met' if result.within_target else 'NOT met'}"
+    )
+    if result.browser_cpu_seconds is not None:
+        typer.echo(f"  browser CPU time (all its processes): {result.browser_cpu_seconds:.2f} s")
+    typer.echo(
+        f"  anchor ({result.anchor}): {result.anchor_seconds:.2f} s "
+        f"(CPU {result.anchor_cpu_seconds:.2f} s)"
+    )
+    typer.echo(
+        f"  ratio browser/anchor: {result.ratio:.2f}x; "
+        f"max PDQ distance browser vs anchor: {result.max_pdq_distance} bits"
+    )
+    typer.echo(f"  machine: {result.machine}; load average at start {result.load_average}")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add this domain's commands to the root app and the bench group."""
+    bench.command("portal")(bench_portal)

@@ -38,7 +38,8 @@ class TokenBucket:
     def delay(self) -> float:
         """Seconds until one token is available (0 if one is available now)."""
         self._refill()
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+        # A tolerance: float refills can stop a hair short of 1 and never quite arrive.
+        return 0.0 if self._tokens >= 1 - 1e-9 else (1 - self._tokens) / self.rate
 
     def take(self) -> None:
         """Spend one token (call only when :meth:`delay` is 0)."""

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     telegram_file_limit_bytes: int | None = Field(
         default=None,
         ge=1,
-        description="Largest file the bot downloads; default 20 MB (cloud API) or 2000 MB (self-hosted).",
+        description="Largest file the bot downloads; default 20 MB cloud, 2000 MB self-hosted.",
     )
     telegram_webhook_url: str | None = Field(
         default=None,
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     telegram_webhook_secret: SecretStr | None = Field(
         default=None,
-        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -).",
+        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 [A-Za-z0-9_-]).",
     )
     telegram_portal_url: str = Field(
         default="http://localhost:8080/protect",

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from redress.connectors.telegram.bot import GroupGuard
 from redress.connectors.telegram.errors import WebhookSecretError
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 WEBHOOK_PATH = "/telegram/webhook"
 
 

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     telegram_webhook_secret: SecretStr | None = Field(
         default=None,
-        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 [A-Za-z0-9_-]).",
+        description="Secret Telegram sends in the X-Telegram-Bot-Api-Secret-Token header.",
     )
     telegram_portal_url: str = Field(
         default="http://localhost:8080/protect",

@@ -18,6 +18,7 @@ and ``redress bench telegram`` use this sink. It is small but real:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
@@ -148,7 +149,8 @@ class EmbeddedSink:
             return Decision(Outcome.REVIEW, reason=f"not fetched: {media.content.reason}")
         if not _is_image(media):
             return Decision(Outcome.IGNORE, reason="video is matched by the pipeline (vPDQ)")
-        bits, quality = pdq_of_image(media.content)
+        # In a worker thread: Pillow's decoding releases the GIL, so chats overlap.
+        bits, quality = await asyncio.to_thread(pdq_of_image, media.content)
         if quality < self.quality_min:
             return Decision(Outcome.IGNORE, reason=f"not hashable reliably (quality {quality})")
         hits = self.index.search(bits, self.threshold)

@@ -68,6 +68,7 @@ class GuardOptions:
     portal_url: str
     poll_timeout: int = 30
     poll_backoff_max: float = 60.0
+    concurrency: int = 8  # chats handled at once; one chat's updates stay in order
 
 
 @dataclass(slots=True)
@@ -128,7 +129,9 @@ class GroupGuard:
         self.options = options
         self.bot_id: int | None = None
         self.offset: int | None = None
-        self._lock = asyncio.Lock()  # one update at a time: records and offset stay ordered
+        # One chat's updates are handled one at a time, in order; chats run side by side.
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(max(1, options.concurrency))
         self._noticed_albums: OrderedDict[tuple[int, str], None] = OrderedDict()
 
     async def start(self) -> int:
@@ -145,18 +148,36 @@ class GroupGuard:
     # -- polling ---------------------------------------------------------------
 
     async def poll_once(self) -> int:
-        """One getUpdates round; handles each update in order; returns how many arrived."""
+        """One getUpdates round; returns how many updates arrived.
+
+        Updates of different chats are handled concurrently, each chat's in
+        order. The offset advances only when the whole batch is handled; a crash
+        midway re-delivers the batch and the (chat, message, edit) keys already
+        recorded make the repeat a no-op.
+        """
         if self.bot_id is None:
             await self.start()
         updates = await self.api.get_updates(
             offset=self.offset, timeout=self.options.poll_timeout, allowed_updates=ALLOWED_UPDATES
         )
+        lanes: dict[object, list[Any]] = {}
+        newest: int | None = None
         for raw in updates:
             update_id = raw.get("update_id") if isinstance(raw, dict) else None
-            if isinstance(update_id, int) and self.offset is not None and update_id < self.offset:
-                continue  # already handled before a restart
-            next_offset = update_id + 1 if isinstance(update_id, int) else None
-            await self.handle(raw, next_offset=next_offset)
+            if isinstance(update_id, int):
+                if self.offset is not None and update_id < self.offset:
+                    continue  # already handled before a restart
+                newest = update_id if newest is None else max(newest, update_id)
+            lanes.setdefault(_chat_of(raw), []).append(raw)
+
+        async def lane(items: list[Any]) -> None:
+            async with self._slots:
+                for raw in items:
+                    await self.handle(raw)
+
+        await asyncio.gather(*(lane(items) for items in lanes.values()))
+        if newest is not None:
+            self._commit(_Pending(None), None, newest + 1)
         return len(updates)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -180,7 +201,9 @@ class GroupGuard:
 
     async def handle(self, raw: Any, *, next_offset: int | None = None) -> HandleResult:
         """Handle one raw update completely, then persist its records (and the offset)."""
-        async with self._lock:
+        chat = _chat_of(raw)
+        lock = self._chat_locks.setdefault(chat if isinstance(chat, int) else 0, asyncio.Lock())
+        async with lock:
             raw_id = raw.get("update_id") if isinstance(raw, dict) else None
             pending = _Pending(raw_id if isinstance(raw_id, int) else None)
             key: tuple[int, int, int] | None = None
@@ -499,6 +522,18 @@ class GroupGuard:
                 chat_id=msg.chat.id,
                 message_id=msg.message_id,
             )
+
+
+def _chat_of(raw: Any) -> object:
+    """The chat id an update belongs to, read leniently (for ordering, not for trust)."""
+    if isinstance(raw, dict):
+        for name in ("message", "edited_message", "channel_post", "edited_channel_post"):
+            msg = raw.get(name)
+            if isinstance(msg, dict) and isinstance(msg.get("chat"), dict):
+                chat_id = msg["chat"].get("id")
+                if isinstance(chat_id, int):
+                    return chat_id
+    return None
 
 
 def _hint(action: ActionKind, exc: RedressError) -> str:

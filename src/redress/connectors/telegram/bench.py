@@ -64,25 +64,32 @@ class BenchResult:
         return {
             "bot": {
                 "media_messages": self.messages,
-                "media_per_s": round(self.bot_media_per_s, 1),
-                "anchor_sink_alone_per_s": round(self.sink_media_per_s, 1),
-                "ratio_to_sink_alone": round(self.bot_media_per_s / self.sink_media_per_s, 3),
+                "media_per_s": _sig(self.bot_media_per_s),
+                "anchor_sink_alone_per_s": _sig(self.sink_media_per_s),
+                "ratio_to_sink_alone": _sig(self.bot_media_per_s / self.sink_media_per_s),
                 "target_per_s": TARGET_MEDIA_PER_S,
-                "ratio_to_target": round(self.bot_media_per_s / TARGET_MEDIA_PER_S, 2),
+                "ratio_to_target": _sig(self.bot_media_per_s / TARGET_MEDIA_PER_S),
                 "bank_size": self.bank_size,
                 "sink": "in-process EmbeddedSink (PDQ + brute-force index), pipeline not merged",
             },
             "export": {
                 "messages": self.export_messages,
                 "media": self.export_media,
-                "messages_per_s": round(self.export_messages_per_s, 1),
-                "media_per_s": round(self.export_media_per_s, 1),
-                "anchor_ijson_parse_messages_per_s": round(self.ijson_messages_per_s, 1),
-                "ratio_to_ijson_parse": round(
-                    self.export_messages_per_s / self.ijson_messages_per_s, 3
+                "messages_per_s": _sig(self.export_messages_per_s),
+                "media_per_s": _sig(self.export_media_per_s),
+                "anchor_sink_alone_media_per_s": _sig(self.sink_media_per_s),
+                "media_ratio_to_sink_alone": _sig(self.export_media_per_s / self.sink_media_per_s),
+                "anchor_ijson_parse_messages_per_s": _sig(self.ijson_messages_per_s),
+                "ratio_to_ijson_parse": _sig(
+                    self.export_messages_per_s / self.ijson_messages_per_s
                 ),
             },
         }
+
+
+def _sig(value: float) -> float:
+    """Four significant figures: small ratios stay readable instead of rounding to 0."""
+    return float(f"{value:.4g}")
 
 
 def _sink(images: list[bytes], evidence: Path, bank_size: int) -> EmbeddedSink:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.connectors.embedded import EmbeddedSink
-from redress.connectors.interfaces import ActionKind, MediaOrigin
+from redress.connectors.interfaces import (
+    ActionKind,
+    Decision,
+    IncomingMedia,
+    MediaOrigin,
+    UserReport,
+)
 from redress.connectors.telegram.bot import GroupGuard, GuardOptions
 from redress.connectors.telegram.client import BotApiClient
 from redress.connectors.telegram.store import GroupSettings, RecordKind, RecordRead, TelegramStore
@@ -390,3 +398,53 @@ async def test_restart_resumes_at_the_persisted_offset_without_double_processing
     assert len(records(sessions, RecordKind.SCANNED)) == 2
     assert records(sessions, RecordKind.MALFORMED) == []  # the stale update was not re-read
     assert second.offset == fake.updates[-1]["update_id"] + 1
+
+
+class InterleavingSink:
+    """Really hashes (via the embedded sink) but yields to the loop mid-way, logging order."""
+
+    def __init__(self, inner: EmbeddedSink) -> None:
+        self.inner = inner
+        self.log: list[tuple[int, int, str]] = []
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        facts = media.message
+        self.log.append((facts.chat_id, facts.message_id, "start"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        decision = await self.inner.receive(media)
+        self.log.append((facts.chat_id, facts.message_id, "end"))
+        return decision
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_chats_run_side_by_side_while_each_chat_keeps_its_order(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    other = chat(-1005555555555, "Other group")
+    setup_group(fake)
+    fake.add_chat(other)
+    for n in range(3):
+        for group in (GROUP, other):
+            fake.push(
+                "message", fake.message(group, ALICE, photo=fake.photo_sizes(jpeg(64, 64, n)))
+            )
+    logging_sink = InterleavingSink(sink)
+    guard = GroupGuard(api, logging_sink, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    for group in (GROUP, other):
+        mine = [(m, e) for c, m, e in logging_sink.log if c == group["id"]]
+        # Within a chat: strictly one after another, in message order.
+        assert mine == [
+            (1, "start"),
+            (1, "end"),
+            (2, "start"),
+            (2, "end"),
+            (3, "start"),
+            (3, "end"),
+        ]
+    first_end = next(i for i, entry in enumerate(logging_sink.log) if entry[2] == "end")
+    assert {c for c, _, _ in logging_sink.log[:first_end]} == {GROUP["id"], other["id"]}
+    assert len(records(sessions, RecordKind.SCANNED)) == 6

@@ -207,6 +207,13 @@ async def test_bot_not_admin_records_an_alert_and_carries_on(
     assert alerts[0].detail["error"].endswith("Bad Request: message can't be deleted")
     assert "admin" in alerts[0].detail["hint"]
     assert (GROUP["id"], first["message_id"]) in fake.messages  # still there: nothing crashed
+    [rights] = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "check_rights"
+    ]
+    assert rights.detail["error"] == (
+        "the bot is member without can_delete_messages, can_restrict_members"
+    )
+    assert len(fake.called("getChatMember")) == 1  # checked once per group
     assert guard.offset == fake.updates[-1]["update_id"] + 1
 
 

@@ -133,6 +133,7 @@ class GroupGuard:
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(max(1, options.concurrency))
         self._noticed_albums: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self._rights_checked: set[int] = set()
 
     async def start(self) -> int:
         """Identify the bot (getMe) and load its persisted offset; return the bot's user id."""
@@ -278,6 +279,7 @@ class GroupGuard:
         if not group.enabled:
             pending.add(RecordKind.SKIPPED, reason="group disabled", **where)
             return
+        await self._check_rights(msg.chat.id, pending)
         if not msg.media:
             if not _CONTENT_KEYS.intersection(msg.raw):
                 kinds = sorted(k for k in msg.raw if k not in {"message_id", "date", "chat"})
@@ -456,6 +458,32 @@ class GroupGuard:
                     evidence=evidence,
                     **where,
                 )
+
+    async def _check_rights(self, chat_id: int, pending: _Pending) -> None:
+        """Once per group and process: alert early when the bot cannot delete or ban."""
+        if chat_id in self._rights_checked or self.bot_id is None:
+            return
+        self._rights_checked.add(chat_id)
+        try:
+            member = await self.api.get_chat_member(chat_id, self.bot_id)
+        except (BotApiError, BotApiNetworkError) as exc:
+            self._rights_checked.discard(chat_id)  # try again with the next message
+            _log.warning("getChatMember failed in chat %s: %s", chat_id, exc.code)
+            return
+        missing = [
+            right
+            for right in ("can_delete_messages", "can_restrict_members")
+            if member.get("status") != "creator" and not member.get(right)
+        ]
+        if missing:
+            pending.add(
+                RecordKind.ALERT,
+                action="check_rights",
+                code="missing_admin_rights",
+                error=f"the bot is {member.get('status', 'unknown')} without {', '.join(missing)}",
+                hint="make the bot an admin with 'Delete messages' and 'Ban users'",
+                chat_id=chat_id,
+            )
 
     async def _report(self, raw: str, msg: Message, pending: _Pending) -> None:
         where = {"chat_id": msg.chat.id, "message_id": msg.message_id}

@@ -18,10 +18,12 @@ export folder (``../../etc/passwd``) become records; the import continues.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import json
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -261,8 +263,10 @@ class ExportImporter:
         usernames: Mapping[int, str] | None = None,
         max_file_bytes: int = 2 * 1024**3,
         banks: tuple[str, ...] = (),
+        concurrency: int = 4,
     ) -> None:
         self.sink = sink
+        self.concurrency = max(1, concurrency)
         self.usernames = dict(usernames or {})
         self.max_file_bytes = max_file_bytes
         self.banks = banks
@@ -280,28 +284,38 @@ class ExportImporter:
             stream = result.open("rb")
         except OSError as exc:
             raise ExportError(f"cannot open {result}: {exc.strerror}") from exc
-        with stream:
-            for chat, message in iter_messages(stream):
-                tally.messages += 1
-                if message.get("type", "message") == "message":
-                    record = await self._message(root, chat, message)
-                    if record is not None:
-                        tally.media += 1
-                        tally.count(record.kind)
-                        yield record
-                if on_progress is not None and tally.messages % 200 == 0:
-                    tally.bytes_read = stream.tell()
+        # A small window of items in flight (hashing runs in worker threads); records
+        # still come out in export order, and memory stays bounded by the window.
+        window: deque[asyncio.Task[ExportRecord]] = deque()
+        try:
+            with stream:
+                for chat, message in iter_messages(stream):
+                    tally.messages += 1
+                    if message.get("type", "message") == "message" and _media_of(message):
+                        window.append(asyncio.create_task(self._message(root, chat, message)))
+                        if len(window) >= self.concurrency:
+                            yield self._counted(await window.popleft(), tally)
+                    if on_progress is not None and tally.messages % 200 == 0:
+                        tally.bytes_read = stream.tell()
+                        on_progress(tally)
+                while window:
+                    yield self._counted(await window.popleft(), tally)
+                tally.bytes_read = tally.bytes_total
+                if on_progress is not None:
                     on_progress(tally)
-            tally.bytes_read = tally.bytes_total
-            if on_progress is not None:
-                on_progress(tally)
+        finally:
+            for task in window:  # the consumer stopped early, or parsing failed
+                task.cancel()
 
-    async def _message(
-        self, root: Path, chat: ExportChat, message: dict[str, Any]
-    ) -> ExportRecord | None:
+    @staticmethod
+    def _counted(record: ExportRecord, tally: ImportTally) -> ExportRecord:
+        tally.media += 1
+        tally.count(record.kind)
+        return record
+
+    async def _message(self, root: Path, chat: ExportChat, message: dict[str, Any]) -> ExportRecord:
         found = _media_of(message)
-        if found is None:
-            return None
+        assert found is not None  # the caller checked
         kind, relative, mime = found
         message_id = message.get("id") if isinstance(message.get("id"), int) else 0
         assert isinstance(message_id, int)

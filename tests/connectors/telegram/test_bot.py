@@ -455,3 +455,69 @@ async def test_chats_run_side_by_side_while_each_chat_keeps_its_order(
     first_end = next(i for i, entry in enumerate(logging_sink.log) if entry[2] == "end")
     assert {c for c, _, _ in logging_sink.log[:first_end]} == {GROUP["id"], other["id"]}
     assert len(records(sessions, RecordKind.SCANNED)) == 6
+
+
+class PolicySink:
+    """The embedded sink's real match, with another policy's actions (and evidence or not)."""
+
+    def __init__(
+        self, inner: EmbeddedSink, actions: tuple[ActionKind, ...], evidence: bool
+    ) -> None:
+        self.inner = inner
+        self.actions = actions
+        self.evidence = evidence
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        decision = await self.inner.receive(media)
+        if decision.outcome.value != "act":
+            return decision
+        return Decision(
+            decision.outcome,
+            self.actions,
+            decision.evidence_ref if self.evidence else None,
+            decision.matches,
+        )
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_no_deletion_without_evidence(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    msg = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    fake.push("message", msg)
+    policy = PolicySink(sink, (ActionKind.DELETE_MESSAGE,), evidence=False)
+    guard = GroupGuard(api, policy, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    assert fake.called("deleteMessage") == []
+    assert (GROUP["id"], msg["message_id"]) in fake.messages
+    [alert] = records(sessions, RecordKind.ALERT)
+    assert alert.detail["code"] == "evidence_missing"
+
+
+async def test_restrict_instead_of_ban_when_the_policy_says_so(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    with sessions.begin() as session:
+        TelegramStore(session).put_group(
+            GroupSettings(
+                chat_id=GROUP["id"],
+                outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.RESTRICT_SENDER),
+            )
+        )
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    policy = PolicySink(
+        sink,
+        (ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER),
+        evidence=True,
+    )
+    guard = GroupGuard(api, policy, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    # The ban is not among the group's outcomes: the sender is restricted instead.
+    assert fake.called("banChatMember") == []
+    assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "restricted"
+    actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
+    assert actions == ["delete_message", "restrict_sender"]

@@ -71,6 +71,7 @@ def root(
 
 def _register_domains() -> None:
     # Imported here so that `redress --help` stays fast and each domain owns its commands.
+    from redress.connectors.telegram import cli as telegram_cli
     from redress.evidence import cli as evidence_cli
     from redress.index import cli as index_cli
     from redress.signals import cli as signals_cli
@@ -82,6 +83,7 @@ def _register_domains() -> None:
     store_cli.register(app, bench_app)
     evidence_cli.register(app, bench_app)
     web_cli.register(app, bench_app)
+    telegram_cli.register(app, bench_app)
 
 
 def _crash_report(exc: BaseException) -> str | None:

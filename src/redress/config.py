@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,42 @@ class Settings(BaseSettings):
         default=2 * 1024**3,
         ge=1,
         description="Files larger than this are refused before decoding.",
+    )
+
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        description="Telegram bot token from @BotFather (never logged). Or use the token file.",
+    )
+    telegram_bot_token_file: Path | None = Field(
+        default=None,
+        description="A file holding the Telegram bot token (e.g. a Docker/Kubernetes secret).",
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API server; point it at a self-hosted telegram-bot-api to fetch > 20 MB.",
+    )
+    telegram_file_limit_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest file the bot downloads; default 20 MB cloud, 2000 MB self-hosted.",
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None,
+        description="Public HTTPS URL Telegram posts updates to; unset: long polling.",
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret Telegram sends in the X-Telegram-Bot-Api-Secret-Token header.",
+    )
+    telegram_portal_url: str = Field(
+        default="http://localhost:8080/protect",
+        description="The victim portal URL the bot's /start message points to.",
+    )
+    telegram_poll_timeout: int = Field(
+        default=30,
+        ge=0,
+        le=50,
+        description="Long-polling timeout of getUpdates, in seconds.",
     )
 
     @field_validator("home")

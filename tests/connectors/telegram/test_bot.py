@@ -1,0 +1,523 @@
+"""The group-guard bot against the fake Bot API, with a sink that really hashes and matches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from redress.connectors.embedded import EmbeddedSink
+from redress.connectors.interfaces import (
+    ActionKind,
+    Decision,
+    IncomingMedia,
+    MediaOrigin,
+    UserReport,
+)
+from redress.connectors.telegram.bot import GroupGuard, GuardOptions
+from redress.connectors.telegram.client import BotApiClient
+from redress.connectors.telegram.store import GroupSettings, RecordKind, RecordRead, TelegramStore
+
+from .fake_bot_api import FakeBotApi, chat, jpeg, private_chat, user, webp
+
+pytestmark = pytest.mark.anyio
+
+GROUP = chat(-1001234567890, "Guarded group")
+ALICE = user(501, "Alice", username="alice", language_code="en")
+MALLORY = user(666, "Mallory", username="mallory")
+
+
+def records(sessions: sessionmaker[Session], *kinds: RecordKind) -> list[RecordRead]:
+    with sessions() as session:
+        return TelegramStore(session).records(kinds)
+
+
+def setup_group(fake: FakeBotApi, **rights: bool) -> None:
+    fake.add_chat(GROUP, **rights)
+    fake.add_member(GROUP["id"], ALICE)
+    fake.add_member(GROUP["id"], MALLORY)
+
+
+async def test_known_photo_is_preserved_then_deleted_and_a_notice_posted(
+    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    msg = fake.message(
+        GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, seed=2)), caption="her name is ..."
+    )
+    fake.push("message", msg)
+    innocent = fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, seed=40)))
+    fake.push("message", innocent)
+
+    assert await guard.poll_once() == 2
+
+    assert (GROUP["id"], msg["message_id"]) not in fake.messages  # deleted
+    assert (GROUP["id"], innocent["message_id"]) in fake.messages  # left alone
+    scanned = records(sessions, RecordKind.SCANNED)
+    assert [r.detail["outcome"] for r in scanned] == ["act", "ignore"]
+    hit = scanned[0]
+    assert hit.detail["matches"][0].startswith("victim-bank/image-2@")
+    assert hit.detail["caption"] == "her name is ..."
+    assert hit.detail["link"] == f"https://t.me/c/1234567890/{msg['message_id']}"
+    # The largest PhotoSize was fetched, not the thumbnail.
+    assert fake.called("getFile")[0]["file_id"] == msg["photo"][-1]["file_id"]
+    # Evidence exists on disk before the deletion record names it.
+    evidence = hit.detail["evidence_ref"]
+    digest = evidence.removeprefix("sha256:")
+    assert (sink.evidence_dir / digest[:2] / digest / "original").read_bytes() == jpeg(256, 256, 2)
+    actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
+    assert actions == ["delete_message", "post_notice"]
+    assert "removed" in fake.sent[-1]["text"]
+    order = [name for name, _ in fake.calls]
+    assert order.index("deleteMessage") > order.index("getFile")
+
+
+async def test_second_match_by_the_same_sender_bans_them(
+    fake: FakeBotApi, guard: GroupGuard
+) -> None:
+    setup_group(fake)
+    for seed in (1, 3):
+        fake.push(
+            "message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, seed)))
+        )
+    await guard.poll_once()
+    assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "kicked"
+    assert len(fake.called("banChatMember")) == 1
+
+
+async def test_album_items_are_each_scanned_and_grouped_with_one_notice(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    album = "13578642907531"
+    for seed in (1, 50, 2):
+        fake.push(
+            "message",
+            fake.message(
+                GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, seed)), media_group_id=album
+            ),
+        )
+    await guard.poll_once()
+    scanned = records(sessions, RecordKind.SCANNED)
+    assert [r.media_group_id for r in scanned] == [album] * 3
+    assert [r.detail["outcome"] for r in scanned] == ["act", "ignore", "act"]
+    assert len(fake.called("deleteMessage")) == 2
+    assert len(fake.called("sendMessage")) == 1  # one notice for the album
+
+
+async def test_forward_keeps_the_origin(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    origin = {
+        "type": "channel",
+        "date": 1700000000,
+        "chat": {"id": -1009876543210, "type": "channel", "title": "Leaks", "username": "leaks"},
+        "message_id": 77,
+    }
+    fake.push(
+        "message",
+        fake.message(
+            GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 3)), forward_origin=origin
+        ),
+    )
+    await guard.poll_once()
+    [scan] = records(sessions, RecordKind.SCANNED)
+    assert scan.detail["forward_origin"] == (
+        "channel -1009876543210 (Leaks) message 77 https://t.me/leaks/77"
+    )
+
+
+async def test_edited_message_rescans_the_new_media_once(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    original = fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 60)))
+    fake.push("message", original)
+    edited = dict(
+        original, photo=fake.photo_sizes(jpeg(256, 256, 1)), edit_date=original["date"] + 30
+    )
+    fake.push("edited_message", edited)
+    fake.push("edited_message", edited)  # Telegram may deliver an edit twice
+    await guard.poll_once()
+    scanned = records(sessions, RecordKind.SCANNED)
+    assert [(r.detail["origin"], r.detail["outcome"]) for r in scanned] == [
+        (str(MediaOrigin.ARRIVAL), "ignore"),
+        (str(MediaOrigin.EDIT), "act"),
+    ]
+    assert len(records(sessions, RecordKind.DUPLICATE)) == 1
+    assert len(fake.called("deleteMessage")) == 1
+
+
+async def test_oversize_file_is_a_too_large_record_not_a_crash(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    # The message says 25 MB; so does getFile's refusal ("Bad Request: file is too big").
+    video = fake.video(b"\x00" * 1024, size=25 * 1024 * 1024)
+    fake.push("message", fake.message(GROUP, ALICE, video=video))
+    unsized = dict(fake.video(b"\x00" * 1024, size=30 * 1024 * 1024))
+    unsized.pop("file_size")  # the size is optional in Video: getFile must refuse it
+    fake.push("message", fake.message(GROUP, ALICE, video=unsized))
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await guard.poll_once()
+    too_large = records(sessions, RecordKind.TOO_LARGE)
+    assert [r.detail["size"] for r in too_large] == [25 * 1024 * 1024, None]
+    assert all("20 MB" in r.detail["reason"] for r in too_large)
+    assert len(fake.called("getFile")) == 2  # the first was refused before asking
+    scanned = records(sessions, RecordKind.SCANNED)
+    assert [r.detail["outcome"] for r in scanned] == ["review", "review", "act"]
+
+
+async def test_self_hosted_server_lifts_the_limit(
+    fake: FakeBotApi, http: object, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    import httpx
+
+    assert isinstance(http, httpx.AsyncClient)
+    fake.file_limit = None
+    setup_group(fake)
+    big = jpeg(256, 256, 2) + b"\x00" * (21 * 1024 * 1024)  # trailing bytes: a 21 MB JPEG
+    fake.push(
+        "message", fake.message(GROUP, ALICE, document=fake.document(big, "image/jpeg", "x.jpg"))
+    )
+    api = BotApiClient(http, fake.token, base_url="http://bot-api.local:8081")
+    try:
+        guard = GroupGuard(api, sink, sessions, GuardOptions(portal_url="https://x/protect"))
+        await guard.poll_once()
+    finally:
+        api.close()
+    assert records(sessions, RecordKind.TOO_LARGE) == []
+    assert [r.detail["outcome"] for r in records(sessions, RecordKind.SCANNED)] == ["act"]
+
+
+async def test_bot_not_admin_records_an_alert_and_carries_on(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake, bot_admin=False)
+    first = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    fake.push("message", first)
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 2))))
+    assert await guard.poll_once() == 2
+    alerts = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "delete_message"
+    ]
+    assert len(alerts) == 2
+    assert alerts[0].detail["error"].endswith("Bad Request: message can't be deleted")
+    assert "admin" in alerts[0].detail["hint"]
+    assert (GROUP["id"], first["message_id"]) in fake.messages  # still there: nothing crashed
+    [rights] = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "check_rights"
+    ]
+    assert rights.detail["error"] == (
+        "the bot is member without can_delete_messages, can_restrict_members"
+    )
+    assert len(fake.called("getChatMember")) == 1  # checked once per group
+    assert guard.offset == fake.updates[-1]["update_id"] + 1
+
+
+async def test_message_already_gone_is_recorded(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    msg = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    fake.messages.discard((GROUP["id"], msg["message_id"]))  # self-destructed meanwhile
+    fake.push("message", msg)
+    await guard.poll_once()
+    [alert] = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "delete_message"
+    ]
+    assert "message to delete not found" in alert.detail["error"]
+
+
+async def test_group_settings_choose_outcomes_and_notice(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    with sessions.begin() as session:
+        TelegramStore(session).put_group(
+            GroupSettings(
+                chat_id=GROUP["id"],
+                outcomes=(ActionKind.POST_NOTICE,),
+                notice_text="已删除",
+                language="zh",
+            )
+        )
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await guard.poll_once()
+    assert fake.called("deleteMessage") == []
+    assert fake.sent[-1]["text"] == "已删除"
+
+
+async def test_disabled_group_is_not_scanned(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    with sessions.begin() as session:
+        TelegramStore(session).put_group(GroupSettings(chat_id=GROUP["id"], enabled=False))
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await guard.poll_once()
+    assert fake.called("getFile") == []
+    assert records(sessions, RecordKind.SKIPPED)[0].detail["reason"] == "group disabled"
+
+
+async def test_every_media_kind_is_scanned(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    image = jpeg(256, 256, 1)
+    fake.push("message", fake.message(GROUP, ALICE, sticker=fake.sticker(webp(256, 256, 1))))
+    fake.push("message", fake.message(GROUP, ALICE, sticker=fake.sticker(b"tgs", is_animated=True)))
+    fake.push(
+        "message", fake.message(GROUP, ALICE, document=fake.document(image, "image/jpeg", "a.jpg"))
+    )
+    fake.push(
+        "message",
+        fake.message(GROUP, ALICE, document=fake.document(b"%PDF", "application/pdf", "a.pdf")),
+    )
+    animation = fake.video(b"gif-as-mp4", kind="animation")
+    fake.push("message", fake.message(GROUP, ALICE, animation=animation, document=animation))
+    fake.push(
+        "message", fake.message(GROUP, ALICE, video_note=fake.video(b"round", kind="video_note"))
+    )
+    fake.push("message", fake.message(GROUP, ALICE, video=fake.video(b"mp4")))
+    await guard.poll_once()
+    kinds = [(r.detail["kind"], r.detail["outcome"]) for r in records(sessions, RecordKind.SCANNED)]
+    assert kinds == [
+        ("sticker", "act"),
+        ("document", "act"),
+        ("animation", "ignore"),
+        ("video_note", "ignore"),
+        ("video", "ignore"),
+    ]
+
+
+async def test_malformed_and_unknown_updates_are_recorded_and_skipped(
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    fake.push_raw({"message": {"message_id": "seven", "chat": GROUP, "date": 1}})
+    fake.push_raw({"message": {"message_id": 8, "date": 1}})  # no chat
+    fake.push_raw({"message": {"message_id": 9, "chat": GROUP, "date": 1, "photo": []}})
+    fake.push_raw({"poll": {"id": "1", "question": "?"}})
+    fake.push("message", fake.message(GROUP, ALICE, dice={"emoji": "🎲", "value": 3}))
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    assert await guard.poll_once() == 6
+    malformed = records(sessions, RecordKind.MALFORMED)
+    assert len(malformed) == 3
+    assert "message_id must be an integer" in malformed[0].detail["error"]
+    skipped = sorted(r.detail["reason"] for r in records(sessions, RecordKind.SKIPPED))
+    assert skipped == ["no media", "update kind 'poll'"]
+    assert [r.detail["outcome"] for r in records(sessions, RecordKind.SCANNED)] == ["act"]
+
+
+async def test_rate_limited_notice_waits_retry_after_then_succeeds(
+    fake: FakeBotApi, guard: GroupGuard, sleeps: list[float], sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    fake.rate_limit("sendMessage", retry_after=7)
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await guard.poll_once()
+    assert 7 in sleeps
+    assert len(fake.called("sendMessage")) == 2
+    assert len(fake.sent) == 1
+    assert records(sessions, RecordKind.ALERT) == []
+
+
+async def test_report_files_into_the_sink_and_acknowledges_privately(
+    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    fake.started.add(ALICE["id"])
+    target = fake.message(
+        GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 70)), caption="look"
+    )
+    fake.push("message", fake.message(GROUP, ALICE, text="/report", reply_to_message=target))
+    await guard.poll_once()
+    [report] = sink.reports
+    assert report.reporter.id == ALICE["id"]
+    assert report.message.message_id == target["message_id"]
+    assert report.media[0].origin is MediaOrigin.REPORT
+    assert isinstance(report.media[0].content, bytes)
+    [row] = records(sessions, RecordKind.REPORT)
+    assert row.detail["reference"] == "R-1"
+    ack = fake.sent[-1]
+    assert ack["chat"]["id"] == ALICE["id"]
+    assert "R-1" in ack["text"]
+
+
+async def test_report_ack_to_a_user_who_never_started_the_bot_is_recorded(
+    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    fake.blocked.add(ALICE["id"])
+    target = fake.message(GROUP, MALLORY, text="her address is ...")
+    fake.push(
+        "message",
+        fake.message(GROUP, ALICE, text="/report@redress_guard_bot", reply_to_message=target),
+    )
+    await guard.poll_once()
+    assert len(sink.reports) == 1
+    [alert] = records(sessions, RecordKind.ALERT)
+    assert alert.detail["action"] == "acknowledge_report"
+    assert alert.detail["error"].endswith("Forbidden: bot was blocked by the user")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("en", "protect your images"), ("zh-hans", "保护你的照片"), (None, "protect")],
+)
+async def test_start_explains_the_portal_in_her_language(
+    fake: FakeBotApi, guard: GroupGuard, language: str | None, expected: str
+) -> None:
+    victim = user(777, "V", language_code=language)
+    fake.started.add(777)
+    fake.push("message", fake.message(private_chat(victim), victim, text="/start"))
+    await guard.poll_once()
+    [sent] = fake.sent
+    assert expected in sent["text"]
+    assert "https://redress.example/protect" in sent["text"]
+
+
+async def test_restart_resumes_at_the_persisted_offset_without_double_processing(
+    fake: FakeBotApi,
+    api: BotApiClient,
+    sink: EmbeddedSink,
+    sessions: sessionmaker[Session],
+) -> None:
+    setup_group(fake)
+    options = GuardOptions(portal_url="https://x/protect")
+    first = GroupGuard(api, sink, sessions, options)
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await first.poll_once()
+    handled = fake.updates[-1]["update_id"]
+
+    # A new process: same database, and Telegram re-sends the handled update (offset not yet
+    # confirmed on its side) followed by a new one.
+    fake.updates.appendleft({"update_id": handled - 1, "message": {"junk": True}})
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 2))))
+    second = GroupGuard(api, sink, sessions, options)
+    await second.start()
+    assert second.offset == handled + 1
+    await second.poll_once()
+    assert fake.called("getUpdates")[-1]["offset"] == handled + 1
+    assert len(records(sessions, RecordKind.SCANNED)) == 2
+    assert records(sessions, RecordKind.MALFORMED) == []  # the stale update was not re-read
+    assert second.offset == fake.updates[-1]["update_id"] + 1
+
+
+class InterleavingSink:
+    """Really hashes (via the embedded sink) but yields to the loop mid-way, logging order."""
+
+    def __init__(self, inner: EmbeddedSink) -> None:
+        self.inner = inner
+        self.log: list[tuple[int, int, str]] = []
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        facts = media.message
+        self.log.append((facts.chat_id, facts.message_id, "start"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        decision = await self.inner.receive(media)
+        self.log.append((facts.chat_id, facts.message_id, "end"))
+        return decision
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_chats_run_side_by_side_while_each_chat_keeps_its_order(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    other = chat(-1005555555555, "Other group")
+    setup_group(fake)
+    fake.add_chat(other)
+    for n in range(3):
+        for group in (GROUP, other):
+            fake.push(
+                "message", fake.message(group, ALICE, photo=fake.photo_sizes(jpeg(64, 64, n)))
+            )
+    logging_sink = InterleavingSink(sink)
+    guard = GroupGuard(api, logging_sink, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    for group in (GROUP, other):
+        mine = [(m, e) for c, m, e in logging_sink.log if c == group["id"]]
+        # Within a chat: strictly one after another, in message order.
+        assert mine == [
+            (1, "start"),
+            (1, "end"),
+            (2, "start"),
+            (2, "end"),
+            (3, "start"),
+            (3, "end"),
+        ]
+    first_end = next(i for i, entry in enumerate(logging_sink.log) if entry[2] == "end")
+    assert {c for c, _, _ in logging_sink.log[:first_end]} == {GROUP["id"], other["id"]}
+    assert len(records(sessions, RecordKind.SCANNED)) == 6
+
+
+class PolicySink:
+    """The embedded sink's real match, with another policy's actions (and evidence or not)."""
+
+    def __init__(
+        self, inner: EmbeddedSink, actions: tuple[ActionKind, ...], evidence: bool
+    ) -> None:
+        self.inner = inner
+        self.actions = actions
+        self.evidence = evidence
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        decision = await self.inner.receive(media)
+        if decision.outcome.value != "act":
+            return decision
+        return Decision(
+            decision.outcome,
+            self.actions,
+            decision.evidence_ref if self.evidence else None,
+            decision.matches,
+        )
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_no_deletion_without_evidence(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    msg = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    fake.push("message", msg)
+    policy = PolicySink(sink, (ActionKind.DELETE_MESSAGE,), evidence=False)
+    guard = GroupGuard(api, policy, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    assert fake.called("deleteMessage") == []
+    assert (GROUP["id"], msg["message_id"]) in fake.messages
+    [alert] = records(sessions, RecordKind.ALERT)
+    assert alert.detail["code"] == "evidence_missing"
+
+
+async def test_restrict_instead_of_ban_when_the_policy_says_so(
+    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    with sessions.begin() as session:
+        TelegramStore(session).put_group(
+            GroupSettings(
+                chat_id=GROUP["id"],
+                outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.RESTRICT_SENDER),
+            )
+        )
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    policy = PolicySink(
+        sink,
+        (ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER),
+        evidence=True,
+    )
+    guard = GroupGuard(api, policy, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    # The ban is not among the group's outcomes: the sender is restricted instead.
+    assert fake.called("banChatMember") == []
+    assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "restricted"
+    actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
+    assert actions == ["delete_message", "restrict_sender"]

@@ -214,7 +214,8 @@ class TimestampAuthority:
                 builder.build().verify_message(response, data)
             except VerificationError as exc:
                 raise TimestampAuthorityError(
-                    f"the TSA's timestamp does not verify against REDRESS_EVIDENCE_TSA_CA_FILE: {exc}"
+                    "the TSA's timestamp does not verify against "
+                    f"REDRESS_EVIDENCE_TSA_CA_FILE: {exc}"
                 ) from exc
         chain = [*certs, *(c for c in roots if c not in certs)]
         pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)

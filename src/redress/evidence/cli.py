@@ -26,7 +26,7 @@ from redress.store.db import make_engine
 from redress.store.migrate import upgrade
 
 evidence_app = typer.Typer(
-    help="Evidence: encrypted captures, the tamper-evident ledger, packages and their verification.",
+    help="Evidence: encrypted captures, the tamper-evident ledger, packages, verification.",
     no_args_is_help=True,
 )
 
@@ -117,15 +117,26 @@ def capture_command(
                 )
             typer.echo(
                 json.dumps(
-                    {"path": str(path), "item": item.id, "sha256": item.sha256, "seq": item.capture_seq}
+                    {
+                        "path": str(path),
+                        "item": item.id,
+                        "sha256": item.sha256,
+                        "seq": item.capture_seq,
+                    }
                 )
             )
         except OSError as exc:
             failed = True
-            typer.echo(json.dumps({"path": str(path), "error": {"code": "unreadable", "message": exc.strerror}}))
+            typer.echo(
+                json.dumps(
+                    {"path": str(path), "error": {"code": "unreadable", "message": exc.strerror}}
+                )
+            )
         except BadCaptureError as exc:
             failed = True
-            typer.echo(json.dumps({"path": str(path), "error": {"code": exc.code, "message": exc.message}}))
+            typer.echo(
+                json.dumps({"path": str(path), "error": {"code": exc.code, "message": exc.message}})
+            )
     if failed:
         raise typer.Exit(1)
 
@@ -135,9 +146,15 @@ def show_command(ctx: typer.Context, item_id: str) -> None:
     """Print an item's facts and its chain of custody (nothing is decrypted)."""
     with _service(_settings(ctx)) as service:
         item = service.item(item_id)
-        typer.echo(json.dumps({k: str(v) if v is not None else None for k, v in vars(item).items()}, indent=2))
+        typer.echo(
+            json.dumps(
+                {k: str(v) if v is not None else None for k, v in vars(item).items()}, indent=2
+            )
+        )
         for entry in service.ledger.entries_for_item(item.id):
-            typer.echo(f"{entry.seq:>10}  {entry.recorded_at.isoformat()}  {entry.kind}  {entry.actor}")
+            typer.echo(
+                f"{entry.seq:>10}  {entry.recorded_at.isoformat()}  {entry.kind}  {entry.actor}"
+            )
 
 
 @evidence_app.command("open")
@@ -154,7 +171,9 @@ def open_command(
     with _service(_settings(ctx)) as service:
         opened = service.open(item_id, _actor(actor), purpose)
         out.write_bytes(opened.content)
-    typer.echo(f"wrote {out} ({len(opened.content)} bytes); logged as ledger entry {opened.view_seq}")
+    typer.echo(
+        f"wrote {out} ({len(opened.content)} bytes); logged as ledger entry {opened.view_seq}"
+    )
 
 
 @evidence_app.command("export")
@@ -192,7 +211,10 @@ def export_command(
             recipient=recipient_key,
             consistency_from=consistency_from or (),
         )
-    typer.echo(f"wrote {result.path}: {len(result.item_ids)} items, checkpoint size {result.checkpoint_size}")
+    typer.echo(
+        f"wrote {result.path}: {len(result.item_ids)} items, "
+        f"checkpoint size {result.checkpoint_size}"
+    )
     typer.echo(f"signing key fingerprint: {result.key_fingerprint}")
     if result.encrypted_to:
         typer.echo(f"items encrypted to recipient key {result.encrypted_to}")
@@ -270,7 +292,9 @@ def rotate_command(ctx: typer.Context, actor: ActorOption = None) -> None:
 @evidence_app.command("checkpoint")
 def checkpoint_command(
     ctx: typer.Context,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the note to this file.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the note to this file.")
+    ] = None,
 ) -> None:
     """Sign (if needed) and print a checkpoint of the ledger as it stands, for witnesses."""
     settings = _settings(ctx)

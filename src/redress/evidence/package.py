@@ -117,7 +117,9 @@ def write_package(contents: PackageContents, destination: Path, stamp: str) -> N
             bag_info={
                 "Source-Organization": "Redress evidence ledger",
                 "External-Description": "Evidence package; see data/VERIFY.md",
-                "External-Identifier": f"{contents.checkpoint.checkpoint.origin} export {contents.export_seq}",
+                "External-Identifier": (
+                    f"{contents.checkpoint.checkpoint.origin} export {contents.export_seq}"
+                ),
                 "Redress-Version": __version__,
                 "Redress-Key-Fingerprint": contents.key_fingerprint,
             },
@@ -238,7 +240,7 @@ def _write_payload(contents: PackageContents, root: Path) -> None:
             {
                 "scheme": "X25519-HKDF-SHA256-AES-256-GCM",
                 "recipient_fingerprint": contents.recipient_fingerprint,
-                "associated_data": "the file's path inside the bag, e.g. data/items/.../content.jpg.enc",
+                "associated_data": "the file's path in the bag: data/items/.../content.jpg.enc",
             }
             if encrypted
             else None
@@ -287,6 +289,10 @@ def _summary(contents: PackageContents) -> str:
         if contents.recipient is not None
         else ""
     )
+    entry_lines = [
+        f"<li>{e.seq}: {esc(e.kind)} by {esc(e.actor)} at {esc(e.recorded_at.isoformat())}</li>"
+        for e in contents.entries
+    ]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Redress evidence package</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
@@ -300,7 +306,8 @@ td,th{{border:1px solid #999;padding:4px 8px;font-size:90%}}code{{word-break:bre
 <li>Origin: <code>{esc(cp.checkpoint.origin)}</code></li>
 <li>Size: {cp.checkpoint.size} entries</li>
 <li>Root hash (base64): <code>{esc(_b64(cp.checkpoint.root))}</code></li>
-<li>Signing key fingerprint (SHA-256 of the Ed25519 public key): <code>{esc(contents.key_fingerprint)}</code></li>
+<li>Signing key fingerprint (SHA-256 of the Ed25519 public key):
+<code>{esc(contents.key_fingerprint)}</code></li>
 <li>Signed at: {esc(cp.signed_at.isoformat())}</li>
 </ul>
 {stamp}
@@ -310,7 +317,7 @@ td,th{{border:1px solid #999;padding:4px 8px;font-size:90%}}code{{word-break:bre
 {"".join(rows)}
 </table>
 <h2>Ledger entries included ({len(contents.entries)})</h2>
-<ul>{"".join(f"<li>{e.seq}: {esc(e.kind)} by {esc(e.actor)} at {esc(e.recorded_at.isoformat())}</li>" for e in contents.entries)}</ul>
+<ul>{"".join(entry_lines)}</ul>
 <p>Verify this package as data/VERIFY.md explains.</p>
 </body></html>
 """
@@ -318,6 +325,13 @@ td,th{{border:1px solid #999;padding:4px 8px;font-size:90%}}code{{word-break:bre
 
 def _verify_md(contents: PackageContents) -> str:
     cp = contents.checkpoint
+    encrypted_note = (
+        "Item files here are encrypted to a recipient key (X25519 + HKDF-SHA256 + "
+        "AES-256-GCM): check them with `redress_verify.py --recipient-key PRIVATE.pem`, "
+        "which decrypts them first."
+        if contents.recipient is not None
+        else ""
+    )
     return f"""# Verifying this evidence package
 
 This package was exported by Redress {__version__}. You do not need Redress,
@@ -363,7 +377,8 @@ The script is a single readable file; read it before you trust it.
 
        head -n 3 data/checkpoint/checkpoint.txt > body.txt
        tail -n 1 data/checkpoint/checkpoint.txt | cut -d' ' -f3 | base64 -d | tail -c 64 > sig.bin
-       openssl pkeyutl -verify -pubin -inkey data/key/ledger-key.pem -rawin -in body.txt -sigfile sig.bin
+       openssl pkeyutl -verify -pubin -inkey data/key/ledger-key.pem -rawin \\
+           -in body.txt -sigfile sig.bin
 
 4. **The timestamp** (if `data/checkpoint/timestamp.tsr` exists). It is an
    RFC 3161 answer over SHA-256 of the whole `checkpoint.txt` file:
@@ -389,7 +404,7 @@ The script is a single readable file; read it before you trust it.
    `sha256sum data/items/*/content*` and `sha256sum data/items/*/capture-record.json`
    must give exactly those values, and the manifests must list those same
    hashes (so regenerated manifests cannot hide an altered file).
-   {"Item files here are encrypted to a recipient key (X25519 + HKDF-SHA256 + AES-256-GCM, see docs/evidence.md): decrypt them first (`redress_verify.py --recipient-key PRIVATE.pem`)." if contents.recipient is not None else ""}
+   {encrypted_note}
 
 7. **Consistency with a checkpoint you already hold** (optional).
    `data/ledger/consistency.json` holds RFC 9162 consistency proofs from

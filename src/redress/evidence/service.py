@@ -23,15 +23,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from redress import __version__
 from redress.config import Settings
+from redress.errors import ConfigurationError
 from redress.evidence.canonical import JsonValue, canonical_json
 from redress.evidence.checkpoint import CheckpointSigner, TimestampAuthority
 from redress.evidence.crypto import (
-    key_fingerprint,
-    SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
+    SIGNING_KEY_FILE,
     MasterKeyFile,
     MasterKeys,
     item_aad,
+    key_fingerprint,
     load_master_keys,
     load_signing_key,
     new_key,
@@ -39,22 +40,21 @@ from redress.evidence.crypto import (
     unseal,
     wipe_file,
 )
-from redress.errors import ConfigurationError
 from redress.evidence.errors import (
     BadCaptureError,
-    ExportError,
     EvidenceDecryptError,
     EvidenceDeletedError,
     EvidenceNotFoundError,
+    ExportError,
 )
 from redress.evidence.interfaces import (
     CaptureRequest,
     Clock,
     EntryKind,
     EvidenceItem,
+    ExportResult,
     LedgerEntry,
     MessageFacts,
-    ExportResult,
     OpenedItem,
     Trigger,
     check_item_id,
@@ -396,7 +396,8 @@ class EvidenceService:
             {r.master_key_id for r in rows if r.master_key_id} | (set(self._keys.keys) - {current})
         )
         for row in rows:
-            assert row.master_key_id is not None and row.wrapped_key is not None
+            if row.master_key_id is None or row.wrapped_key is None:
+                continue  # unreachable: the query selects wrapped keys only
             item_key = self._keys.unwrap(row.id, row.master_key_id, row.wrapped_key)
             row.master_key_id, row.wrapped_key = self._keys.wrap(row.id, item_key)
         self.store.flush()

@@ -93,7 +93,7 @@ class Report:
         self.passed.append(message)
 
 
-class _Abort(Exception):
+class _AbortError(Exception):
     """A failure after which nothing else can be checked."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -119,7 +119,9 @@ def inclusion_proof_length(index: int, size: int) -> int:
     return inner + border
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
     """RFC 9162 section 2.1.3.2."""
     if index < 0 or index >= size:
         return False
@@ -201,26 +203,26 @@ def _hex_only(text: str) -> str:
 def open_checkpoint(note: bytes, public_key: bytes) -> ParsedCheckpoint:
     """Parse a C2SP signed-note checkpoint and verify its Ed25519 signature.
 
-    Raises ``_Abort`` with code ``checkpoint_malformed`` or
+    Raises ``_AbortError`` with code ``checkpoint_malformed`` or
     ``checkpoint_signature_invalid``.
     """
     try:
         text_all = note.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _Abort("checkpoint_malformed", "the checkpoint is not UTF-8") from exc
+        raise _AbortError("checkpoint_malformed", "the checkpoint is not UTF-8") from exc
     body, sep, sigs = text_all.partition("\n\n")
     lines = body.split("\n")
     if not sep or len(lines) < 3:
-        raise _Abort("checkpoint_malformed", "the checkpoint is not a signed note of 3+ lines")
+        raise _AbortError("checkpoint_malformed", "the checkpoint is not a signed note of 3+ lines")
     origin, size_text, root_text = lines[0], lines[1], lines[2]
     if not re.fullmatch(r"0|[1-9][0-9]{0,18}", size_text):
-        raise _Abort("checkpoint_malformed", f"checkpoint size {size_text!r} is not a number")
+        raise _AbortError("checkpoint_malformed", f"checkpoint size {size_text!r} is not a number")
     try:
         root = base64.b64decode(root_text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise _Abort("checkpoint_malformed", "the checkpoint root is not base64") from exc
+        raise _AbortError("checkpoint_malformed", "the checkpoint root is not base64") from exc
     if len(root) != 32:
-        raise _Abort("checkpoint_malformed", "the checkpoint root is not 32 bytes")
+        raise _AbortError("checkpoint_malformed", "the checkpoint root is not 32 bytes")
     text = (body + "\n").encode()
     key_id = hashlib.sha256(origin.encode() + b"\n\x01" + public_key).digest()[:4]
     verifier = Ed25519PublicKey.from_public_bytes(public_key)
@@ -237,16 +239,15 @@ def open_checkpoint(note: bytes, public_key: bytes) -> ParsedCheckpoint:
         try:
             verifier.verify(blob[4:], text)
         except InvalidSignature as exc:
-            raise _Abort(
+            raise _AbortError(
                 "checkpoint_signature_invalid",
                 "the checkpoint's signature by the pinned key does not verify "
                 "(the checkpoint text was altered or signed by another key)",
             ) from exc
         return ParsedCheckpoint(origin, int(size_text), root, note)
-    raise _Abort(
+    raise _AbortError(
         "checkpoint_signature_invalid",
-        "the checkpoint carries no signature by the pinned key "
-        "(it was signed with another key)",
+        "the checkpoint carries no signature by the pinned key (it was signed with another key)",
     )
 
 
@@ -267,37 +268,42 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
     try:
         archive = zipfile.ZipFile(package)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise _Abort("package_unreadable", f"{package} is not a readable zip file: {exc}") from exc
+        raise _AbortError(
+            "package_unreadable", f"{package} is not a readable zip file: {exc}"
+        ) from exc
     with archive:
         members = archive.infolist()
         if len(members) > MAX_MEMBERS:
-            raise _Abort("unsafe_package", f"the zip has {len(members)} members, over {MAX_MEMBERS}")
+            raise _AbortError(
+                "unsafe_package", f"the zip has {len(members)} members, over {MAX_MEMBERS}"
+            )
         names: set[str] = set()
         total = 0
         tops: set[str] = set()
         for info in members:
             name = info.filename
             if not _safe_member_name(name.rstrip("/")):
-                raise _Abort("unsafe_package", f"zip member {name!r} has an unsafe path")
+                raise _AbortError("unsafe_package", f"zip member {name!r} has an unsafe path")
             if name.rstrip("/") in names:
-                raise _Abort("unsafe_package", f"zip member {name!r} appears twice")
+                raise _AbortError("unsafe_package", f"zip member {name!r} appears twice")
             names.add(name.rstrip("/"))
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise _Abort("unsafe_package", f"zip member {name!r} is a symbolic link")
+                raise _AbortError("unsafe_package", f"zip member {name!r} is a symbolic link")
             if info.flag_bits & 0x1:
-                raise _Abort("unsafe_package", f"zip member {name!r} is encrypted")
+                raise _AbortError("unsafe_package", f"zip member {name!r} is encrypted")
             total += info.file_size
             if total > max_total:
-                raise _Abort("unsafe_package", f"the zip expands to over {max_total} bytes")
+                raise _AbortError("unsafe_package", f"the zip expands to over {max_total} bytes")
             if info.file_size > CHUNK and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                raise _Abort(
-                    "unsafe_package", f"zip member {name!r} expands {info.file_size} bytes "
-                    f"from {info.compress_size}: a zip bomb"
+                raise _AbortError(
+                    "unsafe_package",
+                    f"zip member {name!r} expands {info.file_size} bytes "
+                    f"from {info.compress_size}: a zip bomb",
                 )
             tops.add(PurePosixPath(name).parts[0])
         if len(tops) != 1:
-            raise _Abort("bag_invalid", "the zip must hold exactly one top-level bag folder")
+            raise _AbortError("bag_invalid", "the zip must hold exactly one top-level bag folder")
         written = 0
         for info in members:
             if info.is_dir():
@@ -309,12 +315,18 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
                     while chunk := src.read(CHUNK):
                         written += len(chunk)
                         if written > max_total:
-                            raise _Abort("unsafe_package", "the zip expands beyond its declared size")
+                            raise _AbortError(
+                                "unsafe_package", "the zip expands beyond its declared size"
+                            )
                         out.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
                 if isinstance(exc, FileExistsError):
-                    raise _Abort("unsafe_package", f"zip member {info.filename!r} collides") from exc
-                raise _Abort("package_unreadable", f"cannot read {info.filename!r}: {exc}") from exc
+                    raise _AbortError(
+                        "unsafe_package", f"zip member {info.filename!r} collides"
+                    ) from exc
+                raise _AbortError(
+                    "package_unreadable", f"cannot read {info.filename!r}: {exc}"
+                ) from exc
     return target / tops.pop()
 
 
@@ -332,9 +344,11 @@ def _read_manifest(path: Path) -> dict[str, str]:
         digest, sep, name = line.partition(" ")
         name = name.strip()
         if not sep or not re.fullmatch(r"[0-9a-fA-F]+", digest) or not _safe_member_name(name):
-            raise _Abort("bag_invalid", f"{path.name} line {number} is malformed")
+            raise _AbortError("bag_invalid", f"{path.name} line {number} is malformed")
         # BagIt percent-encodes CR, LF and % in manifest paths (RFC 8493 2.1.3).
-        name = re.sub(r"%(0A|0D|25)", lambda m: _BAGIT_ESCAPES[m.group(1).upper()], name, flags=re.I)
+        name = re.sub(
+            r"%(0A|0D|25)", lambda m: _BAGIT_ESCAPES[m.group(1).upper()], name, flags=re.I
+        )
         entries[name] = digest.lower()
     return entries
 
@@ -351,24 +365,26 @@ def _file_digests(path: Path) -> dict[str, str]:
 def check_bag(bag: Path, report: Report) -> dict[str, dict[str, str]]:
     """Check BagIt structure and manifests; return {algorithm: {path: digest}}."""
     declaration = bag / "bagit.txt"
-    if not declaration.is_file() or "BagIt-Version" not in declaration.read_text("utf-8", "replace"):
-        raise _Abort("bag_invalid", "bagit.txt is missing or does not declare a BagIt version")
+    if not declaration.is_file() or "BagIt-Version" not in declaration.read_text(
+        "utf-8", "replace"
+    ):
+        raise _AbortError("bag_invalid", "bagit.txt is missing or does not declare a BagIt version")
     if not (bag / "data").is_dir():
-        raise _Abort("bag_invalid", "the bag has no data/ folder")
+        raise _AbortError("bag_invalid", "the bag has no data/ folder")
     manifests: dict[str, dict[str, str]] = {}
     for algorithm in ("sha256", "sha512"):
         path = bag / f"manifest-{algorithm}.txt"
         if not path.is_file():
-            raise _Abort("bag_invalid", f"manifest-{algorithm}.txt is missing")
+            raise _AbortError("bag_invalid", f"manifest-{algorithm}.txt is missing")
         manifests[algorithm] = _read_manifest(path)
-    payload = {
-        p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file()
-    }
+    payload = {p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file()}
     digests = {name: _file_digests(bag / name) for name in sorted(payload)}
     bad = 0
     for algorithm, manifest in manifests.items():
         for name in sorted(set(manifest) - payload):
-            report.fail("bag_file_missing", f"{name} is listed in manifest-{algorithm}.txt but absent")
+            report.fail(
+                "bag_file_missing", f"{name} is listed in manifest-{algorithm}.txt but absent"
+            )
             bad += 1
         for name in sorted(payload - set(manifest)):
             report.fail("bag_file_unlisted", f"{name} is not listed in manifest-{algorithm}.txt")
@@ -391,7 +407,10 @@ def check_bag(bag: Path, report: Report) -> dict[str, dict[str, str]]:
                 report.fail("bag_file_missing", f"tag file {name} is absent")
                 bad += 1
             elif _file_digests(target)[algorithm] != digest:
-                report.fail("bag_manifest_mismatch", f"tag file {name} does not match tagmanifest-{algorithm}.txt")
+                report.fail(
+                    "bag_manifest_mismatch",
+                    f"tag file {name} does not match tagmanifest-{algorithm}.txt",
+                )
                 bad += 1
     if not bad:
         report.note(f"bag manifests match all {len(payload)} payload files (SHA-256 and SHA-512)")
@@ -416,27 +435,29 @@ def _strict_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _Abort("package_invalid", f"{what} is not valid JSON: {exc}") from exc
+        raise _AbortError("package_invalid", f"{what} is not valid JSON: {exc}") from exc
 
 
 def _payload_file(bag: Path, name: object, what: str) -> Path:
     if not isinstance(name, str) or not name.startswith("data/") or not _safe_member_name(name):
-        raise _Abort("package_invalid", f"package.json names an unsafe path for {what}: {name!r}")
+        raise _AbortError(
+            "package_invalid", f"package.json names an unsafe path for {what}: {name!r}"
+        )
     path = bag / name
     if not path.is_file():
-        raise _Abort("package_invalid", f"{what} ({name}) is missing from the package")
+        raise _AbortError("package_invalid", f"{what} ({name}) is missing from the package")
     return path
 
 
 def _b64list(values: object, what: str) -> list[bytes]:
     if not isinstance(values, list):
-        raise _Abort("package_invalid", f"{what} is not a list of hashes")
+        raise _AbortError("package_invalid", f"{what} is not a list of hashes")
     out = []
     for value in values:
         try:
             out.append(base64.b64decode(str(value), validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise _Abort("package_invalid", f"{what} holds a hash that is not base64") from exc
+            raise _AbortError("package_invalid", f"{what} holds a hash that is not base64") from exc
     return out
 
 
@@ -505,8 +526,9 @@ def _check_timestamp(bag: Path, index: dict[str, Any], note: bytes, report: Repo
         return
     root_fpr = hashlib.sha256(roots[0].public_bytes(serialization.Encoding.DER)).hexdigest()
     report.note(
-        f"RFC 3161 timestamp over the checkpoint verifies: {response.tst_info.gen_time.isoformat()} "
-        f"by {roots[0].subject.rfc4514_string()} (root SHA-256 {root_fpr}; decide whether you trust it)"
+        "RFC 3161 timestamp over the checkpoint verifies: "
+        f"{response.tst_info.gen_time.isoformat()} by {roots[0].subject.rfc4514_string()} "
+        f"(root SHA-256 {root_fpr}; decide whether you trust it)"
     )
 
 
@@ -517,40 +539,53 @@ def _check_entries(
     verified: dict[int, dict[str, Any]] = {}
     listed = index.get("entries")
     if not isinstance(listed, list) or not listed:
-        raise _Abort("package_invalid", "package.json lists no ledger entries")
+        raise _AbortError("package_invalid", "package.json lists no ledger entries")
     for item in listed:
         seq = item.get("seq") if isinstance(item, dict) else None
         if not isinstance(seq, int):
-            raise _Abort("package_invalid", "package.json has an entry without a sequence number")
+            raise _AbortError(
+                "package_invalid", "package.json has an entry without a sequence number"
+            )
         body = _payload_file(bag, item.get("entry"), f"ledger entry {seq}").read_bytes()
-        proof_doc = _strict_json(_payload_file(bag, item.get("proof"), f"proof {seq}").read_bytes(), f"proof {seq}")
+        proof_doc = _strict_json(
+            _payload_file(bag, item.get("proof"), f"proof {seq}").read_bytes(), f"proof {seq}"
+        )
         entry = _strict_json(body, f"ledger entry {seq}")
         if not isinstance(entry, dict) or entry.get("seq") != seq:
-            report.fail("entry_invalid", f"ledger entry file for {seq} holds entry {entry.get('seq') if isinstance(entry, dict) else '?'}")
+            report.fail(
+                "entry_invalid",
+                f"the ledger entry file listed as {seq} holds another entry",
+            )
             continue
         if not isinstance(proof_doc, dict):
-            raise _Abort("package_invalid", f"proof {seq} is not an object")
+            raise _AbortError("package_invalid", f"proof {seq} is not an object")
         hashes_ = _b64list(proof_doc.get("hashes"), f"proof {seq}")
         if proof_doc.get("leaf_index") != seq or proof_doc.get("tree_size") != checkpoint.size:
             report.fail(
                 "inclusion_proof_failed",
                 f"proof for entry {seq} is for leaf {proof_doc.get('leaf_index')} in a tree of "
-                f"{proof_doc.get('tree_size')}, not leaf {seq} in the checkpoint's {checkpoint.size}",
+                f"{proof_doc.get('tree_size')}, not leaf {seq} in the checkpoint's "
+                f"{checkpoint.size}",
             )
             continue
         if seq >= checkpoint.size:
-            report.fail("inclusion_proof_failed", f"entry {seq} is beyond the checkpoint size {checkpoint.size}")
+            report.fail(
+                "inclusion_proof_failed",
+                f"entry {seq} is beyond the checkpoint size {checkpoint.size}",
+            )
             continue
         if not verify_inclusion(_leaf_hash(body), seq, checkpoint.size, hashes_, checkpoint.root):
             expected = inclusion_proof_length(seq, checkpoint.size)
             detail = (
-                f"the proof has {len(hashes_)} hashes where a tree of {checkpoint.size} needs {expected} (truncated or padded)"
+                f"the proof has {len(hashes_)} hashes where a tree of {checkpoint.size} "
+                f"needs {expected} (truncated or padded)"
                 if len(hashes_) != expected
                 else "the entry or the proof was altered"
             )
             report.fail(
                 "inclusion_proof_failed",
-                f"ledger entry {seq} ({item.get('entry')}) does not hash to the checkpoint root: {detail}",
+                f"ledger entry {seq} ({item.get('entry')}) does not hash to the checkpoint "
+                f"root: {detail}",
             )
             continue
         verified[seq] = entry
@@ -569,19 +604,24 @@ def _check_items(
 ) -> None:
     items = index.get("items")
     if not isinstance(items, list) or not items:
-        raise _Abort("package_invalid", "package.json lists no items")
+        raise _AbortError("package_invalid", "package.json lists no items")
     encrypted = index.get("encryption") is not None
     good = 0
     for item in items:
         if not isinstance(item, dict):
-            raise _Abort("package_invalid", "package.json has a malformed item")
+            raise _AbortError("package_invalid", "package.json has a malformed item")
         item_id, seq = item.get("item"), item.get("capture_seq")
         entry = entries.get(seq) if isinstance(seq, int) else None
         if entry is None:
-            report.fail("capture_entry_missing", f"item {item_id}: its capture entry {seq} is not among the verified entries")
+            report.fail(
+                "capture_entry_missing",
+                f"item {item_id}: its capture entry {seq} is not among the verified entries",
+            )
             continue
         if entry.get("kind") != CAPTURE_KIND or entry.get("item") != item_id:
-            report.fail("capture_entry_missing", f"item {item_id}: entry {seq} is not its capture entry")
+            report.fail(
+                "capture_entry_missing", f"item {item_id}: entry {seq} is not its capture entry"
+            )
             continue
         facts = entry.get("facts")
         if not isinstance(facts, dict):
@@ -600,10 +640,17 @@ def _check_items(
                 )
                 continue
             try:
-                content = decrypt_for_recipient(recipient, content_path.read_bytes(), content_name.encode())
-                record = decrypt_for_recipient(recipient, record_path.read_bytes(), record_name.encode())
+                content = decrypt_for_recipient(
+                    recipient, content_path.read_bytes(), content_name.encode()
+                )
+                record = decrypt_for_recipient(
+                    recipient, record_path.read_bytes(), record_name.encode()
+                )
             except (ValueError, InvalidTag):
-                report.fail("decryption_failed", f"item {item_id} does not decrypt with the recipient key given")
+                report.fail(
+                    "decryption_failed",
+                    f"item {item_id} does not decrypt with the recipient key given",
+                )
                 continue
             content_sha256 = hashlib.sha256(content).hexdigest()
             content_sha512 = hashlib.sha512(content).hexdigest()
@@ -614,9 +661,9 @@ def _check_items(
                 if manifests[algorithm].get(content_name) != facts.get(algorithm):
                     report.fail(
                         "manifest_ledger_mismatch",
-                        f"manifest-{algorithm}.txt gives {content_name} a {algorithm.upper()} other "
-                        f"than the one ledger entry {seq} recorded at capture (manifests were regenerated "
-                        "after the file changed)",
+                        f"manifest-{algorithm}.txt gives {content_name} a "
+                        f"{algorithm.upper()} other than the one ledger entry {seq} recorded "
+                        "at capture (manifests were regenerated after the file changed)",
                     )
             digests = _file_digests(content_path)
             content_sha256, content_sha512 = digests["sha256"], digests["sha512"]
@@ -624,11 +671,14 @@ def _check_items(
             record = record_path.read_bytes()
             record_sha256 = hashlib.sha256(record).hexdigest()
         if (content_sha256, content_sha512, content_size) != (
-            facts.get("sha256"), facts.get("sha512"), facts.get("size")
+            facts.get("sha256"),
+            facts.get("sha512"),
+            facts.get("size"),
         ):
             report.fail(
                 "content_ledger_mismatch",
-                f"{content_name} is not the original: its hashes or size differ from capture entry {seq}",
+                f"{content_name} is not the original: its hashes or size differ from "
+                f"capture entry {seq}",
             )
         if record_sha256 != facts.get("record_sha256"):
             report.fail(
@@ -639,15 +689,22 @@ def _check_items(
         else:
             doc = _strict_json(record, f"capture record of {item_id}")
             evidence = doc.get("evidence", {}) if isinstance(doc, dict) else {}
-            if doc.get("item") != item_id or evidence.get("captured_at") != facts.get("captured_at"):
-                report.fail("record_ledger_mismatch", f"the capture record of {item_id} contradicts entry {seq}")
+            if doc.get("item") != item_id or evidence.get("captured_at") != facts.get(
+                "captured_at"
+            ):
+                report.fail(
+                    "record_ledger_mismatch",
+                    f"the capture record of {item_id} contradicts entry {seq}",
+                )
         if len(report.failures) == failures_before:
             good += 1
     if good == len(items):
         report.note(f"all {good} items match the hashes recorded at capture")
 
 
-def _check_export_entry(index: dict[str, Any], entries: dict[int, dict[str, Any]], report: Report) -> None:
+def _check_export_entry(
+    index: dict[str, Any], entries: dict[int, dict[str, Any]], report: Report
+) -> None:
     seq = index.get("export_seq")
     entry = entries.get(seq) if isinstance(seq, int) else None
     if entry is None or entry.get("kind") != EXPORT_KIND:
@@ -655,8 +712,10 @@ def _check_export_entry(index: dict[str, Any], entries: dict[int, dict[str, Any]
         return
     listed = [i.get("item") for i in index.get("items", []) if isinstance(i, dict)]
     facts = entry.get("facts") or {}
-    if sorted(facts.get("items") or []) != sorted(listed):
-        report.fail("export_entry_missing", f"export entry {seq} lists other items than the package holds")
+    if sorted(map(str, facts.get("items") or [])) != sorted(map(str, listed)):
+        report.fail(
+            "export_entry_missing", f"export entry {seq} lists other items than the package holds"
+        )
         return
     report.note(f"the export itself is ledger entry {seq}")
 
@@ -671,11 +730,15 @@ def _check_consistency(
 ) -> None:
     try:
         previous = open_checkpoint(previous_note, public_key)
-    except _Abort as exc:
-        report.fail("previous_checkpoint_invalid", f"the previous checkpoint: {exc.failure.message}")
+    except _AbortError as exc:
+        report.fail(
+            "previous_checkpoint_invalid", f"the previous checkpoint: {exc.failure.message}"
+        )
         return
     if previous.origin != checkpoint.origin:
-        report.fail("previous_checkpoint_invalid", f"the previous checkpoint is for log {previous.origin!r}")
+        report.fail(
+            "previous_checkpoint_invalid", f"the previous checkpoint is for log {previous.origin!r}"
+        )
         return
     if previous.size > checkpoint.size:
         report.fail(
@@ -686,26 +749,55 @@ def _check_consistency(
         return
     if previous.size == checkpoint.size:
         if previous.root != checkpoint.root:
-            report.fail("consistency_failed", f"two checkpoints of size {checkpoint.size} have different roots: the log was rewritten")
+            report.fail(
+                "consistency_failed",
+                f"two checkpoints of size {checkpoint.size} have different roots: "
+                "the log was rewritten",
+            )
         else:
             report.note("the previous checkpoint is this same checkpoint")
         return
-    proofs = _strict_json(_payload_file(bag, index.get("consistency"), "consistency proofs").read_bytes(), "consistency proofs")
-    match = next(
-        (p for p in proofs if isinstance(p, dict) and p.get("old_size") == previous.size and p.get("new_size") == checkpoint.size),
-        None,
-    ) if isinstance(proofs, list) else None
+    proofs = _strict_json(
+        _payload_file(bag, index.get("consistency"), "consistency proofs").read_bytes(),
+        "consistency proofs",
+    )
+    match = (
+        next(
+            (
+                p
+                for p in proofs
+                if isinstance(p, dict)
+                and p.get("old_size") == previous.size
+                and p.get("new_size") == checkpoint.size
+            ),
+            None,
+        )
+        if isinstance(proofs, list)
+        else None
+    )
     if match is None:
-        report.fail("consistency_proof_missing", f"the package has no consistency proof from size {previous.size}")
+        report.fail(
+            "consistency_proof_missing",
+            f"the package has no consistency proof from size {previous.size}",
+        )
         return
-    if not verify_consistency(previous.size, checkpoint.size, previous.root, checkpoint.root, _b64list(match.get("hashes"), "consistency proof")):
+    if not verify_consistency(
+        previous.size,
+        checkpoint.size,
+        previous.root,
+        checkpoint.root,
+        _b64list(match.get("hashes"), "consistency proof"),
+    ):
         report.fail(
             "consistency_failed",
             f"the log of {checkpoint.size} entries is not an append-only extension of the previous "
             f"checkpoint ({previous.size} entries): a past entry was rewritten or dropped",
         )
         return
-    report.note(f"the log grew append-only from the previous checkpoint ({previous.size} -> {checkpoint.size})")
+    report.note(
+        "the log grew append-only from the previous checkpoint "
+        f"({previous.size} -> {checkpoint.size})"
+    )
 
 
 def verify_package(
@@ -721,19 +813,23 @@ def verify_package(
     try:
         bag = _extract(package, work, max_total_bytes)
         manifests = check_bag(bag, report)
-        index = _strict_json(_payload_file(bag, "data/package.json", "package.json").read_bytes(), "package.json")
+        index = _strict_json(
+            _payload_file(bag, "data/package.json", "package.json").read_bytes(), "package.json"
+        )
         if not isinstance(index, dict) or index.get("format") != PACKAGE_FORMAT:
-            raise _Abort("package_invalid", f"package.json is not a {PACKAGE_FORMAT} index")
+            raise _AbortError("package_invalid", f"package.json is not a {PACKAGE_FORMAT} index")
         pem = _payload_file(bag, index.get("public_key"), "the public key").read_bytes()
         try:
             key = serialization.load_pem_public_key(pem)
         except ValueError as exc:
-            raise _Abort("key_invalid", "the package's public key is not a PEM public key") from exc
+            raise _AbortError(
+                "key_invalid", "the package's public key is not a PEM public key"
+            ) from exc
         if not isinstance(key, Ed25519PublicKey):
-            raise _Abort("key_invalid", "the package's public key is not Ed25519")
+            raise _AbortError("key_invalid", "the package's public key is not Ed25519")
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         if _hex_only(fingerprint(raw)) != _hex_only(key_fingerprint):
-            raise _Abort(
+            raise _AbortError(
                 "key_pin_mismatch",
                 f"the package's signing key has fingerprint {fingerprint(raw)}, not the pinned "
                 f"{key_fingerprint}: the key (and signature) were replaced",
@@ -741,14 +837,17 @@ def verify_package(
         report.note(f"signing key matches the pinned fingerprint {fingerprint(raw)}")
         note = _payload_file(bag, index.get("checkpoint"), "the checkpoint").read_bytes()
         checkpoint = open_checkpoint(note, raw)
-        report.note(f"checkpoint of {checkpoint.size} entries for {checkpoint.origin} is signed by the pinned key")
+        report.note(
+            f"checkpoint of {checkpoint.size} entries for {checkpoint.origin} "
+            "is signed by the pinned key"
+        )
         _check_timestamp(bag, index, note, report)
         entries = _check_entries(bag, index, checkpoint, report)
         _check_items(bag, index, entries, manifests, recipient_key, report)
         _check_export_entry(index, entries, report)
         if previous_checkpoint is not None:
             _check_consistency(bag, index, checkpoint, previous_checkpoint, raw, report)
-    except _Abort as exc:
+    except _AbortError as exc:
         report.failures.append(exc.failure)
     except OSError as exc:
         report.fail("package_unreadable", f"cannot read the package: {exc}")
@@ -769,9 +868,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print each check and return the exit status."""
     parser = argparse.ArgumentParser(description="Verify a Redress evidence package offline.")
     parser.add_argument("package", type=Path)
-    parser.add_argument("--key-fingerprint", required=True, help="the signing key fingerprint you trust")
+    parser.add_argument(
+        "--key-fingerprint", required=True, help="the signing key fingerprint you trust"
+    )
     parser.add_argument("--previous-checkpoint", type=Path, help="an older checkpoint you hold")
-    parser.add_argument("--recipient-key", type=Path, help="X25519 private key (PEM) for encrypted packages")
+    parser.add_argument(
+        "--recipient-key", type=Path, help="X25519 private key (PEM) for encrypted packages"
+    )
     args = parser.parse_args(argv)
     try:
         previous = args.previous_checkpoint.read_bytes() if args.previous_checkpoint else None

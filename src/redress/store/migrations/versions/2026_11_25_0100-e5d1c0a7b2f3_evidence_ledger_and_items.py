@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_evidence_ledger_entries")),
     )
-    op.create_index(
-        op.f("ix_evidence_ledger_entries_kind"), "evidence_ledger_entries", ["kind"]
-    )
+    op.create_index(op.f("ix_evidence_ledger_entries_kind"), "evidence_ledger_entries", ["kind"])
     op.create_index(
         op.f("ix_evidence_ledger_entries_item_id"), "evidence_ledger_entries", ["item_id"]
     )

@@ -606,12 +606,19 @@ def _check_items(
     if not isinstance(items, list) or not items:
         raise _AbortError("package_invalid", "package.json lists no items")
     encrypted = index.get("encryption") is not None
+    listed_seqs = {e.get("seq") for e in index.get("entries", []) if isinstance(e, dict)}
     good = 0
     for item in items:
         if not isinstance(item, dict):
             raise _AbortError("package_invalid", "package.json has a malformed item")
         item_id, seq = item.get("item"), item.get("capture_seq")
         entry = entries.get(seq) if isinstance(seq, int) else None
+        if entry is None and seq in listed_seqs:
+            report.fail(
+                "capture_entry_unverified",
+                f"item {item_id} cannot be trusted: its capture entry {seq} failed the checks above",
+            )
+            continue
         if entry is None:
             report.fail(
                 "capture_entry_missing",

@@ -231,7 +231,7 @@ def test_timestamped_package_verifies_and_a_timestamp_for_other_data_is_caught(
     assert "other data" in report.failures[0].message
 
 
-# -- history: rewritten and dropped entries against a checkpoint someone kept -----------------------
+# -- history: rewritten and dropped entries against a checkpoint someone kept ------------
 
 
 def _rewrite_log(env: EvidenceEnv, change: Callable[[list[bytes]], list[bytes]]) -> None:
@@ -378,7 +378,7 @@ def test_symlink_and_bomb_and_garbage_are_refused(tmp_path: Path) -> None:
     assert codes(small) == ["unsafe_package"]
 
 
-# -- the verifier as a program, with and without Redress ---------------------------------------------
+# -- the verifier as a program, without Redress -------------------------------------------
 
 
 def test_shipped_verifier_runs_standalone(package: Package, tmp_path: Path) -> None:
@@ -429,7 +429,8 @@ def test_recipient_encrypted_package(sqlite_env: EvidenceEnv, tmp_path: Path) ->
         )
     with zipfile.ZipFile(target) as archive:
         blobs = b"".join(archive.read(n) for n in archive.namelist())
-    assert b"photo 0" not in blobs and b"caption text" not in blobs
+    assert b"photo 0" not in blobs
+    assert b"caption text" not in blobs
     without = verify_package(target, result.key_fingerprint)
     assert set(codes(without)) == {"content_unchecked"}
     private = load_recipient_private_key(tmp_path / "police.key")

@@ -616,7 +616,8 @@ def _check_items(
         if entry is None and seq in listed_seqs:
             report.fail(
                 "capture_entry_unverified",
-                f"item {item_id} cannot be trusted: its capture entry {seq} failed the checks above",
+                f"item {item_id} cannot be trusted: its capture entry {seq} failed the "
+                "checks above",
             )
             continue
         if entry is None:

@@ -43,22 +43,25 @@ def canonical_json(value: JsonValue) -> bytes:
 
 def _plain(value: JsonValue) -> bool:
     """True when ``value`` has no floats, no unsafe integers and only low-plane keys."""
-    if value is None or isinstance(value, bool | str):
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return True
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise CanonicalJsonError(
-                f"integer {value} is outside the IEEE 754 safe range; write it as a string"
-            )
-        return True
-    if isinstance(value, Mapping):
-        return all(
-            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _plain(v)
-            for k, v in value.items()
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+            return True
+        raise CanonicalJsonError(
+            f"integer {value} is outside the IEEE 754 safe range; write it as a string"
         )
-    if isinstance(value, list | tuple):
-        return all(_plain(v) for v in value)
-    return False  # floats and anything unusual take the careful path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or max(key) < "\ud800"):
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)  # type: ignore[union-attr]
+    return False  # floats, int subclasses and anything unusual take the careful path
 
 
 def _write(value: JsonValue, out: list[str]) -> None:

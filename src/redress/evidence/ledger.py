@@ -40,7 +40,8 @@ def format_time(value: dt.datetime) -> str:
     """RFC 3339 UTC with microseconds and ``Z``: the one time format of entries."""
     if value.tzinfo is None:
         raise BadCaptureError(f"time {value.isoformat()} has no timezone; give UTC")
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True)

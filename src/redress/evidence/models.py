@@ -33,8 +33,11 @@ class LedgerEntryRow(Base):
 
     __tablename__ = "evidence_ledger_entries"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    kind: Mapped[str] = mapped_column(String(100), index=True)
+    # INTEGER on SQLite makes seq the rowid itself: one b-tree less to write per append.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    kind: Mapped[str] = mapped_column(String(100))
     item_id: Mapped[str | None] = mapped_column(String(32), index=True)
     actor: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -45,6 +48,8 @@ class LedgerNodeRow(Base):
     """Hash of the perfect subtree ``index`` at ``level`` (2**level leaves)."""
 
     __tablename__ = "evidence_ledger_nodes"
+    # Clustered on (level, index) on SQLite: no separate rowid tree to maintain.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

@@ -95,6 +95,7 @@ class SqlEvidenceStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._driver: tuple[str, Callable[[dt.datetime], Any]] | None = None
 
     # -- ledger ----------------------------------------------------------------------------------
 
@@ -107,12 +108,16 @@ class SqlEvidenceStore:
         transaction the session uses, so the edge still commits.
         """
         connection = self.session.connection()
-        dialect = connection.dialect
-        placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
-        column = cast(Table, LedgerEntryRow.__table__).c.recorded_at
-        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-        adapt: Callable[[dt.datetime], Any] = processor or (lambda value: value)
-        return connection.connection.dbapi_connection.cursor(), placeholder, adapt  # type: ignore[union-attr]
+        if self._driver is None:
+            dialect = connection.dialect
+            column = cast(Table, LedgerEntryRow.__table__).c.recorded_at
+            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            self._driver = (
+                "?" if dialect.paramstyle == "qmark" else "%s",
+                processor or (lambda value: value),
+            )
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return cursor, self._driver[0], self._driver[1]
 
     def lock_head(self) -> tuple[int, bytes]:
         """Take the appender lock and return the committed (size, frontier)."""

@@ -21,7 +21,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "evidence_ledger_entries",
-        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("item_id", sa.String(length=32), nullable=True),
         sa.Column("actor", sa.String(length=200), nullable=False),
@@ -29,7 +34,6 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_evidence_ledger_entries")),
     )
-    op.create_index(op.f("ix_evidence_ledger_entries_kind"), "evidence_ledger_entries", ["kind"])
     op.create_index(
         op.f("ix_evidence_ledger_entries_item_id"), "evidence_ledger_entries", ["item_id"]
     )
@@ -39,6 +43,7 @@ def upgrade() -> None:
         sa.Column("index", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("level", "index", name=op.f("pk_evidence_ledger_nodes")),
+        sqlite_with_rowid=False,
     )
     head = op.create_table(
         "evidence_ledger_head",

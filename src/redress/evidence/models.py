@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -50,7 +49,7 @@ class LedgerNodeRow(Base):
 
     __tablename__ = "evidence_ledger_nodes"
     # Clustered on (level, index) on SQLite: no separate rowid tree to maintain.
-    __table_args__: ClassVar[dict[str, object]] = {"sqlite_with_rowid": False}
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy reads it once
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

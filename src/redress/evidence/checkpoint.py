@@ -146,12 +146,16 @@ def open_note(note: str, origin: str, public_key: bytes) -> Checkpoint:
 
 
 class TimestampAuthority:
-    """An RFC 3161 time-stamping authority reached over HTTP (the client is injected)."""
+    """An RFC 3161 time-stamping authority reached over HTTP.
+
+    Pass an ``httpx.Client`` to share connections (or a test transport); without
+    one, each request opens and closes its own.
+    """
 
     def __init__(
         self,
         url: str,
-        client: httpx.Client,
+        client: httpx.Client | None = None,
         ca_pem: bytes | None = None,
         timeout: float = 10.0,
     ) -> None:
@@ -159,6 +163,14 @@ class TimestampAuthority:
         self._client = client
         self._ca_pem = ca_pem
         self._timeout = timeout
+
+    def _post(self, client: httpx.Client, query: bytes) -> httpx.Response:
+        return client.post(
+            self.url,
+            content=query,
+            headers={"Content-Type": "application/timestamp-query"},
+            timeout=self._timeout,
+        )
 
     def timestamp(self, data: bytes) -> TimestampToken:
         """Ask the authority to timestamp SHA-256(``data``); check and return its answer."""
@@ -171,12 +183,11 @@ class TimestampAuthority:
             .build()
         )
         try:
-            reply = self._client.post(
-                self.url,
-                content=request.as_bytes(),
-                headers={"Content-Type": "application/timestamp-query"},
-                timeout=self._timeout,
-            )
+            if self._client is not None:
+                reply = self._post(self._client, request.as_bytes())
+            else:
+                with httpx.Client() as client:
+                    reply = self._post(client, request.as_bytes())
         except httpx.HTTPError as exc:
             raise TimestampAuthorityError(f"cannot reach the TSA at {self.url}: {exc}") from exc
         if reply.status_code != 200:

@@ -154,7 +154,7 @@ def _write_payload(contents: PackageContents, root: Path) -> None:
     for entry in contents.items:
         item = entry.item
         item_id = check_item_id(item.id)
-        ext = EXTENSIONS.get(item.media_type, ".bin")
+        ext = EXTENSIONS.get(item.media_type.lower(), ".bin")
         content_path = f"items/{item_id}/content{ext}"
         record_path = f"items/{item_id}/capture-record.json"
         content, record = entry.content, entry.record

@@ -64,7 +64,9 @@ from redress.evidence.models import EvidenceItemRow
 from redress.evidence.package import PackageContents, PackageItem, write_package
 from redress.evidence.store import SqlEvidenceStore, item_from_row
 
-MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+MEDIA_TYPE = re.compile(
+    r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$", re.IGNORECASE
+)
 RECORD_FORMAT = "redress-capture-record/1"
 STATUS_ACTIVE = "active"
 STATUS_DELETED = "deleted"
@@ -563,7 +565,7 @@ def build_evidence_service(
                 ) from exc
         timestamper = TimestampAuthority(
             settings.evidence_tsa_url,
-            http_client or httpx.Client(),
+            http_client,
             ca_pem,
             settings.evidence_tsa_timeout,
         )

@@ -23,7 +23,7 @@ def test_bench_json_has_figures_and_anchors(tmp_path: Path) -> None:
             "evidence",
             "--json",
             "--appends",
-            "1000",
+            "1200",
             "--proof-size",
             "2000",
             "--items",

@@ -249,10 +249,11 @@ def _rewrite_log(env: EvidenceEnv, change: Callable[[list[bytes]], list[bytes]])
             doc = json.loads(body)
             doc["seq"] = seq
             body = canonical_json(doc)
-            frontier, completed = frontier.append(leaf_hash(body))
-            nodes.extend(completed)
+            leaf = leaf_hash(body)
+            frontier, completed = frontier.append(leaf)
+            nodes.extend(node for node in completed if node[0] > 0)
             entries.append(
-                LedgerEntry(seq, doc["kind"], doc.get("item"), doc["actor"], _now(), body)
+                LedgerEntry(seq, doc["kind"], doc.get("item"), doc["actor"], _now(), body, leaf)
             )
         store.append_entries(entries, nodes, frontier.size, frontier.to_bytes())
 

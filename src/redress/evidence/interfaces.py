@@ -143,7 +143,7 @@ class OpenedItem:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One ledger entry: ``body`` is its canonical JSON, hashed as the Merkle leaf."""
+    """One ledger entry: ``body`` is its canonical JSON; ``leaf_hash`` = SHA-256(0x00 || body)."""
 
     seq: int
     kind: str
@@ -151,6 +151,7 @@ class LedgerEntry:
     actor: str
     recorded_at: dt.datetime
     body: bytes
+    leaf_hash: bytes
 
 
 @dataclass(frozen=True)

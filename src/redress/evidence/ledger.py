@@ -137,9 +137,13 @@ class Ledger:
             if draft.item_id is not None:
                 doc["item"] = draft.item_id
             body = canonical_json(doc)
-            frontier, completed = frontier.append(leaf_hash(body))
-            nodes.extend(completed)
-            entries.append(LedgerEntry(seq, draft.kind, draft.item_id, draft.actor, now, body))
+            leaf = leaf_hash(body)
+            frontier, completed = frontier.append(leaf)
+            # Level 0 (the leaf) is stored with its entry; interior nodes go to the node table.
+            nodes.extend(node for node in completed if node[0] > 0)
+            entries.append(
+                LedgerEntry(seq, draft.kind, draft.item_id, draft.actor, now, body, leaf)
+            )
             if frontier.size % self._interval == 0:
                 checkpoints.append((frontier.size, frontier.root()))
         self._store.append_entries(entries, nodes, frontier.size, frontier.to_bytes())

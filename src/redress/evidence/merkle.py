@@ -75,7 +75,8 @@ class Frontier:
         """Add one leaf; return the new frontier and the nodes it completed.
 
         The completed nodes are ``(level, index, hash)`` including the leaf at
-        level 0; they are what the store must persist.
+        level 0; they are what the store must persist (the ledger keeps level 0
+        beside its entry).
         """
         stack = list(self.hashes)
         levels = self.levels()

@@ -1,7 +1,7 @@
 """Tables of the evidence domain.
 
 ``evidence_ledger_entries``  one row per ledger entry: its canonical JSON bytes.
-``evidence_ledger_nodes``    perfect-subtree hashes (level 0 = leaf hashes).
+``evidence_ledger_nodes``    perfect-subtree hashes above the leaves.
 ``evidence_ledger_head``     one row: the log size and frontier; writers lock it.
 ``evidence_checkpoints``     signed checkpoints (+ RFC 3161 token when present).
 ``evidence_items``           captured items: hashes, lookup keys, the wrapped item
@@ -42,10 +42,14 @@ class LedgerEntryRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class LedgerNodeRow(Base):
-    """Hash of the perfect subtree ``index`` at ``level`` (2**level leaves)."""
+    """Hash of the perfect subtree ``index`` at ``level`` >= 1 (2**level leaves).
+
+    Level 0, the leaf hashes, lives in ``evidence_ledger_entries.leaf_hash``.
+    """
 
     __tablename__ = "evidence_ledger_nodes"
     # Clustered on (level, index) on SQLite: no separate rowid tree to maintain.

@@ -35,8 +35,8 @@ _READ_HEAD = select(_HEAD.c.size, _HEAD.c.frontier).where(_HEAD.c.id == HEAD_ID)
 # The append path's statements, written for the driver; `:p` becomes its placeholder.
 _LOCK_SQL = "UPDATE evidence_ledger_head SET size = size WHERE id = :p RETURNING size, frontier"
 _INSERT_ENTRY_SQL = (
-    "INSERT INTO evidence_ledger_entries (seq, kind, item_id, actor, recorded_at, body) "
-    "VALUES (:p, :p, :p, :p, :p, :p)"
+    "INSERT INTO evidence_ledger_entries (seq, kind, item_id, actor, recorded_at, body, leaf_hash) "
+    "VALUES (:p, :p, :p, :p, :p, :p, :p)"
 )
 _INSERT_NODE_SQL = 'INSERT INTO evidence_ledger_nodes (level, "index", hash) VALUES (:p, :p, :p)'
 _WRITE_HEAD_SQL = "UPDATE evidence_ledger_head SET size = :p, frontier = :p WHERE id = :p"
@@ -47,6 +47,8 @@ def _driver_sql(template: str, placeholder: str) -> str:
 
 
 _NODES = cast(Table, LedgerNodeRow.__table__)
+_ENTRIES = cast(Table, LedgerEntryRow.__table__)
+_READ_LEAF = select(_ENTRIES.c.leaf_hash).where(_ENTRIES.c.seq == bindparam("seq"))
 _READ_NODE = select(_NODES.c.hash).where(
     _NODES.c.level == bindparam("level"), _NODES.c.index == bindparam("index")
 )
@@ -65,6 +67,7 @@ def _entry(row: LedgerEntryRow) -> LedgerEntry:
         actor=row.actor,
         recorded_at=_utc(row.recorded_at),
         body=row.body,
+        leaf_hash=row.leaf_hash,
     )
 
 
@@ -147,7 +150,8 @@ class SqlEvidenceStore:
         cursor, p, adapt = self._cursor()
         try:
             entry_rows = [
-                (e.seq, e.kind, e.item_id, e.actor, adapt(e.recorded_at), e.body) for e in entries
+                (e.seq, e.kind, e.item_id, e.actor, adapt(e.recorded_at), e.body, e.leaf_hash)
+                for e in entries
             ]
             insert_entry = _driver_sql(_INSERT_ENTRY_SQL, p)
             insert_node = _driver_sql(_INSERT_NODE_SQL, p)
@@ -157,7 +161,7 @@ class SqlEvidenceStore:
                 cursor.executemany(insert_entry, entry_rows)
             if len(nodes) == 1:
                 cursor.execute(insert_node, nodes[0])
-            else:
+            elif nodes:
                 cursor.executemany(insert_node, list(nodes))
             cursor.execute(_driver_sql(_WRITE_HEAD_SQL, p), (size, frontier, HEAD_ID))
         except self.session.bind.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
@@ -168,12 +172,12 @@ class SqlEvidenceStore:
             cursor.close()
 
     def node(self, level: int, index: int) -> bytes:
-        """Stored hash of perfect subtree ``index`` at ``level``."""
-        value = (
-            self.session.connection()
-            .execute(_READ_NODE, {"level": level, "index": index})
-            .scalar_one_or_none()
-        )
+        """Stored hash of perfect subtree ``index`` at ``level`` (level 0: a leaf hash)."""
+        if level == 0:
+            query, params = _READ_LEAF, {"seq": index}
+        else:
+            query, params = _READ_NODE, {"level": level, "index": index}
+        value = self.session.connection().execute(query, params).scalar_one_or_none()
         if value is None:
             raise LedgerCorruptError(f"Merkle node level {level} index {index} is missing")
         return bytes(value)

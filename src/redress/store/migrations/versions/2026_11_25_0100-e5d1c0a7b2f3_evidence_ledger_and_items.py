@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_evidence_ledger_entries")),
     )
     op.create_index(

@@ -27,7 +27,7 @@ from redress.evidence.models import CheckpointRow, LedgerEntryRow, LedgerNodeRow
 from redress.evidence.store import SqlEvidenceStore
 from redress.evidence.verify import Report, verify_package
 
-from .conftest import EvidenceEnv, LocalTsa, capture_items
+from .conftest import EvidenceEnv, LocalTsa, capture_items, capture_request
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,11 +117,15 @@ def test_fingerprint_may_be_pasted_in_any_grouping(package: Package) -> None:
 
 
 def test_flipped_media_byte_is_caught_by_the_manifests(package: Package) -> None:
+    out = package.path.parent / "extracted"
     report = verify_package(
-        tamper(package, lambda bag: flip_byte(content_file(bag))), package.fingerprint
+        tamper(package, lambda bag: flip_byte(content_file(bag))),
+        package.fingerprint,
+        extract_to=out,
     )
     assert "bag_manifest_mismatch" in codes(report)
     assert "altered after export" in report.failures[0].message
+    assert not out.exists()  # nothing is handed out from a package that failed
 
 
 def test_flipped_byte_with_regenerated_manifests_is_caught_by_the_ledger(package: Package) -> None:
@@ -435,7 +439,10 @@ def test_recipient_encrypted_package(sqlite_env: EvidenceEnv, tmp_path: Path) ->
     without = verify_package(target, result.key_fingerprint)
     assert set(codes(without)) == {"content_unchecked"}
     private = load_recipient_private_key(tmp_path / "police.key")
-    assert verify_package(target, result.key_fingerprint, recipient_key=private).ok
+    out = tmp_path / "items"
+    assert verify_package(target, result.key_fingerprint, recipient_key=private, extract_to=out).ok
+    assert (out / ids[0] / "content.jpg").read_bytes() == capture_request(0).content
+    assert json.loads((out / ids[0] / "capture-record.json").read_bytes())["item"] == ids[0]
     other = load_recipient_private_key(_other_private(tmp_path))
     assert set(codes(verify_package(target, result.key_fingerprint, recipient_key=other))) == {
         "decryption_failed"

@@ -233,6 +233,10 @@ def verify_command(
     recipient_key: Annotated[
         Path | None, typer.Option("--recipient-key", help="X25519 private key for encrypted items.")
     ] = None,
+    extract_to: Annotated[
+        Path | None,
+        typer.Option("--extract-to", help="After a clean verification, write the items here."),
+    ] = None,
 ) -> None:
     """Verify a package offline; exit 0 only when every check holds."""
     try:
@@ -240,7 +244,7 @@ def verify_command(
         private = load_recipient_private_key(recipient_key) if recipient_key else None
     except (OSError, ValueError, TypeError) as exc:
         raise EvidenceKeyError(f"cannot read an input: {exc}") from exc
-    report = verify_package(package, key_fingerprint, previous, private)
+    report = verify_package(package, key_fingerprint, previous, private, extract_to=extract_to)
     for line in report.passed:
         typer.echo(f"ok    {line}")
     for failure in report.failures:

@@ -351,7 +351,9 @@ the package holds a timestamp):
     python data/tools/redress_verify.py PACKAGE.zip --key-fingerprint {contents.key_fingerprint}
 
 It exits 0 only when every check below holds, and prints one line, with an
-error code, for each failure. Add `--previous-checkpoint FILE` with a
+error code, for each failure. Add `--extract-to DIR` to have the items
+written out (decrypted, with `--recipient-key`, if the package is encrypted)
+once every check has held. Add `--previous-checkpoint FILE` with a
 checkpoint you received earlier to check that the log only grew since.
 The script is a single readable file; read it before you trust it.
 

@@ -808,14 +808,41 @@ def _check_consistency(
     )
 
 
+def _extract_items(
+    bag: Path, index: dict[str, Any], recipient: X25519PrivateKey | None, target: Path
+) -> None:
+    """Write each verified item's bytes and capture record under ``target``/<item id>/."""
+    encrypted = index.get("encryption") is not None
+    for item in index["items"]:
+        folder = target / str(item["item"])
+        if not re.fullmatch(r"[0-9a-f]{32}", folder.name):
+            raise _AbortError("package_invalid", f"item ID {folder.name!r} is not 32 hex digits")
+        folder.mkdir(parents=True, exist_ok=True)
+        for key in ("content", "record"):
+            source = _payload_file(bag, item[key], f"item {folder.name} {key}")
+            data = source.read_bytes()
+            name = source.name
+            if encrypted and recipient is not None:
+                data = decrypt_for_recipient(recipient, data, str(item[key]).encode())
+                name = name.removesuffix(".enc")
+            with (folder / name).open("xb") as out:  # never overwrite what is there
+                out.write(data)
+
+
 def verify_package(
     package: Path,
     key_fingerprint: str,
     previous_checkpoint: bytes | None = None,
     recipient_key: X25519PrivateKey | None = None,
     max_total_bytes: int = MAX_TOTAL_BYTES,
+    extract_to: Path | None = None,
 ) -> Report:
-    """Run every check on ``package``; the report lists what held and what failed."""
+    """Run every check on ``package``; the report lists what held and what failed.
+
+    With ``extract_to``, and only when every check held, the items' original
+    bytes and capture records (decrypted with ``recipient_key`` when the
+    package is encrypted) are written under that folder, one folder per item.
+    """
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="redress-verify-"))
     try:
@@ -855,6 +882,9 @@ def verify_package(
         _check_export_entry(index, entries, report)
         if previous_checkpoint is not None:
             _check_consistency(bag, index, checkpoint, previous_checkpoint, raw, report)
+        if extract_to is not None and report.ok:
+            _extract_items(bag, index, recipient_key, extract_to)
+            report.note(f"items written to {extract_to}")
     except _AbortError as exc:
         report.failures.append(exc.failure)
     except OSError as exc:
@@ -883,6 +913,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--recipient-key", type=Path, help="X25519 private key (PEM) for encrypted packages"
     )
+    parser.add_argument(
+        "--extract-to", type=Path, help="after a clean verification, write the items here"
+    )
     args = parser.parse_args(argv)
     try:
         previous = args.previous_checkpoint.read_bytes() if args.previous_checkpoint else None
@@ -890,7 +923,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = verify_package(args.package, args.key_fingerprint, previous, recipient)
+    report = verify_package(
+        args.package, args.key_fingerprint, previous, recipient, extract_to=args.extract_to
+    )
     for line in report.passed:
         print(f"ok    {line}")
     for failure in report.failures:

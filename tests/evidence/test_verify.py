@@ -340,6 +340,36 @@ def test_previous_checkpoint_signed_by_another_key_is_refused(package: Package) 
     assert codes(report) == ["previous_checkpoint_invalid"]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"items": {"not": "a list"}},
+        {"items": ["a string"]},
+        {"entries": [{"seq": "7", "entry": "data/x", "proof": "data/y"}]},
+        {"entries": [{"seq": 0, "entry": "../../etc/passwd", "proof": "data/y"}]},
+        {"public_key": 42},
+        {"checkpoint": "data/package.json"},
+        {"consistency": None, "items": [{"item": "x", "capture_seq": True}]},
+        {"format": "something else"},
+    ],
+)
+def test_malformed_index_fails_closed(package: Package, change: dict[str, object]) -> None:
+    def edit(bag: Path) -> None:
+        index = index_of(bag)
+        index.update(change)
+        (bag / "data" / "package.json").write_text(json.dumps(index))
+
+    report = verify_package(tamper(package, edit, regenerate=True), package.fingerprint)
+    assert not report.ok
+    assert report.failures[0].code in {
+        "package_invalid",
+        "checkpoint_malformed",
+        "capture_entry_missing",
+        "key_invalid",
+        "export_entry_missing",
+    }
+
+
 # -- hostile zips --------------------------------------------------------------------------------
 
 

@@ -889,6 +889,8 @@ def verify_package(
         report.failures.append(exc.failure)
     except OSError as exc:
         report.fail("package_unreadable", f"cannot read the package: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a verifier must fail closed, never crash
+        report.fail("package_invalid", f"the package is malformed: {type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report

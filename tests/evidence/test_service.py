@@ -19,7 +19,7 @@ from redress.evidence.errors import (
     EvidenceDeletedError,
     EvidenceNotFoundError,
 )
-from redress.evidence.interfaces import EntryKind, MessageFacts
+from redress.evidence.interfaces import EntryKind, EvidenceRecorder, MessageFacts
 from redress.evidence.models import EvidenceItemRow
 
 from .conftest import EvidenceEnv, capture_request
@@ -195,3 +195,12 @@ def test_record_event_for_an_item_checks_it_exists(env: EvidenceEnv) -> None:
             service.record_event("review:match:confirmed", "moderator:2", {}, "f" * 32)
         with pytest.raises(EvidenceNotFoundError, match="32 hex"):
             service.item("../../etc/passwd")
+
+
+def test_service_is_an_evidence_recorder_and_finds_captures_by_message(env: EvidenceEnv) -> None:
+    with env.service() as service:
+        assert isinstance(service, EvidenceRecorder)
+        item = service.capture(capture_request(10))
+        found = service.items_for_message("telegram", "-1001234567890", "1010")
+        assert [i.id for i in found] == [item.id]
+        assert service.items_for_message("telegram", "-1001234567890", "999") == []

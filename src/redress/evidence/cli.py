@@ -9,21 +9,19 @@ import json
 import mimetypes
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import inspect
-from sqlalchemy.orm import Session
 
 from redress.config import Settings
-from redress.evidence.crypto import load_recipient_key, new_recipient_key, write_private_file
 from redress.evidence.errors import BadCaptureError, EvidenceKeyError, ExportError
 from redress.evidence.interfaces import CaptureRequest, MessageFacts, Trigger, TriggerKind
-from redress.evidence.service import EvidenceService, build_evidence_service
-from redress.evidence.store import SqlEvidenceStore
-from redress.evidence.verify import load_recipient_private_key, verify_package
-from redress.store.db import make_engine
-from redress.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from redress.evidence.service import EvidenceService
+
+# The service, store, crypto and verifier modules are imported inside the
+# commands: `redress --help` should not pay for the cryptography and database stack.
 
 evidence_app = typer.Typer(
     help="Evidence: encrypted captures, the tamper-evident ledger, packages, verification.",
@@ -53,6 +51,14 @@ def _actor(actor: str | None) -> str:
 @contextlib.contextmanager
 def _service(settings: Settings) -> Iterator[EvidenceService]:
     """A service in one transaction: committed when the block succeeds, rolled back if not."""
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import Session
+
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+    from redress.store.db import make_engine
+    from redress.store.migrate import upgrade
+
     url = settings.effective_database_url
     engine = make_engine(url)
     try:
@@ -197,6 +203,8 @@ def export_command(
     actor: ActorOption = None,
 ) -> None:
     """Write an evidence package: a zipped BagIt bag police can verify offline."""
+    from redress.evidence.crypto import load_recipient_key
+
     recipient_key = load_recipient_key(recipient) if recipient else None
     with _service(_settings(ctx)) as service:
         ids = list(item_ids or [])
@@ -239,6 +247,8 @@ def verify_command(
     ] = None,
 ) -> None:
     """Verify a package offline; exit 0 only when every check holds."""
+    from redress.evidence.verify import load_recipient_private_key, verify_package
+
     try:
         previous = previous_checkpoint.read_bytes() if previous_checkpoint else None
         private = load_recipient_private_key(recipient_key) if recipient_key else None
@@ -325,6 +335,8 @@ def recipient_key_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the PRIVATE key (0600).")],
 ) -> None:
     """Make an X25519 key pair for receiving encrypted packages; prints the public key."""
+    from redress.evidence.crypto import new_recipient_key, write_private_file
+
     private_pem, public_pem = new_recipient_key()
     write_private_file(out, private_pem)
     public_path = out.with_name(out.name + ".pub")
@@ -333,9 +345,22 @@ def recipient_key_command(
     typer.echo(public_pem.decode().rstrip())
 
 
+def _bench_command(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    appends: Annotated[int, typer.Option(help="Ledger appends to time.", min=1000)] = 6000,
+    proof_size: Annotated[
+        int, typer.Option(help="Largest ledger for the proof figures (1000000 for 1M).", min=1000)
+    ] = 100_000,
+    items: Annotated[int, typer.Option(help="Items in the package.", min=1)] = 100,
+    item_bytes: Annotated[int, typer.Option(help="Bytes per item.", min=1)] = 100_000,
+) -> None:
+    """Evidence ledger and package benchmarks (figures beside same-run anchors)."""
+    from redress.evidence.bench import report
+
+    report(json_output, appends, proof_size, items, item_bytes)
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this domain's commands to the root app and the bench group."""
-    from redress.evidence.bench import bench_command
-
     app.add_typer(evidence_app, name="evidence")
-    bench.command("evidence")(bench_command)
+    bench.command("evidence")(_bench_command)

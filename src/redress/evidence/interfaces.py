@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from redress.evidence.canonical import JsonValue
 from redress.evidence.errors import EvidenceNotFoundError
@@ -176,6 +176,7 @@ class Clock(Protocol):
         ...
 
 
+@runtime_checkable
 class EvidenceRecorder(Protocol):
     """What connectors, the pipeline and the review console call."""
 

@@ -320,6 +320,13 @@ class EvidenceService:
         )
         return OpenedItem(item_from_row(row), content, record, entry.seq)
 
+    def items_for_message(self, platform: str, chat_id: str, message_id: str) -> list[EvidenceItem]:
+        """Items already captured from one message (so a connector need not capture twice)."""
+        return [
+            self.item(item_id)
+            for item_id in self.store.item_ids_for_message(platform, chat_id, message_id)
+        ]
+
     def item_ids_for_case(self, case_id: str) -> list[str]:
         """Items captured for a victim case (from their triggers), in capture order."""
         return self.store.item_ids_for_case(case_id)

@@ -262,6 +262,20 @@ class SqlEvidenceStore:
             )
         )
 
+    def item_ids_for_message(self, platform: str, chat_id: str, message_id: str) -> list[str]:
+        """IDs of items already captured from one platform message, in capture order."""
+        return list(
+            self.session.scalars(
+                select(EvidenceItemRow.id)
+                .where(
+                    EvidenceItemRow.platform == platform,
+                    EvidenceItemRow.chat_id == chat_id,
+                    EvidenceItemRow.message_id == message_id,
+                )
+                .order_by(EvidenceItemRow.capture_seq)
+            )
+        )
+
     def items_wrapped_under_other_keys(self, current_key_id: str) -> list[EvidenceItemRow]:
         """Live items whose key is wrapped under a master key other than ``current_key_id``."""
         return list(

@@ -32,13 +32,14 @@ import html
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import bagit
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from redress import __version__
@@ -112,9 +113,9 @@ def write_package(contents: PackageContents, destination: Path, stamp: str) -> N
         bag_dir = work / bag_name
         bag_dir.mkdir()
         _write_payload(contents, bag_dir)
-        bagit.make_bag(
-            str(bag_dir),
-            bag_info={
+        _make_bag(
+            bag_dir,
+            {
                 "Source-Organization": "Redress evidence ledger",
                 "External-Description": "Evidence package; see data/VERIFY.md",
                 "External-Identifier": (
@@ -123,7 +124,6 @@ def write_package(contents: PackageContents, destination: Path, stamp: str) -> N
                 "Redress-Version": __version__,
                 "Redress-Key-Fingerprint": contents.key_fingerprint,
             },
-            checksums=["sha256", "sha512"],
         )
         tmp_zip = work / "package.zip"
         with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -131,10 +131,33 @@ def write_package(contents: PackageContents, destination: Path, stamp: str) -> N
                 if path.is_file():
                     archive.write(path, f"{bag_name}/{path.relative_to(bag_dir).as_posix()}")
         os.replace(tmp_zip, destination)
-    except bagit.BagError as exc:
-        raise ExportError(f"could not build the BagIt bag: {exc}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+_MAKE_BAG = """
+import json, sys
+import bagit
+bagit.make_bag(sys.argv[1], json.loads(sys.argv[2]), checksums=["sha256", "sha512"])
+"""
+
+
+def _make_bag(bag_dir: Path, bag_info: dict[str, str]) -> None:
+    """Turn ``bag_dir`` into a BagIt bag with SHA-256 and SHA-512 manifests.
+
+    ``bagit.make_bag`` changes the process's working directory while it runs;
+    it runs in a child process so that a threaded server exporting never
+    sees its own working directory move under it.
+    """
+    result = subprocess.run(  # noqa: S603 - our own interpreter and fixed code
+        [sys.executable, "-c", _MAKE_BAG, str(bag_dir), json.dumps(bag_info)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1:] or ["no detail"]
+        raise ExportError(f"could not build the BagIt bag: {detail[0]}")
 
 
 def _write(root: Path, relative: str, data: bytes) -> None:

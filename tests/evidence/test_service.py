@@ -204,3 +204,19 @@ def test_service_is_an_evidence_recorder_and_finds_captures_by_message(env: Evid
         found = service.items_for_message("telegram", "-1001234567890", "1010")
         assert [i.id for i in found] == [item.id]
         assert service.items_for_message("telegram", "-1001234567890", "999") == []
+
+
+def test_capture_after_a_concurrent_rotation_uses_the_new_key(env: EvidenceEnv) -> None:
+    with env.service() as service:
+        service.capture(capture_request(11))
+    # A long-lived service loaded the keys before another process rotated them ...
+    with env.service() as early:
+        early.ledger.size()
+        with env.service() as rotator:
+            rotator.rotate_master_key("admin")
+        with env.service() as rotator:
+            rotator.forget_old_master_keys()
+        # ... its next capture must not wrap under the key that was just forgotten.
+        late = early.capture(capture_request(12))
+    with env.service() as service:
+        assert service.open(late.id, "m", "check").content == capture_request(12).content

@@ -250,6 +250,9 @@ class EvidenceService:
             "trigger": {"kind": request.trigger.kind.value, "reference": request.trigger.reference},
         }
         entry = self.ledger.append(EntryKind.CAPTURE, request.connector, facts, item_id)
+        if self._key_file is not None:
+            # Re-read under the ledger lock so a concurrent key rotation is never missed.
+            self._keys = self._key_file.load()
         item_key = new_key()
         blob_name = f"{item_id[:2]}/{item_id}.bin"
         self.blobs.write(
@@ -399,11 +402,13 @@ class EvidenceService:
         """
         if self._key_file is not None:
             self._keys = self._key_file.add_current()
+        # Hold the ledger lock before looking for items: a capture either committed
+        # before (and is re-wrapped here) or waits, then wraps under the new key,
+        # because captures re-read the key file while they hold this lock.
+        self.store.lock_head()
         current = self._keys.current_id
         rows = self.store.items_wrapped_under_other_keys(current)
-        old_ids = sorted(
-            {r.master_key_id for r in rows if r.master_key_id} | (set(self._keys.keys) - {current})
-        )
+        old_ids = sorted(set(self._keys.keys) - {current})
         for row in rows:
             if row.master_key_id is None or row.wrapped_key is None:
                 continue  # unreachable: the query selects wrapped keys only

@@ -70,6 +70,7 @@ def test_local_tsa_timestamps_checkpoints(env: EvidenceEnv, local_tsa: LocalTsa)
     assert (
         response.tst_info.message_imprint.message == hashlib.sha256(signed.note.encode()).digest()
     )
+    assert signed.timestamp.gen_time == response.tst_info.gen_time
     # The TSA's own certificate (from the token) and the configured root.
     assert signed.timestamp.chain_pem.count("BEGIN CERTIFICATE") == 2
 

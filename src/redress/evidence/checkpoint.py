@@ -73,6 +73,15 @@ class SignedCheckpoint:
     timestamp: TimestampToken | None = None
 
 
+def stored_token(response: bytes, chain_pem: str) -> TimestampToken:
+    """A token read back from the database (its time is read from the token itself)."""
+    try:
+        gen_time = decode_timestamp_response(response).tst_info.gen_time
+    except ValueError as exc:
+        raise LedgerCorruptError(f"a stored RFC 3161 token no longer parses: {exc}") from exc
+    return TimestampToken(response, chain_pem, gen_time)
+
+
 def key_id(name: str, public_key: bytes) -> bytes:
     """C2SP signed-note key ID of an Ed25519 key: SHA-256(name || 0x0A || 0x01 || key)[:4]."""
     return hashlib.sha256(name.encode() + b"\n" + SIGNATURE_TYPE_ED25519 + public_key).digest()[:4]

@@ -25,7 +25,7 @@ from redress.evidence.checkpoint import (
     Checkpoint,
     CheckpointSigner,
     SignedCheckpoint,
-    TimestampToken,
+    stored_token,
 )
 from redress.evidence.errors import BadCaptureError, EvidenceNotFoundError, LedgerCorruptError
 from redress.evidence.interfaces import Clock, LedgerEntry
@@ -187,7 +187,7 @@ class Ledger:
             raise EvidenceNotFoundError(f"no checkpoint was signed at size {size}")
         stamp = None
         if row.timestamp_token is not None:
-            stamp = TimestampToken(row.timestamp_token, row.tsa_chain_pem or "", row.signed_at)
+            stamp = stored_token(row.timestamp_token, row.tsa_chain_pem or "")
         signed_at = row.signed_at if row.signed_at.tzinfo else row.signed_at.replace(tzinfo=dt.UTC)
         return SignedCheckpoint(
             Checkpoint(self.signer.origin, row.size, bytes(row.root)), row.note, signed_at, stamp

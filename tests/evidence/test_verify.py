@@ -224,6 +224,26 @@ def test_timestamped_package_verifies_and_a_timestamp_for_other_data_is_caught(
     report = verify_package(pkg.path, pkg.fingerprint)
     assert report.ok, report.failures
     assert any("RFC 3161 timestamp over the checkpoint verifies" in p for p in report.passed)
+    # VERIFY.md's by-hand command agrees.
+    with zipfile.ZipFile(pkg.path) as archive:
+        archive.extractall(pkg.path.parent / "by-hand")
+    checkpoint_dir = next((pkg.path.parent / "by-hand").iterdir()) / "data" / "checkpoint"
+    by_hand = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-data",
+            str(checkpoint_dir / "checkpoint.txt"),
+            "-in",
+            str(checkpoint_dir / "timestamp.tsr"),
+            "-CAfile",
+            str(checkpoint_dir / "tsa-chain.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "Verification: OK" in by_hand.stdout, by_hand.stdout + by_hand.stderr
 
     other = local_tsa.reply_for(b"some other checkpoint\n")
 

@@ -389,7 +389,7 @@ The script is a single readable file; read it before you trust it.
 
 2. **The key.** Compute the fingerprint of `data/key/ledger-key.pem`:
    `openssl pkey -pubin -in data/key/ledger-key.pem -outform DER | tail -c 32 | sha256sum`.
-   It must equal the fingerprint you obtained separately. If it does not,
+   Ignoring the colons, it must equal the fingerprint you obtained separately. If it does not,
    stop: someone may have replaced the key and the signature together.
 
 3. **The checkpoint signature.** `data/checkpoint/checkpoint.txt` is a C2SP

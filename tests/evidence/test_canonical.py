@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from redress.evidence.canonical import canonical_json, format_number
 from redress.evidence.errors import CanonicalJsonError
@@ -71,3 +74,24 @@ def test_refuses_what_json_cannot_hold() -> None:
 def test_nested_values_and_floats_take_the_careful_path_identically() -> None:
     value = {"b": [1, None, True, {"z": 2.5, "a": "x"}], "a": -3}
     assert canonical_json(value) == b'{"a":-3,"b":[1,null,true,{"a":"x","z":2.5}]}'
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_double_round_trips_through_its_ecmascript_form(number: float) -> None:
+    text = format_number(number)
+    assert float(text) == number or (number == 0 and float(text) == 0)
+    assert "e" not in text or text[text.index("e") + 1] in "+-"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_canonical_form_parses_back_and_is_stable(value: object) -> None:
+    encoded = canonical_json(value)  # type: ignore[arg-type]
+    assert json.loads(encoded) == value
+    assert canonical_json(json.loads(encoded)) == encoded

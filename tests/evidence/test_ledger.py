@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from redress.evidence.checkpoint import open_note
-from redress.evidence.errors import BadCaptureError, CanonicalJsonError, EvidenceNotFoundError
+from redress.evidence.errors import (
+    BadCaptureError,
+    CanonicalJsonError,
+    EvidenceNotFoundError,
+    LedgerConflictError,
+)
 from redress.evidence.merkle import Frontier, leaf_hash, verify_consistency, verify_inclusion
 
 from .conftest import EvidenceEnv
@@ -165,3 +170,16 @@ def test_concurrent_writers_in_separate_processes_never_fork_the_log(env: Eviden
             assert service.ledger.signed_checkpoint(size).checkpoint.root == service.ledger.root(
                 size
             )
+
+
+def test_a_taken_sequence_number_is_a_conflict_not_a_fork(env: EvidenceEnv) -> None:
+    with env.service() as service:
+        first = service.record_event("review:match:confirmed", "m", {})
+    # A writer that skipped the head lock and reused seq 0 is refused by the key.
+    with (
+        pytest.raises(LedgerConflictError, match="taken by another writer"),
+        env.service() as service,
+    ):
+        service.store.append_entries([first], [], 1, leaf_hash(first.body))
+    with env.service() as service:
+        assert service.ledger.size() == 1

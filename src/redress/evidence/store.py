@@ -122,6 +122,10 @@ class SqlEvidenceStore:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         return cursor, self._driver[0], self._driver[1]
 
+    def _is_integrity_error(self, exc: Exception) -> bool:
+        dbapi = self.session.connection().dialect.dbapi
+        return dbapi is not None and isinstance(exc, dbapi.IntegrityError)
+
     def lock_head(self) -> tuple[int, bytes]:
         """Take the appender lock and return the committed (size, frontier)."""
         cursor, p, _ = self._cursor()
@@ -164,7 +168,9 @@ class SqlEvidenceStore:
             elif nodes:
                 cursor.executemany(insert_node, list(nodes))
             cursor.execute(_driver_sql(_WRITE_HEAD_SQL, p), (size, frontier, HEAD_ID))
-        except self.session.bind.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+        except Exception as exc:
+            if not self._is_integrity_error(exc):
+                raise
             raise LedgerConflictError(
                 f"ledger sequence {entries[0].seq} was taken by another writer"
             ) from exc

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -274,9 +274,6 @@ def local_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTsa]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-CaptureMany = Callable[[EvidenceEnv, int], list[str]]
 
 
 def capture_items(environment: EvidenceEnv, count: int) -> list[str]:

@@ -349,7 +349,7 @@ td,th{{border:1px solid #999;padding:4px 8px;font-size:90%}}code{{word-break:bre
 def _verify_md(contents: PackageContents) -> str:
     cp = contents.checkpoint
     encrypted_note = (
-        "Item files here are encrypted to a recipient key (X25519 + HKDF-SHA256 + "
+        "\n   Item files here are encrypted to a recipient key (X25519 + HKDF-SHA256 + "
         "AES-256-GCM): check them with `redress_verify.py --recipient-key PRIVATE.pem`, "
         "which decrypts them first."
         if contents.recipient is not None
@@ -369,16 +369,21 @@ in writing, or from an earlier package you already hold):
 ## The quick way
 
 With Python 3.11+ and the `cryptography` package (`rfc3161-client` too if
-the package holds a timestamp):
+the package holds a timestamp), unzip the package and run its verifier on
+the zip:
 
-    python data/tools/redress_verify.py PACKAGE.zip --key-fingerprint {contents.key_fingerprint}
+    python redress-evidence-*/data/tools/redress_verify.py PACKAGE.zip \\
+        --key-fingerprint {contents.key_fingerprint}
 
 It exits 0 only when every check below holds, and prints one line, with an
 error code, for each failure. Add `--extract-to DIR` to have the items
 written out (decrypted, with `--recipient-key`, if the package is encrypted)
 once every check has held. Add `--previous-checkpoint FILE` with a
 checkpoint you received earlier to check that the log only grew since.
-The script is a single readable file; read it before you trust it.
+The script is a single readable file that uses no Redress code. Whoever
+could alter the package could alter this copy too: read it, or compare it
+with the copy published with Redress (`src/redress/evidence/verify.py`),
+before you trust it, or do the checks by hand as below.
 
 ## Step by step, by hand
 
@@ -428,8 +433,7 @@ The script is a single readable file; read it before you trust it.
    of the original bytes and `record_sha256` of the capture record:
    `sha256sum data/items/*/content*` and `sha256sum data/items/*/capture-record.json`
    must give exactly those values, and the manifests must list those same
-   hashes (so regenerated manifests cannot hide an altered file).
-   {encrypted_note}
+   hashes (so regenerated manifests cannot hide an altered file).{encrypted_note}
 
 7. **Consistency with a checkpoint you already hold** (optional).
    `data/ledger/consistency.json` holds RFC 9162 consistency proofs from

@@ -57,6 +57,49 @@ class Settings(BaseSettings):
         ge=1,
         description="Files larger than this are refused before decoding.",
     )
+    evidence_dir: Path | None = Field(
+        default=None,
+        description="Where encrypted evidence blobs are written; default: evidence/ in home.",
+    )
+    evidence_master_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Base64 of a 32-byte master key that wraps evidence item keys; when unset, "
+            "the key file keys/evidence-master.key in home is used (created on first use)."
+        ),
+    )
+    evidence_previous_master_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Comma-separated base64 master keys that may still wrap some items; "
+            "read only to unwrap them during `redress evidence rotate-master-key`."
+        ),
+    )
+    evidence_checkpoint_interval: int = Field(
+        default=1000,
+        ge=1,
+        description="Sign a ledger checkpoint every this many entries.",
+    )
+    evidence_log_origin: str | None = Field(
+        default=None,
+        description=(
+            "Checkpoint origin line and signing key name; default: "
+            "redress.evidence/ followed by the first 16 hex digits of the key fingerprint."
+        ),
+    )
+    evidence_tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamping authority URL; when set, checkpoints are timestamped.",
+    )
+    evidence_tsa_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file with the TSA's root (and intermediate) certificates, for packages.",
+    )
+    evidence_tsa_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds to wait for the time-stamping authority.",
+    )
 
     telegram_bot_token: SecretStr | None = Field(
         default=None,
@@ -105,3 +148,8 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'redress.db'}"
+
+    @property
+    def effective_evidence_dir(self) -> Path:
+        """Where evidence blobs live: the configured folder or evidence/ in home."""
+        return (self.evidence_dir or self.home / "evidence").expanduser()

@@ -118,6 +118,8 @@ def hash_video(source: str | Path | IO[bytes], options: HashOptions) -> VideoHas
         container = av.open(source, mode="r")
     except av.error.InvalidDataError as exc:
         raise CorruptMediaError(f"the video container cannot be read: {exc}") from exc
+    except av.error.EOFError as exc:
+        raise TruncatedMediaError(f"the container ends before its first frame: {exc}") from exc
     except (av.error.FFmpegError, ValueError) as exc:
         raise UnsupportedMediaError(f"FFmpeg cannot open this file: {exc}") from exc
     with container:

@@ -20,6 +20,7 @@ default and exact modes) on the sample videos, beside a decode-only floor
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
@@ -106,7 +107,7 @@ def render_report(report: dict[str, Any]) -> str:
     machine = report["machine"]
     lines = [
         f"redress bench hash: {report['inputs']['images']} images ({report['inputs']['source']}),"
-        f" best of {report['inputs']['passes']} passes, one core of {machine['cpu']}",
+        f" best of {report['inputs']['passes']} tries per image, one core of {machine['cpu']}",
         f"anchor: {report['anchor']}",
         "",
         f"{'hasher':<8} {'images/s':>10} {'ms/image':>10} {'vs anchor':>10}",
@@ -184,17 +185,26 @@ def _telegram_like_images(folder: Path, count: int, seed: int) -> list[Path]:
 def _time_interleaved(
     hashers: dict[str, Callable[[Path], object]], paths: list[Path], repeat: int
 ) -> dict[str, float]:
+    """Seconds each hasher needs for all ``paths``: per image, the best of ``repeat`` tries.
+
+    The hashers take turns image by image (in rotating order), so a burst of
+    load from elsewhere on the machine falls on all of them alike, and the
+    per-image minimum discards the tries such a burst spoiled.
+    """
     for hasher in hashers.values():  # warm caches and lazy imports
         for path in paths[:2]:
             hasher(path)
-    best = dict.fromkeys(hashers, float("inf"))
-    for _ in range(repeat):
-        for name, hasher in hashers.items():
-            started = time.perf_counter()
-            for path in paths:
-                hasher(path)
-            best[name] = min(best[name], time.perf_counter() - started)
-    return best
+    names = list(hashers)
+    best = {name: [float("inf")] * len(paths) for name in names}
+    for attempt in range(repeat):
+        for index, path in enumerate(paths):
+            shift = (attempt + index) % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                hashers[name](path)
+                elapsed = time.perf_counter() - started
+                best[name][index] = min(best[name][index], elapsed)
+    return {name: math.fsum(times) for name, times in best.items()}
 
 
 def _fast_vs_exact(
@@ -234,26 +244,13 @@ def _video_bench(videos: Sequence[Path], repeat: int) -> dict[str, Any]:
                 seconds += float(stream.duration * stream.time_base)
             frames += stream.frames or 0
 
-    def decode_only() -> None:
-        for path in videos:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                stream.codec_context.thread_type = "AUTO"
-                for _ in container.decode(stream):
-                    pass
-
     default, exact = HashOptions(), HashOptions(exact=True)
-    runs: dict[str, Callable[[], object]] = {
-        "decode_only": decode_only,
-        "default": lambda: [hash_file(p, default) for p in videos],
-        "exact": lambda: [hash_file(p, exact) for p in videos],
+    runs: dict[str, Callable[[Path], object]] = {
+        "decode_only": _decode_only,
+        "default": lambda p: hash_file(p, default),
+        "exact": lambda p: hash_file(p, exact),
     }
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeat):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - started)
+    best = _time_interleaved(runs, list(videos), repeat)
     floor = seconds / best["decode_only"]
     return {
         "videos": len(videos),
@@ -268,6 +265,15 @@ def _video_bench(videos: Sequence[Path], repeat: int) -> dict[str, Any]:
             for name, elapsed in best.items()
         },
     }
+
+
+def _decode_only(path: Path) -> None:
+    """The floor: demux and decode every frame as vPDQ does, then drop it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass
 
 
 # ---------------------------------------------------------------- machine

@@ -114,3 +114,36 @@ def test_bad_option_is_a_usage_error_without_traceback(redress_home: Path) -> No
     result = run_redress("hash", "--compat", "photodna", "x.jpg")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_only(shared_data: Path, redress_home: Path) -> None:
+    import pty
+
+    folder = shared_data / "pdq" / "bridge-mods"
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "redress", "hash", "--json", str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            env=dict(os.environ, COLUMNS="100"),
+            check=False,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is closed once everything is read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert result.returncode == 0
+    assert "hashing" in terminal
+    assert "hashing" not in result.stdout
+    assert len(records(result.stdout)) == 12

@@ -165,6 +165,7 @@ def test_numpy_dct_stage_equals_meta_on_64x64_pictures(bridge: Image.Image) -> N
         ("RGB", "WEBP"),
         ("RGB", "BMP"),
         ("RGB", "TIFF"),
+        ("RGB", "AVIF"),
         ("CMYK", "TIFF"),
         ("P", "GIF"),
     ],

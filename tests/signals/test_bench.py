@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_video
+from signals.media import make_video
 
 
 @pytest.mark.slow

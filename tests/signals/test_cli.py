@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import make_video
+from signals.media import make_video
 
 
 def run_redress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,9 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from conftest import encode
 from redress.signals import HashOptions, PdqHash, dihedral_hashes, hash_bytes, hash_file
 from redress.signals.pdq import pdq_from_buffer64, pdq_from_rgb
+from signals.media import encode
 
 COMPAT = HashOptions(compat_hma=True)
 EXACT = HashOptions(exact=True)

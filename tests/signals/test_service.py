@@ -11,9 +11,9 @@ import av
 import pytest
 from PIL import Image
 
-from conftest import encode, make_audio, make_video
 from redress.config import Settings
 from redress.signals import HashError, HashOptions, MediaSignals, hash_bytes, hash_file
+from signals.media import encode, make_audio, make_video
 
 OPTIONS = HashOptions()
 

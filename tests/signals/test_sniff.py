@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import encode
 from redress.signals.errors import EmptyFileError, UnsupportedMediaError
 from redress.signals.sniff import SNIFF_BYTES, declares_more_than, sniff
+from signals.media import encode
 
 
 @pytest.mark.parametrize(

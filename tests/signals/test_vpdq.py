@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_video
 from redress.errors import InvalidInputError
 from redress.signals import (
     HashOptions,
@@ -19,6 +18,7 @@ from redress.signals import (
     write_vpdq_text,
 )
 from redress.signals.pdq import pdq_from_rgb
+from signals.media import make_video
 
 EVERY_FRAME = HashOptions(seconds_per_hash=0)
 # Meta's doorknob clip fades to black: its last 60 frames are nearly flat

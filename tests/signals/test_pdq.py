@@ -273,3 +273,16 @@ def test_fast_path_stays_within_8_bits_of_exact_on_99_percent_of_photos(
     within = sum(d <= 8 for d in distances) / len(distances)
     assert within >= 0.99, sorted(distances)[-10:]
     assert float(np.mean(distances)) <= 2.0
+
+
+def test_heic_orientation_is_applied_once(bridge: Image.Image) -> None:
+    upright = bridge.resize((640, 402))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to display", as iPhones write
+    buffer = io.BytesIO()
+    stored.save(buffer, "HEIF", exif=exif.tobytes(), quality=90)
+    signals = hash_bytes(buffer.getvalue(), EXACT)
+    assert (signals.width, signals.height) == (640, 402)
+    assert signals.pdq is not None
+    assert signals.pdq.distance(pdq_from_rgb(np.asarray(upright))) <= 8

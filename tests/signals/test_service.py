@@ -11,7 +11,6 @@ import av
 import pytest
 from PIL import Image
 
-from redress.config import Settings
 from redress.signals import HashError, HashOptions, MediaSignals, hash_bytes, hash_file
 from signals.media import encode, make_audio, make_video
 
@@ -218,18 +217,6 @@ def test_truncated_and_corrupt_video(tmp_path: Path) -> None:
         scrambled[index] ^= 0x55
     # With its index unreadable FFmpeg sees no stream at all, or fails outright.
     assert error_code(bytes(scrambled)) in {"corrupt", "no_video_frames"}
-
-
-def test_options_from_settings_take_limits_and_overrides() -> None:
-    settings = Settings(max_image_pixels=1234, max_video_seconds=5.0, pdq_quality_min=60)
-    options = HashOptions.from_settings(settings, exact=True, seconds_per_hash=0)
-    assert options.max_image_pixels == 1234
-    assert options.max_video_seconds == 5.0
-    assert options.max_file_bytes == settings.max_file_bytes
-    assert options.quality_min == 60
-    assert (options.exact, options.seconds_per_hash, options.compat_hma) == (True, 0, False)
-    with pytest.raises(TypeError):
-        HashOptions.from_settings(settings, colour=True)
 
 
 def test_quality_minimum_comes_from_options(shared_data: Path) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import av
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from redress.signals import HashError, HashOptions, MediaSignals, hash_bytes, hash_file
@@ -233,3 +235,57 @@ def test_media_signals_is_frozen(bridge_png: bytes) -> None:
     signals: MediaSignals = hash_bytes(bridge_png, OPTIONS)
     with pytest.raises(AttributeError):
         signals.md5 = "x"  # type: ignore[misc]
+
+
+KNOWN_FAILURES = {
+    "empty_file",
+    "truncated",
+    "corrupt",
+    "unsupported_type",
+    "too_many_pixels",
+    "no_video_frames",
+    "audio_only",
+}
+
+
+def outcome(data: bytes) -> str:
+    """``"hashed"`` or the error code: anything else (a crash) fails the test."""
+    try:
+        signals = hash_bytes(data, OPTIONS)
+    except HashError as exc:
+        return exc.code
+    assert signals.pdq is not None or signals.vpdq
+    return "hashed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_give_a_hash_or_a_hash_error(data: bytes) -> None:
+    assert outcome(data) in KNOWN_FAILURES | {"hashed"}
+
+
+@pytest.fixture(scope="module")
+def damageable(bridge: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """Small real files of each family to damage: PNG, JPEG, GIF, WebP, MP4."""
+    small = bridge.resize((160, 100))
+    video = make_video(tmp_path_factory.mktemp("fuzz") / "v.mp4", frames=4, size=(64, 48))
+    return [
+        encode(small, "PNG"),
+        encode(small, "JPEG", quality=80),
+        encode(small.convert("P"), "GIF"),
+        encode(small, "WEBP"),
+        video.read_bytes(),
+    ]
+
+
+@settings(max_examples=250, deadline=None)
+@given(data=st.data())
+def test_damaged_real_media_gives_a_hash_or_a_hash_error(
+    damageable: list[bytes], data: st.DataObject
+) -> None:
+    sample = bytearray(data.draw(st.sampled_from(damageable)))
+    for _ in range(data.draw(st.integers(1, 8))):
+        index = data.draw(st.integers(0, len(sample) - 1))
+        sample[index] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(sample)))
+    assert outcome(bytes(sample[:cut])) in KNOWN_FAILURES | {"hashed"}

@@ -94,7 +94,9 @@ def _sniff(head: bytes) -> MediaFormat | None:
     if head.startswith(b"OggS"):
         # Ogg may hold Theora video; the decoder decides, audio-only is reported then.
         return MediaFormat("video", "ogg", "video/ogg")
-    if head.startswith((b"ID3", b"fLaC")) or (head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head.startswith((b"ID3", b"fLaC")) or (
+        len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    ):
         return MediaFormat("audio", "mp3" if not head.startswith(b"fLaC") else "flac", "audio/mpeg")
     return None
 

@@ -60,7 +60,7 @@ JPEG_QUALITY = 87
 
 
 def run_hash_bench(
-    *, count: int = 40, repeat: int = 3, videos: Sequence[Path] = (), seed: int = 2026
+    *, count: int = 40, repeat: int = 2, videos: Sequence[Path] = (), seed: int = 2026
 ) -> dict[str, Any]:
     """Run the image and video benchmarks; return every figure as plain JSON-able data."""
     anchor = _anchor_hasher()

@@ -88,8 +88,9 @@ def bench_hash_command(
         int, typer.Option("--count", min=1, help="Telegram-like images to generate.")
     ] = 40,
     repeat: Annotated[
-        int, typer.Option("--repeat", min=1, help="Timed passes; the best one counts.")
-    ] = 3,
+        int,
+        typer.Option("--repeat", min=1, help="Tries per image and per video; the best counts."),
+    ] = 2,
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="Also time vPDQ on sample videos.")
     ] = True,

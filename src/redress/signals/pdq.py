@@ -64,6 +64,21 @@ _EXIF_ORIENTATION = 0x0112
 FAST_MIN_SIDE = 256
 _FAST_SCALES = (8, 4, 2)
 
+# What Pillow's plug-ins raise on malformed data (beyond OSError, fuzzing finds
+# index, type, key and arithmetic errors in some of them): all mean "corrupt".
+_DECODER_ERRORS = (
+    Image.DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+)
+
 # Pillow's transpose for each EXIF orientation (what ImageOps.exif_transpose does).
 _ORIENTATION_METHOD = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -121,7 +136,7 @@ def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:
             raise CorruptMediaError(
                 f"the file starts like {fmt.name} but its header cannot be read"
             ) from exc
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        except _DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
         if fmt.name == "PNG":
             _verify_png(data, fmt)
@@ -163,7 +178,7 @@ def load_rgb(decoded: DecodedImage, fmt: MediaFormat, *, compat_hma: bool) -> Rg
             rgb = _to_rgb(image)
         except HashError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        except _DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
     orientation = orientation_of(image)
     if orientation != 1:
@@ -203,7 +218,7 @@ def fast_pdq(decoded: DecodedImage, fmt: MediaFormat) -> PdqHash | None:
             luma = _reduced_luma(image, fmt, scale)
         except HashError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        except _DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
     if luma is None:
         return None
@@ -280,7 +295,7 @@ def _verify_png(data: bytes, fmt: MediaFormat) -> None:
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as probe:
             probe.verify()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+    except _DECODER_ERRORS as exc:
         raise _decode_error(exc, fmt) from exc
 
 
@@ -298,6 +313,10 @@ def _quiet() -> Iterator[None]:
 
 def _decode_error(exc: BaseException, fmt: MediaFormat) -> HashError:
     text = str(exc)
+    if isinstance(exc, Image.DecompressionBombError):
+        return MediaTooLargeError(
+            f"the image holds more pixels than Pillow allows: {text}", code="too_many_pixels"
+        )
     lowered = text.lower()
     if isinstance(exc, EOFError) or "truncated" in lowered or "end of file" in lowered:
         return TruncatedMediaError(f"the {fmt.name} file is truncated: {text or 'ends early'}")

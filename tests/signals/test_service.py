@@ -284,8 +284,10 @@ def test_damaged_real_media_gives_a_hash_or_a_hash_error(
     damageable: list[bytes], data: st.DataObject
 ) -> None:
     sample = bytearray(data.draw(st.sampled_from(damageable)))
+    # Positions are drawn independently of the sample's length (MP4 bytes
+    # carry a creation time), so replayed examples stay valid across runs.
     for _ in range(data.draw(st.integers(1, 8))):
-        index = data.draw(st.integers(0, len(sample) - 1))
+        index = data.draw(st.integers(0, 2**20)) % len(sample)
         sample[index] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(sample)))
+    cut = 1 + data.draw(st.integers(0, 2**20)) % len(sample)
     assert outcome(bytes(sample[:cut])) in KNOWN_FAILURES | {"hashed"}

@@ -140,6 +140,8 @@ def hash_video(source: str | Path | IO[bytes], options: HashOptions) -> VideoHas
 
 def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHashes:
     codec = stream.codec_context
+    if codec is None:  # FFmpeg has no decoder for the stream's codec id
+        raise UnsupportedMediaError("FFmpeg has no decoder for this video's codec")
     width, height = int(codec.width or 0), int(codec.height or 0)
     if width * height > options.max_image_pixels:
         raise MediaTooLargeError(

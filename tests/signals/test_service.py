@@ -266,19 +266,27 @@ def test_arbitrary_bytes_give_a_hash_or_a_hash_error(data: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def damageable(bridge: Image.Image, tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
-    """Small real files of each family to damage: PNG, JPEG, GIF, WebP, MP4."""
+    """Small real files of each family to damage: stills, an animated GIF, an MP4."""
     small = bridge.resize((160, 100))
     video = make_video(tmp_path_factory.mktemp("fuzz") / "v.mp4", frames=4, size=(64, 48))
+    frames = [small.rotate(angle) for angle in (0, 3, 6)]
+    animated = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     return [
         encode(small, "PNG"),
         encode(small, "JPEG", quality=80),
+        encode(small.convert("CMYK"), "JPEG"),
         encode(small.convert("P"), "GIF"),
+        animated,
         encode(small, "WEBP"),
+        encode(small, "TIFF"),
+        encode(small, "BMP"),
+        encode(small, "AVIF"),
+        encode(small, "HEIF"),
         video.read_bytes(),
     ]
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(data=st.data())
 def test_damaged_real_media_gives_a_hash_or_a_hash_error(
     damageable: list[bytes], data: st.DataObject

@@ -77,6 +77,7 @@ _DECODER_ERRORS = (
     KeyError,
     TypeError,
     ZeroDivisionError,
+    RuntimeError,  # the AVIF plug-in's "Failed to decode image"
 )
 
 # Pillow's transpose for each EXIF orientation (what ImageOps.exif_transpose does).
@@ -140,6 +141,11 @@ def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:
             raise _decode_error(exc, fmt) from exc
         if fmt.name == "PNG":
             _verify_png(data, fmt)
+        try:
+            # Counting frames walks the file (GIF): damaged data fails here too.
+            frames = int(getattr(image, "n_frames", 1) or 1)
+        except _DECODER_ERRORS as exc:
+            raise _decode_error(exc, fmt) from exc
     width, height = image.size
     if width * height > max_pixels:
         raise MediaTooLargeError(
@@ -149,15 +155,15 @@ def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:
         )
     if width < 1 or height < 1:
         raise CorruptMediaError(f"the image declares an empty size {width}x{height}")
-    frames = int(getattr(image, "n_frames", 1) or 1)
     return DecodedImage(image, width, height, frames)
 
 
 def orientation_of(image: Image.Image) -> int:
     """The EXIF orientation tag (1-8); 1 when absent or unreadable."""
     try:
-        value = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        with _quiet():
+            value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except _DECODER_ERRORS:
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 

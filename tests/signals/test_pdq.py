@@ -286,3 +286,21 @@ def test_heic_orientation_is_applied_once(bridge: Image.Image) -> None:
     assert (signals.width, signals.height) == (640, 402)
     assert signals.pdq is not None
     assert signals.pdq.distance(pdq_from_rgb(np.asarray(upright))) <= 8
+
+
+def test_camera_mpo_jpeg_is_one_photo_on_the_fast_path(bridge: Image.Image) -> None:
+    photo = bridge.resize((1280, 803))
+    gain_map = photo.resize((320, 200)).convert("L").convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, "MPO", save_all=True, append_images=[gain_map], quality=90)
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as probe:
+        assert probe.format == "MPO"
+        assert getattr(probe, "n_frames", 1) == 2
+    fast = hash_bytes(data, FAST)
+    exact = hash_bytes(data, EXACT)
+    assert fast.kind == exact.kind == "image"
+    assert exact.pdq == pdq_from_rgb(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    assert fast.pdq is not None
+    assert exact.pdq is not None
+    assert fast.pdq.distance(exact.pdq) <= 8

@@ -115,8 +115,12 @@ class DecodedImage:
 
     @property
     def animated(self) -> bool:
-        """More than one frame (an animated GIF or WebP)."""
-        return self.frames > 1
+        """An animation (GIF, WebP, APNG with several frames).
+
+        A camera JPEG's extra MPO pictures (depth maps, HDR gain maps) are
+        not frames of an animation: such a JPEG is one photo.
+        """
+        return self.frames > 1 and self.image.format in {"GIF", "WEBP", "PNG"}
 
 
 def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:

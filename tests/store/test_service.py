@@ -108,9 +108,11 @@ def test_duplicates_collapse_and_removed_entries_revive(engine: Engine) -> None:
         banks = BankService(s)
         banks.create("b")
         first = banks.add("b", [pdq_entry(h), pdq_entry(h)])
-        assert len(first.added) == 1 and first.duplicates == 1
+        assert len(first.added) == 1
+        assert first.duplicates == 1
         again = banks.add("b", [pdq_entry(h)])
-        assert again.added == () and again.duplicates == 1
+        assert again.added == ()
+        assert again.duplicates == 1
         assert banks.remove("b", list(first.added)) == list(first.added)
         revived = banks.add("b", [pdq_entry(h)])
         assert revived.added == first.added
@@ -141,7 +143,8 @@ def test_case_withdrawal_removes_its_hashes_from_matching(
         other = cases.create([pdq_entry(shared)])
         s.commit()
     assert created.case.status is CaseStatus.RECEIVED
-    assert len(created.pin) == 8 and created.case.case_number.startswith("RC-")
+    assert len(created.pin) == 8
+    assert created.case.case_number.startswith("RC-")
     follower.poll()
     with Session(engine) as s:
         hit = Matcher(follower).match(s, MediaQuery(pdq=(mine,)))
@@ -182,7 +185,8 @@ def test_removed_entry_never_matches_even_before_the_index_catches_up(
     with Session(engine) as s:  # no poll yet
         assert Matcher(follower).match(s, MediaQuery(pdq=(h,))) == []
         case = CaseService(s).get(created.case.case_number)
-    assert case.status is CaseStatus.DELETED and case.contact is None
+    assert case.status is CaseStatus.DELETED
+    assert case.contact is None
 
 
 def test_scan_records_item_sighting_and_matches(engine: Engine, follower: IndexFollower) -> None:
@@ -252,9 +256,7 @@ def test_vpdq_entry_matches_by_frame_share(engine: Engine, follower: IndexFollow
         s.commit()
     follower.poll()
     with Session(engine) as s:
-        most = MediaQuery(
-            kind="video", vpdq=frames[:17] + (VpdqFrameIn(99, random_pdq(rng), 99.0),)
-        )
+        most = MediaQuery(kind="video", vpdq=(*frames[:17], VpdqFrameIn(99, random_pdq(rng), 99.0)))
         few = MediaQuery(
             kind="video",
             vpdq=frames[:5] + tuple(VpdqFrameIn(50 + i, random_pdq(rng), 0.0) for i in range(5)),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import json
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -114,10 +113,21 @@ def _dialect_insert(session: Session) -> type[postgresql.Insert] | type[sqlite.I
     return postgresql.Insert if name == "postgresql" else sqlite.Insert
 
 
+def id_runs(entry_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``(first, last)`` covering the sorted, distinct IDs."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(set(entry_ids)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 def log_changes(
     session: Session, op: ChangeOp, entry_ids: Sequence[int] = (), bank_id: int | None = None
 ) -> None:
-    """Append change-log events (one per entry, or one bank event) in the caller's transaction."""
+    """Append change-log events (runs of entry IDs, or one bank event) to the open transaction."""
     if op is not ChangeOp.BANK and not entry_ids:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -128,7 +138,10 @@ def log_changes(
         return
     session.execute(
         insert(IndexChange),
-        [{"op": op.value, "entry_id": int(i), "bank_id": bank_id, "at": now} for i in entry_ids],
+        [
+            {"op": op.value, "entry_id": a, "entry_id_end": b, "bank_id": bank_id, "at": now}
+            for a, b in id_runs(entry_ids)
+        ],
     )
 
 
@@ -254,7 +267,7 @@ class SqlBankStore:
         for start in range(0, len(values), 500):
             base = dialect_insert(BankEntry).values(values[start : start + 500])
             stmt = base.on_conflict_do_update(
-                index_elements=["bank_id", "signal_type", "value"],
+                index_elements=["signal_type", "value", "bank_id"],
                 set_={"removed_at": None, "added_at": base.excluded.added_at},
                 where=BankEntry.removed_at.is_not(None),
             ).returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
@@ -706,23 +719,37 @@ class SqlAuditLog:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One row of the index change log."""
+    """One row of the index change log: an op on entries ``entry_id..entry_id_end``."""
 
     seq: int
     op: ChangeOp
     entry_id: int | None
+    entry_id_end: int | None
     bank_id: int | None
+
+    @property
+    def run(self) -> tuple[int, int] | None:
+        """The inclusive run of entry IDs this event names (None for bank events)."""
+        if self.entry_id is None:
+            return None
+        return (self.entry_id, self.entry_id_end or self.entry_id)
 
 
 def read_changes(session: Session, after: int, limit: int = 100_000) -> list[Change]:
     """Change-log events with ``seq > after``, oldest first."""
     rows = session.execute(
-        select(IndexChange.seq, IndexChange.op, IndexChange.entry_id, IndexChange.bank_id)
+        select(
+            IndexChange.seq,
+            IndexChange.op,
+            IndexChange.entry_id,
+            IndexChange.entry_id_end,
+            IndexChange.bank_id,
+        )
         .where(IndexChange.seq > after)
         .order_by(IndexChange.seq)
         .limit(limit)
     )
-    return [Change(r[0], ChangeOp(r[1]), r[2], r[3]) for r in rows]
+    return [Change(r[0], ChangeOp(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
 def last_change(session: Session) -> int:
@@ -787,7 +814,9 @@ def stream_active_hashes(
     if entry_ids is not None:
         if not entry_ids:
             return
-        extra = "AND e.id IN ({})".format(",".join(str(int(i)) for i in entry_ids))
+        extra = "AND ({})".format(
+            " OR ".join(f"e.id BETWEEN {int(a)} AND {int(b)}" for a, b in id_runs(entry_ids))
+        )
     sql = (_ACTIVE_FRAMES_SQL if frames else _ACTIVE_PDQ_SQL).format(extra=extra)
     if engine.dialect.name == "postgresql":
         yield from _stream_pg(engine, sql.replace(":quality", str(int(quality_min))), chunk)
@@ -811,15 +840,12 @@ def _stream_pg(engine: Engine, sql: str, chunk: int) -> Iterator[HashBlock]:
                     ext = struct.unpack(">i", buffer[15:19])[0]
                     del buffer[: 19 + ext]
                     header_done = True
-                usable = (len(buffer) // size) * size
-                if usable >= chunk * size or (usable and len(buffer) - usable <= 2):
-                    # The trailer is a 2-byte -1; never parse it as a row.
+                if len(buffer) >= chunk * size:
+                    usable = (len(buffer) // size) * size
                     rows = np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW)
-                    if len(rows) and rows[-1]["n"] == -1:  # pragma: no cover - defensive
-                        rows = rows[:-1]
                     del buffer[:usable]
-                    if len(rows):
-                        yield _block(rows)
+                    yield _block(rows)
+        # What is left is whole rows plus the 2-byte trailer (-1), which never fills a row.
         usable = (len(buffer) // size) * size
         if usable:
             yield _block(np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW))
@@ -854,6 +880,41 @@ def _stream_sqlite(engine: Engine, sql: str, quality_min: int, chunk: int) -> It
         raw.close()
 
 
+# One statement: upsert from staging and log an ``add`` per new entry.
+_PG_UPSERT = """
+WITH ins AS (
+    INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                            added_at, removed_at, note, metadata)
+    SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, :now,
+           NULL, NULL, COALESCE(metadata, '{}'::json)
+      FROM entry_staging WHERE true
+    ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+       SET removed_at = NULL, added_at = excluded.added_at
+     WHERE bank_entry.removed_at IS NOT NULL
+    RETURNING id
+), log AS (
+    -- Runs of consecutive IDs ("gaps and islands"): a chunk logs a few rows, not one per entry.
+    INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at)
+    SELECT 'add', min(id), max(id), :bank, :now
+      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM ins) AS numbered
+     GROUP BY run
+)
+SELECT id FROM ins
+"""
+# SQLite needs ``WHERE true`` so that ON CONFLICT is not read as a join constraint.
+_SQLITE_UPSERT = """
+INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                        added_at, removed_at, note, metadata)
+SELECT :bank, :kind, value, quality, :source, external_id, :now, NULL, NULL,
+       COALESCE(metadata, '{}')
+  FROM entry_staging WHERE true GROUP BY value
+ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+   SET removed_at = NULL, added_at = excluded.added_at
+ WHERE bank_entry.removed_at IS NOT NULL
+RETURNING id
+"""
+
+
 def bulk_upsert_hashes(
     session: Session,
     bank_id: int,
@@ -862,91 +923,71 @@ def bulk_upsert_hashes(
     qualities: Sequence[int | None],
     external_ids: Sequence[str | None],
     source: EntrySource,
-    metadata: Sequence[JsonObject] | None = None,
-) -> list[tuple[int, bytes]]:
-    """Insert single-hash entries fast; returns (entry ID, value) of those newly active.
+    metadata_json: Sequence[str | None] | None = None,
+) -> list[int]:
+    """Insert single-hash entries fast; returns the IDs of those newly active.
 
-    Rows go to a temporary staging table (binary ``COPY`` on PostgreSQL,
+    Rows go to a temporary staging table (``COPY`` on PostgreSQL,
     ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT``
     moves them into ``bank_entry``: duplicates collapse, removed entries
-    revive, and concurrent importers never insert the same entry twice.
+    revive, and concurrent importers never insert the same entry twice. The
+    change log gets one ``add`` per new entry in the same statement (PostgreSQL)
+    or transaction (SQLite). ``metadata_json`` holds each row's metadata
+    already encoded as a JSON object (``None`` for none).
     """
     if not values:
         return []
     now = utcnow()
     conn = session.connection()
-    dialect = conn.dialect.name
-    metas = metadata or [{}] * len(values)
-    if dialect == "postgresql":
+    metas: Sequence[str | None] = metadata_json or [None] * len(values)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = {"bank": bank_id, "kind": kind.value, "source": source.value}
+    if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
             "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value bytea, quality smallint, "
             "external_id text, metadata json) ON COMMIT DELETE ROWS"
         )
         conn.exec_driver_sql("TRUNCATE entry_staging")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # Enough memory to de-duplicate a chunk without spilling the sort to disk.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        null = "\\N"
+        buf = io.StringIO()
+        write = buf.write
+        for value, quality, ext, meta in zip(values, qualities, external_ids, metas, strict=True):
+            write("\\\\x")
+            write(value.hex())
+            write("\t")
+            write(null if quality is None else str(quality))
+            write("\t")
+            write(null if ext is None else _copy_text(ext))
+            write("\t")
+            write(null if meta is None else _copy_text(meta))
+            write("\n")
         with cursor.copy(
             "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
         ) as copy:
-            buf = io.StringIO()
-            for value, quality, ext, meta in zip(
-                values, qualities, external_ids, metas, strict=True
-            ):
-                buf.write("\\\\x")
-                buf.write(value.hex())
-                buf.write("\t")
-                buf.write("\\N" if quality is None else str(quality))
-                buf.write("\t")
-                buf.write("\\N" if ext is None else _copy_text(ext))
-                buf.write("\t")
-                buf.write(_copy_text(json.dumps(meta)))
-                buf.write("\n")
             copy.write(buf.getvalue())
-        select_sql = (
-            "SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, "
-            ":now, NULL, NULL, metadata FROM entry_staging WHERE true"
-        )
-    else:
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
-            "external_id TEXT, metadata TEXT)"
-        )
-        conn.exec_driver_sql("DELETE FROM entry_staging")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(
-            "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
-            [
-                (v, q, e, json.dumps(m))
-                for v, q, e, m in zip(values, qualities, external_ids, metas, strict=True)
-            ],
-        )
-        select_sql = (
-            "SELECT :bank, :kind, value, quality, :source, external_id, :now, NULL, NULL, "
-            "metadata FROM entry_staging WHERE true GROUP BY value"
-        )
-    sql = (
-        "INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id, "
-        "added_at, removed_at, note, metadata) "
-        + select_sql
-        + " ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET removed_at = NULL, "
-        "added_at = excluded.added_at WHERE bank_entry.removed_at IS NOT NULL "
-        "RETURNING id, value"
+        # The advisory lock orders change-log sequence numbers (see the module docstring).
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+        rows = session.execute(text(_PG_UPSERT), {**params, "now": now}).all()
+        return [int(r[0]) for r in rows]
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
+        "external_id TEXT, metadata TEXT)"
     )
-    stamp = now if dialect == "postgresql" else now.replace(tzinfo=None).isoformat(sep=" ")
-    rows = session.execute(
-        text(sql), {"bank": bank_id, "kind": kind.value, "source": source.value, "now": stamp}
-    ).all()
-    added = [(int(r[0]), bytes(r[1])) for r in rows]
-    if added:
-        if dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
-        session.execute(
-            insert(IndexChange),
-            [
-                {"op": ChangeOp.ADD.value, "entry_id": i, "bank_id": bank_id, "at": now}
-                for i, _ in added
-            ],
-        )
-    return added
+    conn.exec_driver_sql("DELETE FROM entry_staging")
+    cursor.executemany(
+        "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
+        list(zip(values, qualities, external_ids, metas, strict=True)),
+    )
+    stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+    ids = [int(r[0]) for r in session.execute(text(_SQLITE_UPSERT), {**params, "now": stamp})]
+    cursor.executemany(
+        "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
+        "VALUES ('add', ?, ?, ?, ?)",
+        [(a, b, bank_id, stamp) for a, b in id_runs(ids)],
+    )
+    return ids
 
 
 def _copy_text(value: str) -> str:
@@ -956,16 +997,20 @@ def _copy_text(value: str) -> str:
 
 
 def active_entry_state(
-    session: Session, entry_ids: Sequence[int]
+    session: Session, entry_ids: Sequence[int] = (), runs: Sequence[tuple[int, int]] = ()
 ) -> dict[int, tuple[int, str, bool]]:
-    """For each entry ID: (bank ID, signal type, active?)."""
+    """For each entry among ``entry_ids`` and ID ``runs``: (bank ID, signal type, active?)."""
     found: dict[int, tuple[int, str, bool]] = {}
+    query = select(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.removed_at)
     ids = list(entry_ids)
     for start in range(0, len(ids), 1000):
         for entry_id, bank_id, kind, removed in session.execute(
-            select(
-                BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.removed_at
-            ).where(BankEntry.id.in_(ids[start : start + 1000]))
+            query.where(BankEntry.id.in_(ids[start : start + 1000]))
+        ):
+            found[entry_id] = (bank_id, kind, removed is None)
+    for first, last in runs:
+        for entry_id, bank_id, kind, removed in session.execute(
+            query.where(BankEntry.id.between(first, last))
         ):
             found[entry_id] = (bank_id, kind, removed is None)
     return found

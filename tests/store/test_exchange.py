@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from store_hashes import random_pdq
 
 from redress.signals.types import SignalKind
 from redress.store.errors import ImportProblem, ImportRejectedError
@@ -30,6 +29,7 @@ from redress.store.interfaces import BankPurpose, EntryIn
 from redress.store.models import BankEntry, ImportCheckpoint, IndexChange
 from redress.store.service import BankService, CaseService
 from redress.store.store import SqlBankStore
+from store.store_hashes import random_pdq
 
 
 def record(

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from store_hashes import random_pdq
 
 import redress.store
 from redress.signals.types import PdqHash, SignalKind
@@ -34,6 +33,7 @@ from redress.store.interfaces import (
     VpdqFrameIn,
 )
 from redress.store.store import SqlBankStore, SqlCaseStore, SqlSeenStore
+from store.store_hashes import random_pdq
 
 BANK_STORES: list[Callable[[Session], BankStore]] = [SqlBankStore]
 CASE_STORES: list[Callable[[Session], CaseStore]] = [SqlCaseStore]

@@ -8,7 +8,6 @@ import random
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from store_hashes import flip, random_pdq
 
 from redress.signals.types import PdqHash, SignalKind
 from redress.store.errors import (
@@ -37,6 +36,7 @@ from redress.store.service import (
 )
 from redress.store.store import SqlAuditLog
 from redress.store.sync import IndexFollower, SeenFollower
+from store.store_hashes import flip, random_pdq
 
 
 def pdq_entry(h: PdqHash) -> EntryIn:

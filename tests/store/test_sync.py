@@ -10,7 +10,6 @@ import threading
 import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from store_hashes import random_pdq
 
 from redress.index import BruteForceIndex
 from redress.signals.types import SignalKind
@@ -18,6 +17,7 @@ from redress.store.db import make_engine
 from redress.store.interfaces import EntryIn, MediaQuery, VpdqFrameIn
 from redress.store.service import BankService, CaseService, Matcher
 from redress.store.sync import IndexFollower, id_runs_merge
+from store.store_hashes import random_pdq
 
 # The follower thread's default poll interval: one poll applies every committed change,
 # so a change reaches every process's index within this interval plus one poll.

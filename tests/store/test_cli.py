@@ -212,3 +212,30 @@ def test_sigkilled_import_resumes_from_its_checkpoint(
     engine.dispose()
     assert len(rows) == len(set(rows)) == len(values)
     assert sum(b - a + 1 for a, b in logged) == len(values)
+
+
+def test_scan_matches_edited_copies_and_bank_add_matches_history(
+    cli_env: dict[str, str], shared_data: Path
+) -> None:
+    mods = shared_data / "pdq" / "bridge-mods"
+    unrelated = sorted((shared_data / "pdq" / "reg-test-input" / "labelme-subset").iterdir())[0]
+    # Seen before any bank holds it: recorded, not matched.
+    first = redress(cli_env, "scan", "--json", str(mods / "blur-a-lot.jpg"))
+    assert json.loads(first.stdout)["matches"] == []
+    assert redress(cli_env, "bank", "create", "known").returncode == 0
+    added = redress(cli_env, "bank", "add", "known", str(mods / "aaa-orig.jpg"))
+    assert added.returncode == 0, added.stderr
+    # Retroactive: the earlier scan now has a recorded match.
+    assert json.loads(redress(cli_env, "bank", "stats", "known", "--json").stdout)["matches"] == 1
+    scanned = redress(
+        cli_env, "scan", "--json", str(mods / "sharpen-a-little.jpg"), str(unrelated), str(mods)
+    )
+    assert scanned.returncode == 1  # the folder is not a file: reported, the others still scanned
+    records = [json.loads(line) for line in scanned.stdout.splitlines()]
+    hit, miss, error = records
+    assert [(m["bank"], m["signal"]) for m in hit["matches"]] == [("known", "pdq")]
+    assert 0 < hit["matches"][0]["distance"] <= 31
+    assert miss["matches"] == []
+    assert error["path"] == str(mods)
+    assert set(error["error"]) == {"code", "message"}
+    assert "Traceback" not in scanned.stderr

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from redress.config import Settings
-from redress.errors import InvalidInputError
+from redress.errors import RedressError
 from redress.index import BruteForceIndex
 from redress.signals.types import SignalKind
 from redress.store import migrate
@@ -232,11 +232,9 @@ def bank_add(
 def _hash_files(ctx: typer.Context, paths: list[Path]) -> list[EntryIn]:
     if not paths:
         return []
-    raise InvalidInputError(
-        "hashing media files needs redress.signals.hash_file, which this build lacks; "
-        "give the hashes with --pdq/--md5/--sha256/--vpdq",
-        code="signals_unavailable",
-    )
+    from redress.store.media import entries_for_files
+
+    return entries_for_files(paths, _settings(ctx))
 
 
 @bank_app.command("remove")
@@ -487,6 +485,90 @@ def case_withdraw(
     typer.echo(f"{case.case_number}: {case.status.value}; its hashes no longer match")
 
 
+def scan(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Media files to scan.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    dihedral: Annotated[bool, typer.Option(help="Also match flipped/rotated copies.")] = False,
+    platform: Annotated[str, typer.Option(help="Where the files were seen (recorded).")] = "cli",
+) -> None:
+    """Hash files and match them against every enabled bank; recorded for retroactive matching."""
+    from redress.signals import hash_file
+    from redress.store.interfaces import SightingIn
+    from redress.store.media import hash_options, query_for_signals
+    from redress.store.service import Matcher
+    from redress.store.sync import IndexFollower
+
+    failed = False
+    with _engine(ctx) as (engine, settings):
+        follower = IndexFollower(engine, BruteForceIndex, quality_min=settings.pdq_quality_min)
+        follower.start()
+        matcher = Matcher(follower, quality_min=settings.pdq_quality_min)
+        options = hash_options(settings, dihedral=dihedral)
+        for path in paths:
+            try:
+                signals = hash_file(path, options)
+                with Session(engine) as session:
+                    outcome = matcher.scan(
+                        session,
+                        query_for_signals(signals),
+                        SightingIn(platform=platform, chat=str(path.parent)),
+                    )
+                    session.commit()
+            except RedressError as exc:
+                failed = True
+                record: dict[str, object] = {
+                    "path": str(path),
+                    "error": {"code": exc.code, "message": exc.message},
+                }
+                if as_json:
+                    _echo_json(record)
+                else:
+                    typer.echo(f"{path}: error [{exc.code}] {exc.message}", err=True)
+                continue
+            matches = [
+                {
+                    "bank": m.bank_name,
+                    "bank_id": m.bank_id,
+                    "bank_purpose": m.bank_purpose.value,
+                    "entry": m.entry_id,
+                    "distance": m.distance,
+                    "signal": m.signal.value,
+                    "case_ids": list(m.case_ids),
+                    **(
+                        {"query_share": m.query_share, "entry_share": m.entry_share}
+                        if m.query_share is not None
+                        else {}
+                    ),
+                }
+                for m in outcome.matches
+            ]
+            if as_json:
+                _echo_json(
+                    {
+                        "path": str(path),
+                        "kind": signals.kind,
+                        "sha256": signals.sha256,
+                        "md5": signals.md5,
+                        "pdq": signals.pdq.hex if signals.pdq else None,
+                        "quality": signals.quality,
+                        "hashable": signals.hashable,
+                        "item": outcome.item_id,
+                        "matches": matches,
+                    }
+                )
+            elif matches:
+                for m in outcome.matches:
+                    typer.echo(
+                        f"{path}: MATCH bank {m.bank_name!r} entry {m.entry_id} "
+                        f"({m.signal.value}, distance {m.distance})"
+                    )
+            else:
+                typer.echo(f"{path}: no match")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _bench_store(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -515,4 +597,5 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(bank_app, name="bank")
     app.add_typer(case_app, name="case")
+    app.command("scan")(scan)
     bench.command("store")(_bench_store)

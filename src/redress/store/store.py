@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -769,31 +768,38 @@ class HashBlock:
     hashes: npt.NDArray[np.uint8]
 
 
-_PG_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("id", ">i8"),
-        ("l2", ">i4"),
-        ("bank", ">i4"),
-        ("l3", ">i4"),
-        ("value", "u1", (32,)),
-    ]
-)
-
-_ACTIVE_PDQ_SQL = """
-SELECT e.id, e.bank_id, e.value FROM bank_entry e
- WHERE e.signal_type = 'pdq' AND e.removed_at IS NULL AND length(e.value) = 32 {extra}
-UNION ALL
-SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
- WHERE e.signal_type = 'pdq-set' AND e.removed_at IS NULL AND length(h.value) = 32 {extra}
+# The cold start reads blocks of entry IDs, each as ONE row of concatenated columns built
+# by the database (string_agg / group_concat): a few hundred rows for ten million hashes
+# instead of ten million, so the client does no per-row work at all.
+_PG_BLOCK = """
+SELECT string_agg(int8send(e.id), ''::bytea), string_agg(int4send(e.bank_id), ''::bytea),
+       string_agg({value}, ''::bytea)
+  FROM {source}
+ WHERE e.signal_type = %(kind)s AND e.removed_at IS NULL AND length({value}) = 32
+   AND {idcol} BETWEEN %(first)s AND %(last)s {extra}
 """
-
-_ACTIVE_FRAMES_SQL = """
-SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
- WHERE e.signal_type = 'vpdq' AND e.removed_at IS NULL AND h.quality >= :quality
-   AND length(h.value) = 32 {extra}
+_SQLITE_BLOCK = """
+SELECT group_concat(e.id, ','), group_concat(e.bank_id, ','), group_concat(hex({value}), '')
+  FROM {source}
+ WHERE e.signal_type = :kind AND e.removed_at IS NULL AND length({value}) = 32
+   AND {idcol} BETWEEN :first AND :last {extra}
 """
+# Sets and frames are driven from entry_hash (usually small) through its entry_id index.
+_SOURCES = {
+    "pdq": ("bank_entry e", "e.value", "e.id", ""),
+    "pdq-set": (
+        "entry_hash h JOIN bank_entry e ON e.id = h.entry_id",
+        "h.value",
+        "h.entry_id",
+        "",
+    ),
+    "vpdq": (
+        "entry_hash h JOIN bank_entry e ON e.id = h.entry_id",
+        "h.value",
+        "h.entry_id",
+        "AND h.quality >= {quality}",
+    ),
+}
 
 
 def stream_active_hashes(
@@ -802,80 +808,67 @@ def stream_active_hashes(
     frames: bool = False,
     entry_ids: Sequence[int] | None = None,
     quality_min: int = 50,
-    chunk: int = 1_000_000,
+    block: int = 500_000,
 ) -> Iterator[HashBlock]:
-    """Stream the PDQ hashes of active entries (or vPDQ frames) as NumPy blocks.
+    """Stream the PDQ hashes of active entries (pdq and pdq-set), or vPDQ frames, as NumPy blocks.
 
-    PostgreSQL uses binary ``COPY ... TO STDOUT`` parsed straight into a
-    structured array; SQLite a plain cursor. ``entry_ids`` limits it to some
-    entries (used when following the change log).
+    ``entry_ids`` limits it to some entries (used when following the change log).
     """
-    extra = ""
+    runs: list[tuple[int, int]]
     if entry_ids is not None:
         if not entry_ids:
             return
-        extra = "AND ({})".format(
-            " OR ".join(f"e.id BETWEEN {int(a)} AND {int(b)}" for a, b in id_runs(entry_ids))
-        )
-    sql = (_ACTIVE_FRAMES_SQL if frames else _ACTIVE_PDQ_SQL).format(extra=extra)
-    if engine.dialect.name == "postgresql":
-        yield from _stream_pg(engine, sql.replace(":quality", str(int(quality_min))), chunk)
+        runs = id_runs(entry_ids)
     else:
-        yield from _stream_sqlite(engine, sql, quality_min, chunk)
-
-
-def _stream_pg(engine: Engine, sql: str, chunk: int) -> Iterator[HashBlock]:
+        with engine.connect() as conn:
+            bounds = conn.execute(select(func.min(BankEntry.id), func.max(BankEntry.id))).one()
+        low: int | None = bounds[0]
+        high: int | None = bounds[1]
+        if low is None or high is None:
+            return
+        runs = [(first, min(first + block - 1, high)) for first in range(low, high + 1, block)]
+    kinds = ["vpdq"] if frames else ["pdq", "pdq-set"]
     raw = engine.raw_connection()
     try:
         cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
-        buffer = bytearray()
-        header_done = False
-        size = _PG_ROW.itemsize
-        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
-            for block in copy:
-                buffer += block
-                if not header_done:
-                    if len(buffer) < 19:
-                        continue
-                    ext = struct.unpack(">i", buffer[15:19])[0]
-                    del buffer[: 19 + ext]
-                    header_done = True
-                if len(buffer) >= chunk * size:
-                    usable = (len(buffer) // size) * size
-                    rows = np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW)
-                    del buffer[:usable]
-                    yield _block(rows)
-        # What is left is whole rows plus the 2-byte trailer (-1), which never fills a row.
-        usable = (len(buffer) // size) * size
-        if usable:
-            yield _block(np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW))
+        postgres = engine.dialect.name == "postgresql"
+        for kind in kinds:
+            source, value, idcol, extra_kind = _SOURCES[kind]
+            extra = extra_kind.format(quality=int(quality_min))
+            # A follower names scattered IDs: one query, its runs OR-ed together.
+            if entry_ids is not None:
+                extra += " AND ({})".format(
+                    " OR ".join(f"{idcol} BETWEEN {int(a)} AND {int(b)}" for a, b in runs)
+                )
+                spans = [(runs[0][0], runs[-1][1])]
+            else:
+                spans = runs
+            sql = (_PG_BLOCK if postgres else _SQLITE_BLOCK).format(
+                source=source, value=value, idcol=idcol, extra=extra
+            )
+            for first, last in spans:
+                params = {"kind": kind, "first": first, "last": last}
+                if postgres:
+                    cursor.execute(sql, params, binary=True)
+                else:
+                    cursor.execute(sql, params)
+                ids, banks, values = cursor.fetchone()
+                if ids is None:
+                    continue
+                if postgres:
+                    got = HashBlock(
+                        np.frombuffer(ids, dtype=">i8").astype(np.int64),
+                        np.frombuffer(banks, dtype=">i4").astype(np.int32),
+                        np.frombuffer(values, dtype=np.uint8).reshape(-1, 32),
+                    )
+                else:
+                    got = HashBlock(
+                        np.array(ids.split(","), dtype=np.int64),
+                        np.array(banks.split(","), dtype=np.int32),
+                        np.frombuffer(bytes.fromhex(values), dtype=np.uint8).reshape(-1, 32),
+                    )
+                yield got
         raw.commit()
-    finally:
-        raw.close()
-
-
-def _block(rows: npt.NDArray[np.void]) -> HashBlock:
-    return HashBlock(
-        ids=rows["id"].astype(np.int64),
-        bank_ids=rows["bank"].astype(np.int32),
-        hashes=np.ascontiguousarray(rows["value"], dtype=np.uint8),
-    )
-
-
-def _stream_sqlite(engine: Engine, sql: str, quality_min: int, chunk: int) -> Iterator[HashBlock]:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql.replace(":quality", "?"), (quality_min,) if ":quality" in sql else ())
-        while True:
-            rows = cursor.fetchmany(chunk)
-            if not rows:
-                break
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            banks = np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows))
-            hashes = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, 32)
-            yield HashBlock(ids, banks, hashes)
-        cursor.close()
     finally:
         raw.close()
 

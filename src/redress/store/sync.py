@@ -139,7 +139,8 @@ class IndexFollower:
         self.stats.last_seq = seq
         self.stats.loaded_in_s = time.perf_counter() - began
         self.stats.hashes_loaded = loaded
-        self.stats.entries = len(self.index)
+        # Counted from our own map: len() of an index may be O(n).
+        self.stats.entries = int(np.count_nonzero(self._bank_of))
         return self.stats
 
     def _load_banks(self, session: Session) -> None:

@@ -161,7 +161,15 @@ def bench_backend(
         import_rate = report.added / (time.perf_counter() - began)
         anchor_rate = _anchor_import(engine, hashes)
         figures = [
-            Figure(backend, "import", "rows/s", import_rate, "driver bulk load", anchor_rate, size)
+            Figure(
+                backend,
+                "import",
+                "rows/s",
+                import_rate,
+                "driver COPY, bare table",
+                anchor_rate,
+                size,
+            )
         ]
         if cold_size > size:
             say(f"{backend}: filling to {cold_size:,} entries")

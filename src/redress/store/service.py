@@ -48,7 +48,7 @@ from redress.store.interfaces import (
     ScanOutcome,
     SightingIn,
 )
-from redress.store.models import BankEntry, EntryHash
+from redress.store.models import BankEntry, EntryHash, SeenItem
 from redress.store.store import (
     SqlAuditLog,
     SqlBankStore,
@@ -138,6 +138,9 @@ class RetroMatcher:
         if not entry_ids:
             return 0
         self.seen.catch_up()
+        # Nothing seen yet (a fresh install importing its first lists): nothing to search.
+        if session.scalar(select(SeenItem.id).limit(1)) is None:
+            return 0
         bank_store = SqlBankStore(session)
         seen_store = SqlSeenStore(session)
         now = utc_now()

@@ -283,3 +283,24 @@ def test_case_numbers_are_unguessable_and_readable() -> None:
     numbers = {new_case_number() for _ in range(200)}
     assert len(numbers) == 200
     assert all(len(n) == 17 and not set(n[3:]) & set("ILOU") for n in numbers)
+
+
+def test_bank_disabled_until_a_time_matches_again_after_it(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    import datetime as dt
+
+    h = random_pdq(random.Random(11))
+    with Session(engine) as s:
+        BankService(s).create("paused")
+        BankService(s).add("paused", [pdq_entry(h)])
+        BankService(s).disable_until("paused", dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        BankService(s).create("resumed")
+        BankService(s).add("resumed", [pdq_entry(h)])
+        BankService(s).disable_until("resumed", dt.datetime(2000, 1, 1))
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        assert [m.bank_name for m in Matcher(follower).match(s, MediaQuery(pdq=(h,)))] == [
+            "resumed"
+        ]

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -256,12 +257,21 @@ def bank_enable(ctx: typer.Context, name: str) -> None:
 
 
 @bank_app.command("disable")
-def bank_disable(ctx: typer.Context, name: str) -> None:
-    """Switch matching against a bank off."""
+def bank_disable(
+    ctx: typer.Context,
+    name: str,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only until this time (UTC unless it says otherwise).")
+    ] = None,
+) -> None:
+    """Switch matching against a bank off (for good, or until a time)."""
     with _engine(ctx) as (engine, _settings), Session(engine) as session:
-        BankService(session).set_enabled(name, False)
+        if until is None:
+            BankService(session).set_enabled(name, False)
+        else:
+            BankService(session).disable_until(name, until)
         session.commit()
-    typer.echo(f"bank {name!r} disabled")
+    typer.echo(f"bank {name!r} disabled" + (f" until {until.isoformat()}" if until else ""))
 
 
 @bank_app.command("import")

@@ -13,6 +13,7 @@ call stores (which only flush) and never commit. Public entry points:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -338,6 +339,20 @@ class BankService:
         bank = self.banks.get_bank(name)
         updated = self.banks.update_bank(bank.id, enabled=enabled, clear_disabled_until=enabled)
         self.audit.append(self.actor, AuditAction.BANK_UPDATE, f"bank:{name}", {"enabled": enabled})
+        return updated
+
+    def disable_until(self, name: str, until: dt.datetime) -> BankRead:
+        """Pause matching against a bank until ``until`` (naive times are UTC)."""
+        bank = self.banks.get_bank(name)
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        updated = self.banks.update_bank(bank.id, enabled=True, disabled_until=until)
+        self.audit.append(
+            self.actor,
+            AuditAction.BANK_UPDATE,
+            f"bank:{name}",
+            {"disabled_until": until.isoformat()},
+        )
         return updated
 
     def list(self) -> list[BankRead]:

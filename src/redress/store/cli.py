@@ -300,6 +300,7 @@ def bank_import(
                 BankService(session, default_threshold=settings.pdq_threshold).ensure(name, create)
                 session.commit()
         importer = BankImporter(engine, retro=_retro(engine, settings), chunk_size=chunk_size)
+        source = EntrySource.EXCHANGE if fmt is ExchangeFormat.STOPNCII else EntrySource.IMPORT
         try:
             if sys.stderr.isatty() and not as_json:
                 with Progress(
@@ -319,7 +320,9 @@ def bank_import(
                         progress=lambda done, _t: bar.update(task, completed=done),
                     )
             else:
-                report = importer.run(name, file, fmt, strict=strict, signal_type=kind)
+                report = importer.run(
+                    name, file, fmt, strict=strict, signal_type=kind, source=source
+                )
         except ImportRejectedError as exc:
             for problem in exc.problems[:50]:
                 typer.echo(f"{file}:{problem.line}: [{problem.code}] {problem.message}", err=True)

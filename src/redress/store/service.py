@@ -547,11 +547,13 @@ class Matcher:
         cases = SqlCaseStore(session).cases_for_entries(list(candidates))
         bank_store = SqlBankStore(session)
         results = []
+        # Bank settings are read fresh too: a bank disabled a moment ago never matches.
+        fresh = {b: bank_store.get_bank_by_id(b) for b in {v[0] for v in state.values() if v[2]}}
         for entry_id, (dist, found_kind, q, e) in candidates.items():
             bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
             if not active:
                 continue
-            bank = banks.get(bank_id) or bank_store.get_bank_by_id(bank_id)
+            bank = fresh[bank_id]
             if not bank.matching_at(now):
                 continue
             results.append(

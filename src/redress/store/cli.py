@@ -317,6 +317,7 @@ def bank_import(
                         fmt,
                         strict=strict,
                         signal_type=kind,
+                        source=source,
                         progress=lambda done, _t: bar.update(task, completed=done),
                     )
             else:

@@ -304,3 +304,19 @@ def test_bank_disabled_until_a_time_matches_again_after_it(
         assert [m.bank_name for m in Matcher(follower).match(s, MediaQuery(pdq=(h,)))] == [
             "resumed"
         ]
+
+
+def test_a_bank_disabled_a_moment_ago_never_matches(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    h = random_pdq(random.Random(12))
+    with Session(engine) as s:
+        BankService(s).create("b")
+        BankService(s).add("b", [pdq_entry(h)])
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        BankService(s).set_enabled("b", False)
+        s.commit()
+    with Session(engine) as s:  # the follower has not polled since
+        assert Matcher(follower).match(s, MediaQuery(pdq=(h,))) == []

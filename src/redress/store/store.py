@@ -775,15 +775,17 @@ _PG_BLOCK = """
 SELECT string_agg(int8send(e.id), ''::bytea), string_agg(int4send(e.bank_id), ''::bytea),
        string_agg({value}, ''::bytea)
   FROM {source}
- WHERE e.signal_type = %(kind)s AND e.removed_at IS NULL AND length({value}) = 32
+ WHERE (e.signal_type || '') = %(kind)s AND e.removed_at IS NULL AND length({value}) = 32
    AND {idcol} BETWEEN %(first)s AND %(last)s {extra}
 """
 _SQLITE_BLOCK = """
 SELECT group_concat(e.id, ','), group_concat(e.bank_id, ','), group_concat(hex({value}), '')
   FROM {source}
- WHERE e.signal_type = :kind AND e.removed_at IS NULL AND length({value}) = 32
+ WHERE (e.signal_type || '') = :kind AND e.removed_at IS NULL AND length({value}) = 32
    AND {idcol} BETWEEN :first AND :last {extra}
 """
+# ``(signal_type || '')`` keeps planners off the (signal_type, value) index: with it SQLite
+# scanned every PDQ entry once per block, making the cold start quadratic.
 # Sets and frames are driven from entry_hash (usually small) through its entry_id index.
 _SOURCES = {
     "pdq": ("bank_entry e", "e.value", "e.id", ""),

@@ -875,26 +875,16 @@ def stream_active_hashes(
         raw.close()
 
 
-# One statement: upsert from staging and log an ``add`` per new entry.
 _PG_UPSERT = """
-WITH ins AS (
-    INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
-                            added_at, removed_at, note, metadata)
-    SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, :now,
-           NULL, NULL, COALESCE(metadata, '{}'::json)
-      FROM entry_staging WHERE true
-    ON CONFLICT (signal_type, value, bank_id) DO UPDATE
-       SET removed_at = NULL, added_at = excluded.added_at
-     WHERE bank_entry.removed_at IS NOT NULL
-    RETURNING id
-), log AS (
-    -- Runs of consecutive IDs ("gaps and islands"): a chunk logs a few rows, not one per entry.
-    INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at)
-    SELECT 'add', min(id), max(id), :bank, :now
-      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM ins) AS numbered
-     GROUP BY run
-)
-SELECT id FROM ins
+INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                        added_at, removed_at, note, metadata)
+SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, :now,
+       NULL, NULL, COALESCE(metadata, '{}'::json)
+  FROM entry_staging WHERE true
+ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+   SET removed_at = NULL, added_at = excluded.added_at
+ WHERE bank_entry.removed_at IS NOT NULL
+RETURNING id
 """
 # SQLite needs ``WHERE true`` so that ON CONFLICT is not read as a join constraint.
 _SQLITE_UPSERT = """
@@ -926,9 +916,9 @@ def bulk_upsert_hashes(
     ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT``
     moves them into ``bank_entry``: duplicates collapse, removed entries
     revive, and concurrent importers never insert the same entry twice. The
-    change log gets one ``add`` per new entry in the same statement (PostgreSQL)
-    or transaction (SQLite). ``metadata_json`` holds each row's metadata
-    already encoded as a JSON object (``None`` for none).
+    change log gets ``add`` events for runs of the new IDs in the same
+    transaction. ``metadata_json`` holds each row's metadata already encoded
+    as a JSON object (``None`` for none).
     """
     if not values:
         return []
@@ -962,10 +952,11 @@ def bulk_upsert_hashes(
             "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
         ) as copy:
             copy.write(buf.getvalue())
-        # The advisory lock orders change-log sequence numbers (see the module docstring).
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
-        rows = session.execute(text(_PG_UPSERT), {**params, "now": now}).all()
-        return [int(r[0]) for r in rows]
+        ids = [int(r[0]) for r in session.execute(text(_PG_UPSERT), {**params, "now": now})]
+        # The change log last, just before commit: concurrent importers run their upserts in
+        # parallel and queue only for the advisory lock that orders sequence numbers.
+        log_changes(session, ChangeOp.ADD, ids, bank_id)
+        return ids
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
         "external_id TEXT, metadata TEXT)"

@@ -1,7 +1,7 @@
 """Telegram connector tables: group settings, state (update offset), processed messages, records.
 
 Revision ID: 7a1e1e9a0001
-Revises:
+Revises: e5d1c0a7b2f3
 Create Date: 2026-11-25 01:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "7a1e1e9a0001"
-down_revision = None
-branch_labels = ("telegram",)
+down_revision = "e5d1c0a7b2f3"
+branch_labels = None
 depends_on = None
 
 

@@ -1,7 +1,7 @@
 """evidence: ledger entries, Merkle nodes, head, checkpoints and items
 
 Revision ID: e5d1c0a7b2f3
-Revises:
+Revises: af7ca76b5d5e
 Create Date: 2026-11-25 01:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e5d1c0a7b2f3"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = ("evidence",)
+down_revision: str | Sequence[str] | None = "af7ca76b5d5e"
+branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 

@@ -2,5 +2,6 @@
 
 from redress.index.brute import BruteForceIndex
 from redress.index.interfaces import IndexHit, PdqIndex
+from redress.index.mih import ChunkLayout, IndexStats, MihIndex
 
-__all__ = ["BruteForceIndex", "IndexHit", "PdqIndex"]
+__all__ = ["BruteForceIndex", "ChunkLayout", "IndexHit", "IndexStats", "MihIndex", "PdqIndex"]

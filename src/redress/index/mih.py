@@ -1,0 +1,605 @@
+"""Exact PDQ radius search by multi-index hashing (Norouzi et al.), with a C inner loop.
+
+How a search stays exact: the 256 bits are split into ``m`` chunks. If a stored
+hash is within ``T`` bits of the query and every chunk ``i`` is given a radius
+``t_i`` with ``sum(t_i + 1) > T``, then at least one chunk differs from the
+query's chunk by at most ``t_i`` bits (the generalised pigeonhole principle).
+So probing, in every chunk, each key within ``t_i`` of the query's key finds
+every true match; each candidate is then verified with the full 256-bit
+distance, so nothing outside the radius is reported either. A small cost model
+picks the ``t_i`` (and falls back to a linear scan when that is cheaper).
+
+Layout: one *main segment* (hashes sorted by entry ID in one contiguous
+``(n, 32)`` array, and per chunk a CSR table: ``offsets`` of ``2**width + 1``
+uint32 and ``rows`` of ``n`` uint32 built by counting sort) plus a *delta*
+segment of recent additions scanned linearly, and tombstone bitmaps for
+removals. Additions and removals are visible to the next search; the delta is
+merged into a rebuilt main segment when it grows past ``delta_limit`` rows, on
+:meth:`MihIndex.compact`, and never during a search.
+
+Concurrency: searches read an immutable snapshot tuple (one attribute read),
+so they never wait for writers; writers serialise on a lock. Removal sets bits
+in place, which a concurrent search sees either before or after. The C code
+releases the GIL, so :meth:`MihIndex.search_many` spreads a batch over threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from redress.index import _mih, snapshot
+from redress.index.errors import BadEntryIdError, BadPdqHashError, BadThresholdError
+from redress.index.interfaces import IndexHit
+from redress.index.snapshot import SnapshotState
+from redress.signals.types import PdqHash, parse_pdq_hex
+
+MAX_THRESHOLD = 256
+_MAX_CHUNK_BITS = 22  # 12 chunks of 21-22 bits at 10M hashes: ~100 bytes of RAM per hash
+_MIN_CHUNK_BITS = 8
+_DEFAULT_DELTA_LIMIT = 32_768
+# Relative costs for the radius planner, measured on the benchmark machine: a
+# probe and a candidate each cost about one cache miss; a linear scan streams.
+_PROBE_COST = 1.0
+_CANDIDATE_COST = 1.2
+_LINEAR_COST = 0.06
+
+U8Array = npt.NDArray[np.uint8]
+I64Array = npt.NDArray[np.int64]
+U32Array = npt.NDArray[np.uint32]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLayout:
+    """How the 256 bits are cut into chunks: bit offsets and widths, in order."""
+
+    starts: tuple[int, ...]
+    widths: tuple[int, ...]
+
+    @classmethod
+    def for_size(cls, n: int) -> ChunkLayout:
+        """Chunks about ``log2(n) + 1`` bits wide (at most 22), so buckets hold ~0.5-2 rows."""
+        bits = max(_MIN_CHUNK_BITS, min(_MAX_CHUNK_BITS, math.ceil(math.log2(max(n, 2))) + 1))
+        return cls.even(math.ceil(256 / bits))
+
+    @classmethod
+    def even(cls, chunks: int) -> ChunkLayout:
+        """``chunks`` chunks of as-equal-as-possible width covering all 256 bits."""
+        base, extra = divmod(256, chunks)
+        widths = tuple(base + 1 if i < extra else base for i in range(chunks))
+        starts = tuple(sum(widths[:i]) for i in range(chunks))
+        return cls(starts, widths)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """Sizes of an index, for monitoring and the benchmark."""
+
+    entries: int
+    hashes: int
+    main_rows: int
+    delta_rows: int
+    removed_rows: int
+    chunks: int
+    chunk_widths: tuple[int, ...]
+    nbytes: int
+
+
+@lru_cache(maxsize=4096)
+def plan_radii(widths: tuple[int, ...], size_class: int, threshold: int) -> tuple[int, ...] | None:
+    """Per-chunk probe radii with ``sum(t_i + 1) > threshold``, or None for a linear scan.
+
+    Greedy on marginal cost: each step raises the radius of the chunk whose next
+    ring of keys is cheapest (probes plus expected candidates for ``2**size_class``
+    stored hashes). Exactness only needs the sum condition, which the loop
+    guarantees; the costs only decide speed.
+    """
+    n = float(2**size_class)
+    radii = [-1] * len(widths)
+    total = 0
+    cost = 0.0
+    while total <= threshold:
+        best, best_cost = -1, math.inf
+        for i, w in enumerate(widths):
+            nxt = radii[i] + 1
+            if nxt > w:
+                continue
+            ring = math.comb(w, nxt)
+            step = ring * (_PROBE_COST + _CANDIDATE_COST * n / 2**w)
+            if step < best_cost:
+                best, best_cost = i, step
+        if best < 0:
+            return None  # the chunks cannot cover this radius: scan
+        radii[best] += 1
+        total += 1
+        cost += best_cost
+    if cost > _LINEAR_COST * n:
+        return None
+    return tuple(radii)
+
+
+def as_pdq_bytes(value: bytes | str | PdqHash) -> bytes:
+    """Accept 32 raw bytes, 64 hex digits or a :class:`PdqHash`; raise BadPdqHashError otherwise."""
+    if isinstance(value, PdqHash):
+        return value.bits
+    if isinstance(value, str):
+        try:
+            return parse_pdq_hex(value)
+        except Exception as exc:
+            raise BadPdqHashError(str(exc)) from exc
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        if len(raw) != 32:
+            raise BadPdqHashError(f"a PDQ hash is 32 bytes; got {len(raw)}")
+        return raw
+    raise BadPdqHashError(f"a PDQ hash is bytes, hex text or PdqHash; got {type(value).__name__}")
+
+
+def check_threshold(threshold: int) -> int:
+    """Return ``threshold`` if it is an integer distance 0-256; raise BadThresholdError otherwise."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer):
+        raise BadThresholdError(f"a PDQ threshold is an integer; got {threshold!r}")
+    if not 0 <= int(threshold) <= MAX_THRESHOLD:
+        raise BadThresholdError(f"a PDQ threshold is 0-{MAX_THRESHOLD} bits; got {threshold}")
+    return int(threshold)
+
+
+def _as_hash_rows(hashes: object) -> U8Array:
+    arr = np.asarray(hashes)
+    if arr.ndim != 2 or arr.shape[1] != 32 or arr.dtype != np.uint8:
+        raise BadPdqHashError(f"hashes must be an (n, 32) uint8 array; got {arr.dtype}{arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _as_entry_ids(entry_ids: object, n: int) -> I64Array:
+    arr = np.asarray(entry_ids)
+    if arr.ndim != 1 or len(arr) != n:
+        raise BadEntryIdError(f"need one entry ID per hash: {n} hashes, IDs of shape {arr.shape}")
+    if n and arr.dtype.kind not in "iu":
+        raise BadEntryIdError(f"entry IDs must be integers; got {arr.dtype}")
+    if arr.dtype == np.uint64 and n and int(arr.max()) > np.iinfo(np.int64).max:
+        raise BadEntryIdError("entry IDs must fit a signed 64-bit integer")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_entry_id(entry_id: int) -> int:
+    if isinstance(entry_id, bool) or not isinstance(entry_id, int | np.integer):
+        raise BadEntryIdError(f"an entry ID is an integer; got {entry_id!r}")
+    value = int(entry_id)
+    if not -(2**63) <= value < 2**63:
+        raise BadEntryIdError(f"an entry ID must fit a signed 64-bit integer; got {value}")
+    return value
+
+
+def _bitmap(rows: int) -> U8Array:
+    return np.zeros((rows + 7) // 8 + 1, dtype=np.uint8)
+
+
+def _set_bits(bitmap: U8Array, rows: npt.NDArray[np.integer]) -> None:
+    if len(rows):
+        r = rows.astype(np.int64)
+        np.bitwise_or.at(bitmap, r >> 3, (1 << (r & 7)).astype(np.uint8))
+
+
+def _bits_set(bitmap: U8Array, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
+    r = rows.astype(np.int64)
+    found: npt.NDArray[np.bool_] = ((bitmap[r >> 3] >> (r & 7).astype(np.uint8)) & 1).astype(
+        np.bool_
+    )
+    return found
+
+
+class MainSegment:
+    """The bulk of an index: hashes sorted by entry ID with one CSR table per chunk.
+
+    Immutable except for the tombstone bitmap, whose bits are only ever set.
+    """
+
+    __slots__ = ("entries", "hashes", "layout", "offsets", "rows", "tomb")
+
+    def __init__(
+        self,
+        hashes: U8Array,
+        entries: I64Array,
+        layout: ChunkLayout,
+        offsets: tuple[U32Array, ...],
+        rows: tuple[U32Array, ...],
+        tomb: U8Array,
+    ) -> None:
+        self.hashes = hashes
+        self.entries = entries
+        self.layout = layout
+        self.offsets = offsets
+        self.rows = rows
+        self.tomb = tomb
+
+    @classmethod
+    def build(cls, hashes: U8Array, entries: I64Array, threads: int = 2) -> MainSegment:
+        """Sort rows by entry ID and counting-sort every chunk (chunks built in parallel)."""
+        n = len(hashes)
+        if n >= 2**32 - 1:
+            raise BadEntryIdError("an index segment holds fewer than 4,294,967,295 hashes")
+        if n and not bool(np.all(entries[1:] >= entries[:-1])):
+            order = np.argsort(entries, kind="stable")
+            hashes, entries = hashes[order], entries[order]
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint8)
+        entries = np.ascontiguousarray(entries, dtype=np.int64)
+        layout = ChunkLayout.for_size(n)
+        offsets = tuple(np.empty(2**w + 1, dtype=np.uint32) for w in layout.widths)
+        rows = tuple(np.empty(n, dtype=np.uint32) for _ in layout.widths)
+
+        def one(c: int) -> None:
+            _mih.build_chunk(hashes, layout.starts[c], layout.widths[c], offsets[c], rows[c])
+
+        if threads > 1 and n > 100_000:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(one, range(len(layout.widths))))
+        else:
+            for c in range(len(layout.widths)):
+                one(c)
+        return cls(hashes, entries, layout, offsets, rows, _bitmap(n))
+
+    def rows_of(self, entry_id: int) -> npt.NDArray[np.int64]:
+        """Row numbers holding ``entry_id`` (contiguous, since rows are sorted by entry)."""
+        lo = int(np.searchsorted(self.entries, entry_id, side="left"))
+        hi = int(np.searchsorted(self.entries, entry_id, side="right"))
+        return np.arange(lo, hi, dtype=np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays of this segment."""
+        arrays: list[npt.NDArray[Any]] = [
+            self.hashes,
+            self.entries,
+            self.tomb,
+            *self.offsets,
+            *self.rows,
+        ]
+        return sum(a.nbytes for a in arrays)
+
+
+class _Snapshot:
+    """What a search reads: the main segment and a prefix of the delta buffers."""
+
+    __slots__ = ("dcount", "dentries", "dhashes", "dtomb", "main")
+
+    def __init__(
+        self, main: MainSegment, dhashes: U8Array, dentries: I64Array, dtomb: U8Array, dcount: int
+    ) -> None:
+        self.main = main
+        self.dhashes = dhashes
+        self.dentries = dentries
+        self.dtomb = dtomb
+        self.dcount = dcount
+
+
+class MihIndex:
+    """Exact, incremental, persistent Hamming-radius index of PDQ hashes (a :class:`PdqIndex`).
+
+    ``delta_limit`` rows of recent additions are scanned linearly before they are
+    merged into the main segment; ``threads`` is how many threads a batch search
+    and a build use.
+    """
+
+    def __init__(self, *, delta_limit: int = _DEFAULT_DELTA_LIMIT, threads: int | None = None):
+        self._delta_limit = max(1, delta_limit)
+        self._threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
+        self._lock = threading.RLock()
+        empty = MainSegment.build(np.zeros((0, 32), np.uint8), np.zeros(0, np.int64))
+        self._live_entries = 0
+        self._install(empty, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
+
+    # ---------------------------------------------------------------- building
+
+    @classmethod
+    def from_arrays(
+        cls,
+        entry_ids: npt.ArrayLike,
+        hashes: npt.ArrayLike,
+        *,
+        delta_limit: int = _DEFAULT_DELTA_LIMIT,
+        threads: int | None = None,
+    ) -> MihIndex:
+        """Build an index from ``(n,)`` entry IDs and ``(n, 32)`` uint8 hashes in one pass."""
+        index = cls(delta_limit=delta_limit, threads=threads)
+        rows = _as_hash_rows(hashes)
+        ids = _as_entry_ids(entry_ids, len(rows))
+        main = MainSegment.build(rows, ids, index._threads)
+        index._live_entries = _distinct_sorted(main.entries)
+        index._install(main, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
+        return index
+
+    def _install(
+        self, main: MainSegment, dhashes: U8Array, dentries: I64Array, dtomb: U8Array, dcount: int
+    ) -> None:
+        self._main = main
+        self._dhashes, self._dentries, self._dtomb = dhashes, dentries, dtomb
+        self._dcount = dcount
+        self._snap = _Snapshot(main, dhashes, dentries, dtomb, dcount)
+
+    # ---------------------------------------------------------------- writes
+
+    def add(self, entry_id: int, hashes: Sequence[bytes | str | PdqHash]) -> None:
+        """Add (or extend) an entry with one or more hashes; visible to the next search."""
+        entry = _check_entry_id(entry_id)
+        raw = [as_pdq_bytes(h) for h in hashes]
+        if not raw:
+            return
+        rows = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(-1, 32)
+        self.add_many(np.full(len(rows), entry, dtype=np.int64), rows)
+
+    def add_many(self, entry_ids: npt.ArrayLike, hashes: npt.ArrayLike) -> None:
+        """Bulk add ``(n, 32)`` uint8 hashes for ``(n,)`` entry IDs (IDs may repeat)."""
+        rows = _as_hash_rows(hashes)
+        ids = _as_entry_ids(entry_ids, len(rows))
+        if not len(rows):
+            return
+        with self._lock:
+            new_entries = np.unique(ids)
+            fresh = int(np.count_nonzero(~self._live_mask(new_entries)))
+            if self._dcount + len(rows) > self._delta_limit:
+                self._merge(rows, ids)
+            else:
+                self._append_delta(rows, ids)
+            self._live_entries += fresh
+
+    def _append_delta(self, rows: U8Array, ids: I64Array) -> None:
+        start, end = self._dcount, self._dcount + len(rows)
+        dhashes, dentries, dtomb = self._dhashes, self._dentries, self._dtomb
+        if end > len(dhashes):
+            # Grow into new buffers; searches holding the old snapshot keep the old ones.
+            cap = max(1024, 2 * end)
+            dhashes = np.zeros((cap, 32), np.uint8)
+            dentries = np.zeros(cap, np.int64)
+            grown = _bitmap(cap)
+            dhashes[:start] = self._dhashes[:start]
+            dentries[:start] = self._dentries[:start]
+            grown[: len(dtomb)] = dtomb
+            dtomb = grown
+        # Rows past the published count are invisible to searches until the snapshot swap.
+        dhashes[start:end] = rows
+        dentries[start:end] = ids
+        self._install(self._main, dhashes, dentries, dtomb, end)
+
+    def _merge(self, extra_rows: U8Array, extra_ids: I64Array) -> None:
+        main, d = self._main, self._dcount
+        keep_main = ~_bits_set(main.tomb, np.arange(len(main.hashes)))
+        keep_delta = ~_bits_set(self._dtomb, np.arange(d))
+        hashes = np.concatenate([main.hashes[keep_main], self._dhashes[:d][keep_delta], extra_rows])
+        ids = np.concatenate([main.entries[keep_main], self._dentries[:d][keep_delta], extra_ids])
+        merged = MainSegment.build(hashes, ids, self._threads)
+        self._install(merged, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
+
+    def compact(self) -> None:
+        """Merge the delta and drop removed rows by rebuilding the main segment."""
+        with self._lock:
+            if self._dcount or bool(self._main.tomb.any()):
+                self._merge(np.zeros((0, 32), np.uint8), np.zeros(0, np.int64))
+
+    def remove(self, entry_id: int) -> bool:
+        """Remove every hash of an entry; True if it was present. Visible to the next search."""
+        return self.remove_many([_check_entry_id(entry_id)]) > 0
+
+    def remove_many(self, entry_ids: Iterable[int] | I64Array) -> int:
+        """Remove every hash of each entry; returns how many of them were present."""
+        if isinstance(entry_ids, np.ndarray):
+            arr = entry_ids
+        else:
+            arr = np.array([_check_entry_id(e) for e in entry_ids], dtype=np.int64)
+        ids = np.unique(_as_entry_ids(arr, len(arr)))
+        if not len(ids):
+            return 0
+        with self._lock:
+            main = self._main
+            lo = np.searchsorted(main.entries, ids, side="left")
+            hi = np.searchsorted(main.entries, ids, side="right")
+            counts = hi - lo
+            main_rows = (
+                np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+                if counts.sum()
+                else np.zeros(0, np.int64)
+            )
+            main_rows = main_rows[~_bits_set(main.tomb, main_rows)]
+            d = self._dcount
+            dpos = np.flatnonzero(np.isin(self._dentries[:d], ids))
+            dpos = dpos[~_bits_set(self._dtomb, dpos)]
+            present = np.union1d(main.entries[main_rows], self._dentries[dpos])
+            _set_bits(main.tomb, main_rows)
+            _set_bits(self._dtomb, dpos)
+            self._live_entries -= len(present)
+            return len(present)
+
+    def _live_mask(self, ids: I64Array) -> npt.NDArray[np.bool_]:
+        """For sorted unique ``ids``: which have at least one live row now."""
+        main = self._main
+        live = np.zeros(len(ids), dtype=np.bool_)
+        lo = np.searchsorted(main.entries, ids, side="left")
+        hi = np.searchsorted(main.entries, ids, side="right")
+        for i in np.flatnonzero(hi > lo):
+            rows = np.arange(lo[i], hi[i])
+            live[i] = not bool(_bits_set(main.tomb, rows).all())
+        d = self._dcount
+        if d:
+            dpos = np.flatnonzero(np.isin(self._dentries[:d], ids))
+            dpos = dpos[~_bits_set(self._dtomb, dpos)]
+            live |= np.isin(ids, self._dentries[dpos])
+        return live
+
+    # ---------------------------------------------------------------- reads
+
+    def _raw_search(
+        self, snap: _Snapshot, queries: U8Array, threshold: int
+    ) -> tuple[U32Array, I64Array, npt.NDArray[np.int32]]:
+        main = snap.main
+        radii = plan_radii(main.layout.widths, max(1, len(main.hashes)).bit_length(), threshold)
+        q, r, d = _mih.search(
+            main.hashes,
+            main.tomb,
+            main.offsets,
+            main.rows,
+            main.layout.starts,
+            main.layout.widths,
+            radii,
+            snap.dhashes[: snap.dcount],
+            snap.dtomb,
+            queries,
+            threshold,
+        )
+        return (
+            np.frombuffer(q, dtype=np.uint32),
+            np.frombuffer(r, dtype=np.int64),
+            np.frombuffer(d, dtype=np.int32),
+        )
+
+    @staticmethod
+    def _group(
+        snap: _Snapshot, nq: int, q: U32Array, rows: I64Array, dist: npt.NDArray[np.int32]
+    ) -> list[list[IndexHit]]:
+        results: list[list[IndexHit]] = [[] for _ in range(nq)]
+        if not len(q):
+            return results
+        n = len(snap.main.entries)
+        in_main = rows < n
+        entries = np.empty(len(rows), dtype=np.int64)
+        entries[in_main] = snap.main.entries[rows[in_main]]
+        entries[~in_main] = snap.dentries[rows[~in_main] - n]
+        best: dict[tuple[int, int], int] = {}
+        for qi, e, d in zip(q.tolist(), entries.tolist(), dist.tolist(), strict=True):
+            key = (qi, e)
+            if d < best.get(key, MAX_THRESHOLD + 1):
+                best[key] = d
+        for (qi, e), d in best.items():
+            results[qi].append(IndexHit(d, e))
+        for hits in results:
+            hits.sort()
+        return results
+
+    def search(self, query: bytes | str | PdqHash, threshold: int) -> list[IndexHit]:
+        """Entries with a hash within ``threshold`` bits of ``query``, nearest first."""
+        t = check_threshold(threshold)
+        raw = as_pdq_bytes(query)
+        snap = self._snap
+        q, r, d = self._raw_search(snap, np.frombuffer(raw, np.uint8), t)
+        return self._group(snap, 1, q, r, d)[0]
+
+    def search_many(
+        self, queries: npt.NDArray[np.uint8], threshold: int, *, threads: int | None = None
+    ) -> list[list[IndexHit]]:
+        """Batch form of :meth:`search` for ``(m, 32)`` uint8 queries, spread over threads."""
+        t = check_threshold(threshold)
+        rows = _as_hash_rows(queries)
+        snap = self._snap
+        workers = max(1, min(threads or self._threads, len(rows) // 16))
+        if workers == 1:
+            q, r, d = self._raw_search(snap, rows, t)
+            return self._group(snap, len(rows), q, r, d)
+        bounds = np.linspace(0, len(rows), workers + 1).astype(int)
+        parts = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(lambda ab: self._raw_search(snap, rows[ab[0] : ab[1]], t), parts))
+        q = np.concatenate(
+            [f[0].astype(np.int64) + a for f, (a, _) in zip(found, parts, strict=True)]
+        )
+        r = np.concatenate([f[1] for f in found])
+        d = np.concatenate([f[2] for f in found])
+        return self._group(snap, len(rows), q.astype(np.uint32), r, d)
+
+    def count_within(self, queries: npt.NDArray[np.uint8], threshold: int) -> int:
+        """Number of (query, row) pairs within ``threshold``: the benchmark's cheap read path."""
+        t = check_threshold(threshold)
+        q, _, _ = self._raw_search(self._snap, _as_hash_rows(queries), t)
+        return len(q)
+
+    def __len__(self) -> int:
+        """Number of entries with at least one live hash."""
+        return self._live_entries
+
+    def stats(self) -> IndexStats:
+        """Current sizes: entries, hashes, main and delta rows, removed rows, bytes."""
+        with self._lock:
+            main = self._main
+            removed_main = int(np.unpackbits(main.tomb).sum())
+            removed_delta = int(np.unpackbits(self._dtomb).sum())
+            live_hashes = len(main.hashes) + self._dcount - removed_main - removed_delta
+            return IndexStats(
+                entries=self._live_entries,
+                hashes=live_hashes,
+                main_rows=len(main.hashes),
+                delta_rows=self._dcount,
+                removed_rows=removed_main + removed_delta,
+                chunks=len(main.layout.widths),
+                chunk_widths=main.layout.widths,
+                nbytes=main.nbytes
+                + self._dhashes.nbytes
+                + self._dentries.nbytes
+                + self._dtomb.nbytes,
+            )
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a snapshot atomically (temp file, fsync, rename); see docs/index.md."""
+        with self._lock:
+            snapshot.write(Path(path), self._snapshot_state())
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        mmap: bool = False,
+        verify: bool = True,
+        delta_limit: int = _DEFAULT_DELTA_LIMIT,
+        threads: int | None = None,
+    ) -> MihIndex:
+        """Read a snapshot written by :meth:`save`; ``mmap`` maps the main arrays read-only."""
+        state = snapshot.read(Path(path), mmap=mmap, verify=verify)
+        index = cls(delta_limit=delta_limit, threads=threads)
+        layout = ChunkLayout(state.starts, state.widths)
+        main = MainSegment(
+            state.hashes, state.entries, layout, state.offsets, state.rows, state.tomb
+        )
+        dcount = len(state.dhashes)
+        cap = max(1024, 2 * dcount)
+        dhashes = np.zeros((cap, 32), np.uint8)
+        dentries = np.zeros(cap, np.int64)
+        dtomb = _bitmap(cap)
+        dhashes[:dcount] = state.dhashes
+        dentries[:dcount] = state.dentries
+        dtomb[: len(state.dtomb)] = state.dtomb
+        index._live_entries = state.live_entries
+        index._install(main, dhashes, dentries, dtomb, dcount)
+        return index
+
+    def _snapshot_state(self) -> SnapshotState:
+        main, d = self._main, self._dcount
+        return SnapshotState(
+            starts=main.layout.starts,
+            widths=main.layout.widths,
+            live_entries=self._live_entries,
+            hashes=main.hashes,
+            entries=main.entries,
+            tomb=main.tomb,
+            offsets=main.offsets,
+            rows=main.rows,
+            dhashes=self._dhashes[:d],
+            dentries=self._dentries[:d],
+            dtomb=self._dtomb[: (d + 7) // 8 + 1].copy(),
+        )
+
+
+def _distinct_sorted(entries: I64Array) -> int:
+    if not len(entries):
+        return 0
+    return int(np.count_nonzero(entries[1:] != entries[:-1])) + 1

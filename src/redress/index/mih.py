@@ -147,7 +147,7 @@ def as_pdq_bytes(value: bytes | str | PdqHash) -> bytes:
 
 
 def check_threshold(threshold: int) -> int:
-    """Return ``threshold`` if it is an integer distance 0-256; raise BadThresholdError otherwise."""
+    """Return ``threshold`` if it is an integer 0-256; raise BadThresholdError otherwise."""
     if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer):
         raise BadThresholdError(f"a PDQ threshold is an integer; got {threshold!r}")
     if not 0 <= int(threshold) <= MAX_THRESHOLD:

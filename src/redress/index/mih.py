@@ -40,7 +40,12 @@ import numpy as np
 import numpy.typing as npt
 
 from redress.index import _mih, snapshot
-from redress.index.errors import BadEntryIdError, BadPdqHashError, BadThresholdError
+from redress.index.errors import (
+    BadEntryIdError,
+    BadPdqHashError,
+    BadThresholdError,
+    SnapshotCorruptError,
+)
 from redress.index.interfaces import IndexHit
 from redress.index.snapshot import SnapshotState
 from redress.signals.types import PdqHash, parse_pdq_hex
@@ -67,6 +72,20 @@ class ChunkLayout:
     starts: tuple[int, ...]
     widths: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        ok = (
+            0 < len(self.widths) == len(self.starts) <= 64
+            and sum(self.widths) == 256
+            and all(1 <= w <= _MAX_CHUNK_BITS for w in self.widths)
+            and list(self.starts) == [sum(self.widths[:i]) for i in range(len(self.widths))]
+        )
+        if not ok:
+            # Wider chunks would need offset tables of 2**width entries each (gigabytes).
+            raise ValueError(
+                f"a chunk layout covers 256 bits in 12-64 consecutive chunks of 1-"
+                f"{_MAX_CHUNK_BITS} bits; got widths {self.widths}"
+            )
+
     @classmethod
     def for_size(cls, n: int) -> ChunkLayout:
         """Chunks about ``log2(n) + 1`` bits wide (at most 22), so buckets hold ~0.5-2 rows."""
@@ -76,6 +95,8 @@ class ChunkLayout:
     @classmethod
     def even(cls, chunks: int) -> ChunkLayout:
         """``chunks`` chunks of as-equal-as-possible width covering all 256 bits."""
+        if chunks < 1:
+            raise ValueError(f"a chunk layout needs at least one chunk; got {chunks}")
         base, extra = divmod(256, chunks)
         widths = tuple(base + 1 if i < extra else base for i in range(chunks))
         starts = tuple(sum(widths[:i]) for i in range(chunks))
@@ -225,7 +246,13 @@ class MainSegment:
         self.tomb = tomb
 
     @classmethod
-    def build(cls, hashes: U8Array, entries: I64Array, threads: int = 2) -> MainSegment:
+    def build(
+        cls,
+        hashes: U8Array,
+        entries: I64Array,
+        threads: int = 2,
+        layout: ChunkLayout | None = None,
+    ) -> MainSegment:
         """Sort rows by entry ID and counting-sort every chunk (chunks built in parallel)."""
         n = len(hashes)
         if n >= 2**32 - 1:
@@ -235,7 +262,7 @@ class MainSegment:
             hashes, entries = hashes[order], entries[order]
         hashes = np.ascontiguousarray(hashes, dtype=np.uint8)
         entries = np.ascontiguousarray(entries, dtype=np.int64)
-        layout = ChunkLayout.for_size(n)
+        layout = layout or ChunkLayout.for_size(n)
         offsets = tuple(np.empty(2**w + 1, dtype=np.uint32) for w in layout.widths)
         rows = tuple(np.empty(n, dtype=np.uint32) for _ in layout.widths)
 
@@ -310,12 +337,16 @@ class MihIndex:
         *,
         delta_limit: int = _DEFAULT_DELTA_LIMIT,
         threads: int | None = None,
+        layout: ChunkLayout | None = None,
     ) -> MihIndex:
-        """Build an index from ``(n,)`` entry IDs and ``(n, 32)`` uint8 hashes in one pass."""
+        """Build an index from ``(n,)`` entry IDs and ``(n, 32)`` uint8 hashes in one pass.
+
+        ``layout`` overrides the chunking chosen for the size (until the next merge).
+        """
         index = cls(delta_limit=delta_limit, threads=threads)
         rows = _as_hash_rows(hashes)
         ids = _as_entry_ids(entry_ids, len(rows))
-        main = MainSegment.build(rows, ids, index._threads)
+        main = MainSegment.build(rows, ids, index._threads, layout)
         index._live_entries = _distinct_sorted(main.entries)
         index._install(main, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
         return index
@@ -566,7 +597,10 @@ class MihIndex:
         """Read a snapshot written by :meth:`save`; ``mmap`` maps the main arrays read-only."""
         state = snapshot.read(Path(path), mmap=mmap, verify=verify)
         index = cls(delta_limit=delta_limit, threads=threads)
-        layout = ChunkLayout(state.starts, state.widths)
+        try:
+            layout = ChunkLayout(state.starts, state.widths)
+        except ValueError as exc:
+            raise SnapshotCorruptError(f"{path}: {exc}") from exc
         main = MainSegment(
             state.hashes, state.entries, layout, state.offsets, state.rows, state.tomb
         )

@@ -113,7 +113,7 @@ def test_failed_save_keeps_the_previous_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     rng = np.random.default_rng(4)
-    index, queries = populated(rng)
+    index, _ = populated(rng)
     path = tmp_path / "bank.pdqx"
     index.save(path)
     before = path.read_bytes()

@@ -552,6 +552,15 @@ class MihIndex:
         q, _, _ = self._raw_search(self._snap, _as_hash_rows(queries), t)
         return len(q)
 
+    def live_entry_ids(self) -> I64Array:
+        """Sorted distinct IDs of the entries present now."""
+        snap = self._snap
+        main = snap.main
+        live_main = main.entries[~_bits_set(main.tomb, np.arange(len(main.entries)))]
+        d = snap.dcount
+        live_delta = snap.dentries[:d][~_bits_set(snap.dtomb, np.arange(d))]
+        return np.unique(np.concatenate([live_main, live_delta]))
+
     def __len__(self) -> int:
         """Number of entries with at least one live hash."""
         return self._live_entries

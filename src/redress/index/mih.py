@@ -14,8 +14,9 @@ Layout: one *main segment* (hashes sorted by entry ID in one contiguous
 uint32 and ``rows`` of ``n`` uint32 built by counting sort) plus a *delta*
 segment of recent additions scanned linearly, and tombstone bitmaps for
 removals. Additions and removals are visible to the next search; the delta is
-merged into a rebuilt main segment when it grows past ``delta_limit`` rows, on
-:meth:`MihIndex.compact`, and never during a search.
+merged into a rebuilt main segment on a background thread when it grows past
+``delta_limit`` rows (writes made meanwhile are carried over), or at once on
+:meth:`MihIndex.compact`.
 
 Concurrency: searches read an immutable snapshot tuple (one attribute read),
 so they never wait for writers; writers serialise on a lock. Removal sets bits
@@ -325,6 +326,11 @@ class MihIndex:
         self._lock = threading.RLock()
         empty = MainSegment.build(np.zeros((0, 32), np.uint8), np.zeros(0, np.int64))
         self._live_entries = 0
+        # Background merge state: the thread, the segment generation it started from
+        # (a synchronous merge bumps it, voiding the result) and removals made meanwhile.
+        self._merging: threading.Thread | None = None
+        self._generation = 0
+        self._removed_while_merging: list[I64Array] = []
         self._install(empty, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
 
     # ---------------------------------------------------------------- building
@@ -379,10 +385,12 @@ class MihIndex:
         with self._lock:
             new_entries = np.unique(ids)
             fresh = int(np.count_nonzero(~self._live_mask(new_entries)))
-            if self._dcount + len(rows) > self._delta_limit:
-                self._merge(rows, ids)
+            if len(rows) > self._delta_limit:
+                self._merge_now(rows, ids)  # a bulk load: build it into the main segment
             else:
                 self._append_delta(rows, ids)
+                if self._dcount > self._delta_limit:
+                    self._start_merge()
             self._live_entries += fresh
 
     def _append_delta(self, rows: U8Array, ids: I64Array) -> None:
@@ -403,20 +411,115 @@ class MihIndex:
         dentries[start:end] = ids
         self._install(self._main, dhashes, dentries, dtomb, end)
 
-    def _merge(self, extra_rows: U8Array, extra_ids: I64Array) -> None:
+    def _merged(
+        self,
+        main: MainSegment,
+        main_dead: npt.NDArray[np.bool_],
+        dhashes: U8Array,
+        dentries: I64Array,
+        delta_dead: npt.NDArray[np.bool_],
+        extra_rows: U8Array,
+        extra_ids: I64Array,
+    ) -> MainSegment:
+        hashes = np.concatenate([main.hashes[~main_dead], dhashes[~delta_dead], extra_rows])
+        ids = np.concatenate([main.entries[~main_dead], dentries[~delta_dead], extra_ids])
+        return MainSegment.build(hashes, ids, self._threads)
+
+    def _merge_now(self, extra_rows: U8Array, extra_ids: I64Array) -> None:
+        """Rebuild the main segment from everything live (caller holds the lock)."""
         main, d = self._main, self._dcount
-        keep_main = ~_bits_set(main.tomb, np.arange(len(main.hashes)))
-        keep_delta = ~_bits_set(self._dtomb, np.arange(d))
-        hashes = np.concatenate([main.hashes[keep_main], self._dhashes[:d][keep_delta], extra_rows])
-        ids = np.concatenate([main.entries[keep_main], self._dentries[:d][keep_delta], extra_ids])
-        merged = MainSegment.build(hashes, ids, self._threads)
+        merged = self._merged(
+            main,
+            _bits_set(main.tomb, np.arange(len(main.hashes))),
+            self._dhashes[:d],
+            self._dentries[:d],
+            _bits_set(self._dtomb, np.arange(d)),
+            extra_rows,
+            extra_ids,
+        )
+        self._generation += 1  # voids a background merge still running
         self._install(merged, np.zeros((0, 32), np.uint8), np.zeros(0, np.int64), _bitmap(0), 0)
 
+    def _start_merge(self) -> None:
+        """Merge the delta on a background thread; searches and writes carry on meanwhile."""
+        if self._merging is not None:
+            return
+        main, d = self._main, self._dcount
+        # Rows below ``d`` never change; their tombstones are copied as they stand now,
+        # and removals made while the merge runs are replayed onto its result.
+        job = (
+            main,
+            _bits_set(main.tomb, np.arange(len(main.hashes))),
+            self._dhashes[:d],
+            self._dentries[:d],
+            _bits_set(self._dtomb, np.arange(d)),
+        )
+        self._removed_while_merging = []
+        thread = threading.Thread(
+            target=self._merge_in_background, args=(job, d, self._generation), daemon=True
+        )
+        self._merging = thread
+        thread.start()
+
+    def _merge_in_background(
+        self,
+        job: tuple[MainSegment, npt.NDArray[np.bool_], U8Array, I64Array, npt.NDArray[np.bool_]],
+        merged_delta: int,
+        generation: int,
+    ) -> None:
+        try:
+            empty = np.zeros((0, 32), np.uint8), np.zeros(0, np.int64)
+            merged = self._merged(*job, *empty)
+        except Exception:  # noqa: BLE001 - e.g. out of memory: the delta keeps serving
+            with self._lock:
+                self._merging = None  # a later add retries
+            return
+        with self._lock:
+            chain = False
+            try:
+                if generation == self._generation:
+                    self._install_merged(merged, merged_delta)
+                    chain = self._dcount > self._delta_limit  # adds outran this merge
+            finally:
+                self._merging = None
+                if chain:
+                    self._start_merge()
+
+    def _install_merged(self, merged: MainSegment, merged_delta: int) -> None:
+        if self._removed_while_merging:
+            removed = np.unique(np.concatenate(self._removed_while_merging))
+            lo = np.searchsorted(merged.entries, removed, side="left")
+            hi = np.searchsorted(merged.entries, removed, side="right")
+            _set_bits(merged.tomb, _ranges(lo, hi))
+        # Rows added while merging stay in a new, smaller delta, with their tombstones.
+        d = self._dcount
+        rest = d - merged_delta
+        cap = max(1024, 2 * rest)
+        dhashes = np.zeros((cap, 32), np.uint8)
+        dentries = np.zeros(cap, np.int64)
+        dtomb = _bitmap(cap)
+        dhashes[:rest] = self._dhashes[merged_delta:d]
+        dentries[:rest] = self._dentries[merged_delta:d]
+        dead = np.flatnonzero(_bits_set(self._dtomb, np.arange(merged_delta, d)))
+        _set_bits(dtomb, dead)
+        self._generation += 1
+        self._install(merged, dhashes, dentries, dtomb, rest)
+        self._removed_while_merging = []
+
+    def wait_for_merge(self) -> None:
+        """Block until no background merge is running (chained merges included)."""
+        while True:
+            with self._lock:
+                thread = self._merging
+            if thread is None:
+                return
+            thread.join()
+
     def compact(self) -> None:
-        """Merge the delta and drop removed rows by rebuilding the main segment."""
+        """Merge the delta and drop removed rows by rebuilding the main segment now."""
         with self._lock:
             if self._dcount or bool(self._main.tomb.any()):
-                self._merge(np.zeros((0, 32), np.uint8), np.zeros(0, np.int64))
+                self._merge_now(np.zeros((0, 32), np.uint8), np.zeros(0, np.int64))
 
     def remove(self, entry_id: int) -> bool:
         """Remove every hash of an entry; True if it was present. Visible to the next search."""
@@ -435,12 +538,7 @@ class MihIndex:
             main = self._main
             lo = np.searchsorted(main.entries, ids, side="left")
             hi = np.searchsorted(main.entries, ids, side="right")
-            counts = hi - lo
-            main_rows = (
-                np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-                if counts.sum()
-                else np.zeros(0, np.int64)
-            )
+            main_rows = _ranges(lo, hi)
             main_rows = main_rows[~_bits_set(main.tomb, main_rows)]
             d = self._dcount
             dpos = np.flatnonzero(np.isin(self._dentries[:d], ids))
@@ -448,6 +546,8 @@ class MihIndex:
             present = np.union1d(main.entries[main_rows], self._dentries[dpos])
             _set_bits(main.tomb, main_rows)
             _set_bits(self._dtomb, dpos)
+            if self._merging is not None:
+                self._removed_while_merging.append(ids)
             self._live_entries -= len(present)
             return len(present)
 
@@ -457,9 +557,13 @@ class MihIndex:
         live = np.zeros(len(ids), dtype=np.bool_)
         lo = np.searchsorted(main.entries, ids, side="left")
         hi = np.searchsorted(main.entries, ids, side="right")
-        for i in np.flatnonzero(hi > lo):
-            rows = np.arange(lo[i], hi[i])
-            live[i] = not bool(_bits_set(main.tomb, rows).all())
+        rows = _ranges(lo, hi)
+        if len(rows):
+            alive = (~_bits_set(main.tomb, rows)).astype(np.int64)
+            # live rows per range: prefix sums of the concatenated ranges, cut at range ends
+            ends = np.cumsum(hi - lo)
+            totals = np.concatenate([[0], np.cumsum(alive)])
+            live |= (totals[ends] - totals[ends - (hi - lo)]) > 0
         d = self._dcount
         if d:
             dpos = np.flatnonzero(np.isin(self._dentries[:d], ids))
@@ -640,6 +744,17 @@ class MihIndex:
             dentries=self._dentries[:d],
             dtomb=self._dtomb[: (d + 7) // 8 + 1].copy(),
         )
+
+
+def _ranges(lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> I64Array:
+    """The concatenation of ``arange(lo[i], hi[i])`` for every i, vectorised."""
+    counts = (hi - lo).astype(np.int64)
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    starts = np.repeat(lo.astype(np.int64) - np.cumsum(counts) + counts, counts)
+    found: I64Array = starts + np.arange(total, dtype=np.int64)
+    return found
 
 
 def _distinct_sorted(entries: I64Array) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +24,24 @@ FACTORIES: dict[str, Factory] = {
 }
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-def make_index(request: pytest.FixtureRequest) -> Factory:
+def _from_snapshot(folder: Path) -> Factory:
+    """A MihIndex loaded from a (memory-mapped) snapshot of a non-empty index."""
+
+    def make() -> PdqIndex:
+        path = folder / f"{len(list(folder.iterdir()))}.pdqx"
+        seed = MihIndex()
+        seed.add(-1, [bytes(32)])
+        seed.remove(-1)  # leaves a tombstone in the delta segment
+        seed.save(path)
+        return MihIndex.load(path, mmap=True)
+
+    return make
+
+
+@pytest.fixture(params=[*sorted(FACTORIES), "mih-from-snapshot"])
+def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    if request.param == "mih-from-snapshot":
+        return _from_snapshot(tmp_path)
     return FACTORIES[request.param]
 
 

@@ -163,6 +163,7 @@ def test_inputs_in_any_pdq_form_are_accepted() -> None:
     raw = bytes(range(32))
     assert as_pdq_bytes(raw.hex()) == raw
     assert as_pdq_bytes(PdqHash(raw, 90)) == raw
+    assert as_pdq_bytes(np.frombuffer(raw, np.uint8)) == raw
     mih = MihIndex()
     mih.add(3, [raw.hex()])
     assert mih.search(PdqHash(raw), 0) == [IndexHit(0, 3)]

@@ -54,7 +54,7 @@ from redress.signals.types import PdqHash, parse_pdq_hex
 MAX_THRESHOLD = 256
 _MAX_CHUNK_BITS = 22  # 12 chunks of 21-22 bits at 10M hashes: ~100 bytes of RAM per hash
 _MIN_CHUNK_BITS = 8
-_DEFAULT_DELTA_LIMIT = 32_768
+_DEFAULT_DELTA_LIMIT = 16_384  # a linear scan of 512 KiB per search, ~20 us
 # Relative costs for the radius planner, measured on the benchmark machine: a
 # probe and a candidate each cost about one cache miss; a linear scan streams.
 _PROBE_COST = 1.0
@@ -151,8 +151,11 @@ def plan_radii(widths: tuple[int, ...], size_class: int, threshold: int) -> tupl
     return tuple(radii)
 
 
-def as_pdq_bytes(value: bytes | str | PdqHash) -> bytes:
-    """Accept 32 raw bytes, 64 hex digits or a :class:`PdqHash`; raise BadPdqHashError otherwise."""
+def as_pdq_bytes(value: bytes | str | PdqHash | U8Array) -> bytes:
+    """Accept 32 raw bytes (or uint8s), 64 hex digits or a :class:`PdqHash`.
+
+    Anything else raises BadPdqHashError.
+    """
     if isinstance(value, PdqHash):
         return value.bits
     if isinstance(value, str):
@@ -160,6 +163,8 @@ def as_pdq_bytes(value: bytes | str | PdqHash) -> bytes:
             return parse_pdq_hex(value)
         except Exception as exc:
             raise BadPdqHashError(str(exc)) from exc
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.size == 32:
+        return value.tobytes()
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         if len(raw) != 32:
@@ -620,7 +625,7 @@ class MihIndex:
             hits.sort()
         return results
 
-    def search(self, query: bytes | str | PdqHash, threshold: int) -> list[IndexHit]:
+    def search(self, query: bytes | str | PdqHash | U8Array, threshold: int) -> list[IndexHit]:
         """Entries with a hash within ``threshold`` bits of ``query``, nearest first."""
         t = check_threshold(threshold)
         raw = as_pdq_bytes(query)

@@ -89,9 +89,14 @@ class ChunkLayout:
 
     @classmethod
     def for_size(cls, n: int) -> ChunkLayout:
-        """Chunks about ``log2(n) + 1`` bits wide (at most 22), so buckets hold ~0.5-2 rows."""
-        bits = max(_MIN_CHUNK_BITS, min(_MAX_CHUNK_BITS, math.ceil(math.log2(max(n, 2))) + 1))
-        return cls.even(math.ceil(256 / bits))
+        """The cheapest layout for ``n`` hashes at the default threshold, within a memory cap.
+
+        Candidates are ``k`` wide chunks plus narrower ones sharing the remaining
+        bits; the radius planner's cost at threshold 31 ranks them, and offset
+        tables may take at most ``max(16 * n, 1 MiB)`` bytes. At 10M hashes this
+        picks eight 22-bit chunks and four 20-bit ones.
+        """
+        return _best_layout(max(n, 1).bit_length())
 
     @classmethod
     def even(cls, chunks: int) -> ChunkLayout:
@@ -102,6 +107,50 @@ class ChunkLayout:
         widths = tuple(base + 1 if i < extra else base for i in range(chunks))
         starts = tuple(sum(widths[:i]) for i in range(chunks))
         return cls(starts, widths)
+
+
+_LAYOUT_THRESHOLD = 31  # layouts are tuned for the default PDQ threshold
+_OFFSET_BYTES_PER_HASH = 16
+_OFFSET_BYTES_FLOOR = 1 << 20
+
+
+@lru_cache(maxsize=64)
+def _best_layout(size_class: int) -> ChunkLayout:
+    n = 2**size_class
+    budget = max(_OFFSET_BYTES_PER_HASH * n, _OFFSET_BYTES_FLOOR)
+    best: tuple[float, tuple[int, ...]] | None = None
+    for wide in range(_MIN_CHUNK_BITS, _MAX_CHUNK_BITS + 1):
+        for k in range(1, 256 // wide + 1):
+            rest = 256 - wide * k
+            options: list[tuple[int, ...]] = []
+            if rest == 0:
+                options.append(())
+            else:
+                low = max(_MIN_CHUNK_BITS, wide - 4)
+                for m in range(math.ceil(rest / wide), rest // low + 1):
+                    base, extra = divmod(rest, m)
+                    options.append((base + 1,) * extra + (base,) * (m - extra))
+            for tail in options:
+                widths = (wide,) * k + tail
+                if not 12 <= len(widths) <= 64 or sum(4 * 2**w for w in widths) > budget:
+                    continue
+                cost = _plan_cost(widths, size_class, _LAYOUT_THRESHOLD)
+                if cost is not None and (best is None or cost < best[0]):
+                    best = (cost, widths)
+    widths = best[1] if best else ChunkLayout.even(32).widths
+    return ChunkLayout(tuple(sum(widths[:i]) for i in range(len(widths))), widths)
+
+
+def _plan_cost(widths: tuple[int, ...], size_class: int, threshold: int) -> float | None:
+    radii = plan_radii(widths, size_class, threshold)
+    if radii is None:
+        return None
+    n = 2**size_class
+    total = 0.0
+    for w, t in zip(widths, radii, strict=True):
+        keys = sum(math.comb(w, k) for k in range(t + 1))
+        total += keys * (_PROBE_COST + _CANDIDATE_COST * n / 2**w)
+    return total
 
 
 @dataclass(frozen=True, slots=True)

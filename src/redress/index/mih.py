@@ -704,12 +704,6 @@ class MihIndex:
         d = np.concatenate([f[2] for f in found])
         return self._group(snap, len(rows), q.astype(np.uint32), r, d)
 
-    def count_within(self, queries: npt.NDArray[np.uint8], threshold: int) -> int:
-        """Number of (query, row) pairs within ``threshold``: the benchmark's cheap read path."""
-        t = check_threshold(threshold)
-        q, _, _ = self._raw_search(self._snap, _as_hash_rows(queries), t)
-        return len(q)
-
     def live_entry_ids(self) -> I64Array:
         """Sorted distinct IDs of the entries present now."""
         snap = self._snap

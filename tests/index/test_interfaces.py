@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pdq_planting import flip_random, random_hashes
 
 from redress.errors import InvalidInputError
 from redress.index import BruteForceIndex, IndexHit, MihIndex, PdqIndex
+
+from .pdq_planting import flip_random, random_hashes
 
 Factory = Callable[[], PdqIndex]
 

@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from pdq_planting import flip_concentrated, flip_random, flip_spread, random_hashes
 
 from redress.index import BruteForceIndex, ChunkLayout, IndexHit, MihIndex
 from redress.index.errors import BadEntryIdError, BadPdqHashError, BadThresholdError
 from redress.index.mih import as_pdq_bytes, plan_radii
 from redress.signals.types import PdqHash
+
+from .pdq_planting import flip_concentrated, flip_random, flip_spread, random_hashes
 
 
 def planted_queries(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pdq_planting import flip_random, random_hashes
 
 from redress.index import MihIndex
 from redress.index import snapshot as snapshot_format
@@ -17,6 +16,8 @@ from redress.index.errors import (
     SnapshotNotFoundError,
     SnapshotVersionError,
 )
+
+from .pdq_planting import flip_random, random_hashes
 
 
 def populated(rng: np.random.Generator) -> tuple[MihIndex, np.ndarray]:

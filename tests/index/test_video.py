@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pdq_planting import flip_random, random_hashes
 
 from redress.index import MihIndex
 from redress.index.errors import BadEntryIdError, BadVideoPolicyError
@@ -20,6 +19,8 @@ from redress.index.video import (
     unique_frames,
 )
 from redress.signals.types import PdqHash
+
+from .pdq_planting import flip_random, random_hashes
 
 
 def read_vpdq(path: Path) -> list[PdqHash]:

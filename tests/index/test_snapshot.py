@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redress.index import MihIndex
+from redress.index import IndexHit, MihIndex
 from redress.index import snapshot as snapshot_format
 from redress.index.errors import (
     SnapshotCorruptError,
@@ -144,3 +144,19 @@ def test_crash_mid_save_leaves_old_snapshot_loadable(tmp_path: Path) -> None:
     index.save(path)
     (tmp_path / ".bank.pdqx.123.dead.tmp").write_bytes(path.read_bytes()[:5000])
     assert MihIndex.load(path).search_many(queries, 31) == index.search_many(queries, 31)
+
+
+def test_a_mapped_index_can_save_over_its_own_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    index, queries = populated(rng)
+    path = tmp_path / "bank.pdqx"
+    index.save(path)
+    mapped = MihIndex.load(path)  # memory-mapped by default
+    mapped.remove(1)
+    mapped.add(77, [queries[5].tobytes()])
+    mapped.save(path)  # a new file renamed over the mapped one
+    assert mapped.search(queries[5].tobytes(), 0) == [IndexHit(0, 77)]
+    reloaded = MihIndex.load(path, mmap=False)
+    assert reloaded.search_many(queries, 31) == mapped.search_many(queries, 31)
+    mapped.compact()  # rebuilds from the mapped arrays into private memory
+    assert mapped.search_many(queries, 31) == reloaded.search_many(queries, 31)

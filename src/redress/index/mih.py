@@ -750,12 +750,19 @@ class MihIndex:
         cls,
         path: str | os.PathLike[str],
         *,
-        mmap: bool = False,
+        mmap: bool = True,
         verify: bool = True,
         delta_limit: int = _DEFAULT_DELTA_LIMIT,
         threads: int | None = None,
     ) -> MihIndex:
-        """Read a snapshot written by :meth:`save`; ``mmap`` maps the main arrays read-only."""
+        """Read a snapshot written by :meth:`save`.
+
+        With ``mmap`` (the default) the main segment's arrays map the file
+        read-only and share the page cache: loading 10M hashes takes well under a
+        second and searches run at least as fast as on private copies. Saving
+        replaces the file by rename, so a mapped snapshot is never changed under
+        a running index. ``mmap=False`` reads private copies instead.
+        """
         state = snapshot.read(Path(path), mmap=mmap, verify=verify)
         index = cls(delta_limit=delta_limit, threads=threads)
         try:

@@ -303,7 +303,7 @@ class VideoIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, mmap: bool = False, quality_min: int = 50
+        cls, path: str | os.PathLike[str], *, mmap: bool = True, quality_min: int = 50
     ) -> VideoIndex:
         """Load a snapshot written by :meth:`save`."""
         return cls(MihIndex.load(path, mmap=mmap), quality_min=quality_min)

@@ -52,7 +52,7 @@ from redress.index.snapshot import SnapshotState
 from redress.signals.types import PdqHash, parse_pdq_hex
 
 MAX_THRESHOLD = 256
-_MAX_CHUNK_BITS = 22  # 12 chunks of 21-22 bits at 10M hashes: ~100 bytes of RAM per hash
+_MAX_CHUNK_BITS = 22  # a 22-bit chunk needs a 16 MiB offset table
 _MIN_CHUNK_BITS = 8
 _DEFAULT_DELTA_LIMIT = 16_384  # a linear scan of 512 KiB per search, ~20 us
 # Relative costs for the radius planner, measured on the benchmark machine: a

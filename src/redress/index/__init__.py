@@ -1,6 +1,37 @@
-"""Index: PDQ hash -> candidate bank entries, exact within a Hamming radius."""
+"""Index: PDQ hash -> candidate bank entries, exact within a Hamming radius.
+
+``MihIndex`` is the fast exact index (multi-index hashing, C inner loop,
+snapshots); ``BruteForceIndex`` the reference it is tested against; both are
+``PdqIndex``es. ``VideoIndex`` matches vPDQ videos with Meta's semantics.
+"""
 
 from redress.index.brute import BruteForceIndex
 from redress.index.interfaces import IndexHit, PdqIndex
+from redress.index.mih import ChunkLayout, IndexStats, MihIndex
+from redress.index.video import (
+    FrameHit,
+    VideoComparison,
+    VideoIndex,
+    VideoMatch,
+    VideoMatchPolicy,
+    compare_videos,
+    match_frames_against_images,
+    unique_frames,
+)
 
-__all__ = ["BruteForceIndex", "IndexHit", "PdqIndex"]
+__all__ = [
+    "BruteForceIndex",
+    "ChunkLayout",
+    "FrameHit",
+    "IndexHit",
+    "IndexStats",
+    "MihIndex",
+    "PdqIndex",
+    "VideoComparison",
+    "VideoIndex",
+    "VideoMatch",
+    "VideoMatchPolicy",
+    "compare_videos",
+    "match_frames_against_images",
+    "unique_frames",
+]

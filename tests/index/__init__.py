@@ -1,0 +1,1 @@
+"""Tests of the index domain (a package, so module names never collide with other domains)."""

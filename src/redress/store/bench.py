@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from redress.config import Settings
-from redress.index import BruteForceIndex
+from redress.index import MihIndex
 from redress.index.interfaces import PdqIndex
 from redress.signals.types import SignalKind
 from redress.store.db import make_engine
@@ -141,7 +141,7 @@ def bench_backend(
     size: int,
     cold_size: int,
     workdir: Path,
-    index_factory: Callable[[], PdqIndex] = BruteForceIndex,
+    index_factory: Callable[[], PdqIndex] = MihIndex,
     say: Callable[[str], None] = lambda _m: None,
 ) -> list[Figure]:
     """Measure one database; ``url`` must name an empty database."""

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from redress.config import Settings
 from redress.errors import RedressError
-from redress.index import BruteForceIndex
+from redress.index import MihIndex
 from redress.signals.types import SignalKind
 from redress.store import migrate
 from redress.store.db import make_engine
@@ -80,7 +80,7 @@ def _engine(ctx: typer.Context) -> Iterator[tuple[Engine, Settings]]:
 
 
 def _retro(engine: Engine, settings: Settings) -> RetroMatcher:
-    return RetroMatcher(SeenFollower(engine, BruteForceIndex, quality_min=settings.pdq_quality_min))
+    return RetroMatcher(SeenFollower(engine, MihIndex, quality_min=settings.pdq_quality_min))
 
 
 def _echo_json(value: object) -> None:
@@ -515,7 +515,7 @@ def scan(
 
     failed = False
     with _engine(ctx) as (engine, settings):
-        follower = IndexFollower(engine, BruteForceIndex, quality_min=settings.pdq_quality_min)
+        follower = IndexFollower(engine, MihIndex, quality_min=settings.pdq_quality_min)
         follower.start()
         matcher = Matcher(follower, quality_min=settings.pdq_quality_min)
         options = hash_options(settings, dihedral=dihedral)

@@ -130,9 +130,18 @@ class IndexFollower:
             seq = last_change(session)
             self._load_banks(session)
         loaded = 0
-        for block in stream_active_hashes(self.engine):
-            self._add_block(block, frames=False)
-            loaded += len(block.ids)
+        # One bulk add: an index such as MihIndex builds its main segment once, rather than
+        # rebuilding it for every streamed block.
+        blocks = list(stream_active_hashes(self.engine))
+        if blocks:
+            whole = HashBlock(
+                ids=np.concatenate([b.ids for b in blocks]),
+                bank_ids=np.concatenate([b.bank_ids for b in blocks]),
+                hashes=np.concatenate([b.hashes for b in blocks]),
+            )
+            del blocks
+            self._add_block(whole, frames=False)
+            loaded += len(whole.ids)
         for block in stream_active_hashes(self.engine, frames=True, quality_min=self.quality_min):
             self._add_block(block, frames=True)
             loaded += len(block.ids)

@@ -1,0 +1,562 @@
+"""Rules of the bank and case domain, and matching against banks and history.
+
+Services are built per unit of work with the session the edge opened; they
+call stores (which only flush) and never commit. Public entry points:
+
+- :class:`BankService`: create banks, add/remove entries (with retroactive matching).
+- :class:`CaseService`: victim cases, PINs, status changes and withdrawal.
+- :class:`Matcher`: match a :class:`~redress.store.interfaces.MediaQuery` against
+  every enabled bank; :meth:`Matcher.scan` also records the item and its matches.
+- :class:`RetroMatcher`: match newly added entries against everything seen before.
+- :func:`vpdq_frame_share`: the swappable vPDQ comparison.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from redress.signals.types import SignalKind
+from redress.store.errors import (
+    BadBankSettingError,
+    BankNotFoundError,
+    CaseClosedError,
+    WrongPinError,
+)
+from redress.store.interfaces import (
+    AddResult,
+    AuditAction,
+    BankPurpose,
+    BankRead,
+    BankStats,
+    CaseCreated,
+    CaseRead,
+    CaseStatus,
+    EntryIn,
+    EntrySource,
+    MatchResult,
+    MediaQuery,
+    ScanOutcome,
+    SightingIn,
+)
+from redress.store.models import BankEntry, EntryHash
+from redress.store.store import (
+    SqlAuditLog,
+    SqlBankStore,
+    SqlCaseStore,
+    SqlSeenStore,
+    active_entry_state,
+    exact_matches,
+)
+from redress.store.sync import IndexFollower, SeenFollower, utc_now
+
+DEFAULT_CASE_BANK = "victim-cases"
+_BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Crockford's base32 without I, L, O, U: easy to read aloud and to type.
+_CASE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True, slots=True)
+class FrameShare:
+    """How two vPDQ frame sets overlap."""
+
+    query_share: float
+    entry_share: float
+    distance: int
+
+
+FrameShareFn = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int], FrameShare]
+
+
+def vpdq_frame_share(
+    query: npt.NDArray[np.uint8], entry: npt.NDArray[np.uint8], threshold: int
+) -> FrameShare:
+    """Share of each side's unique frames that have a partner within ``threshold`` bits.
+
+    Both inputs are ``(n, 32)`` arrays of unique quality frames. ``distance``
+    is the closest pair. Exact and O(m * n); the index domain's frame index
+    can replace it (pass ``frame_share=`` to :class:`Matcher`).
+    """
+    if not len(query) or not len(entry):
+        return FrameShare(0.0, 0.0, 256)
+    best_q = np.empty(len(query), dtype=np.int64)
+    best_e = np.full(len(entry), 257, dtype=np.int64)
+    for start in range(0, len(query), 256):
+        block = query[start : start + 256]
+        dist = np.bitwise_count(block[:, None, :] ^ entry[None, :, :]).sum(axis=2, dtype=np.int64)
+        best_q[start : start + len(block)] = dist.min(axis=1)
+        best_e = np.minimum(best_e, dist.min(axis=0))
+    return FrameShare(
+        float((best_q <= threshold).mean()),
+        float((best_e <= threshold).mean()),
+        int(best_q.min()),
+    )
+
+
+def new_case_number() -> str:
+    """A human-friendly, unguessable case number: ``RC-XXXX-XXXX-XXXX`` (60 random bits)."""
+    chars = "".join(secrets.choice(_CASE_ALPHABET) for _ in range(12))
+    return f"RC-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def new_pin() -> str:
+    """An 8-digit PIN."""
+    return f"{secrets.randbelow(10**8):08d}"
+
+
+def _unique_frames(rows: Sequence[bytes]) -> npt.NDArray[np.uint8]:
+    if not rows:
+        return np.zeros((0, 32), dtype=np.uint8)
+    return np.unique(np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32), axis=0)
+
+
+class RetroMatcher:
+    """Matches newly added entries against the seen-media history and records the matches."""
+
+    def __init__(
+        self,
+        seen: SeenFollower,
+        *,
+        vpdq_share: float = 0.8,
+        frame_share: FrameShareFn = vpdq_frame_share,
+    ) -> None:
+        self.seen = seen
+        self.vpdq_share = vpdq_share
+        self.frame_share = frame_share
+
+    def match_entries(self, session: Session, entry_ids: Sequence[int]) -> int:
+        """Search the history for these entries; returns how many new matches were recorded."""
+        if not entry_ids:
+            return 0
+        self.seen.catch_up()
+        bank_store = SqlBankStore(session)
+        seen_store = SqlSeenStore(session)
+        now = utc_now()
+        banks: dict[int, BankRead] = {}
+        found: dict[int, list[MatchResult]] = {}
+        ids = sorted(set(entry_ids))
+        for start in range(0, len(ids), 10_000):
+            rows = session.execute(
+                select(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value)
+                .where(BankEntry.id.in_(ids[start : start + 10_000]))
+                .where(BankEntry.removed_at.is_(None))
+            ).all()
+            by_kind: dict[str, list[tuple[int, int, bytes]]] = {}
+            for entry_id, bank_id, kind, value in rows:
+                by_kind.setdefault(kind, []).append((entry_id, bank_id, value))
+            for bank_id in {r[1] for r in rows} - banks.keys():
+                banks[bank_id] = bank_store.get_bank_by_id(bank_id)
+
+            def hit(
+                item: int,
+                entry: int,
+                bank: BankRead,
+                kind: str,
+                dist: int,
+                share: float | None = None,
+            ) -> None:
+                found.setdefault(item, []).append(
+                    MatchResult(
+                        dist,
+                        bank.id,
+                        bank.name,
+                        bank.purpose,
+                        entry,
+                        SignalKind(kind),
+                        query_share=share,
+                    )
+                )
+
+            for kind in ("md5", "sha256"):
+                group = by_kind.get(kind, [])
+                items = seen_store.item_ids_by_digest(kind, [g[2] for g in group])
+                for entry_id, bank_id, value in group:
+                    for item in items.get(value, []):
+                        if banks[bank_id].matching_at(now):
+                            hit(item, entry_id, banks[bank_id], kind, 0)
+            pdq_rows = [(e, b, v) for e, b, v in by_kind.get("pdq", []) if len(v) == 32]
+            set_ids = [e for e, _b, _v in by_kind.get("pdq-set", [])]
+            if set_ids:
+                bank_of = {e: b for e, b, _v in by_kind["pdq-set"]}
+                for entry_id, value in session.execute(
+                    select(EntryHash.entry_id, EntryHash.value).where(
+                        EntryHash.entry_id.in_(set_ids)
+                    )
+                ):
+                    pdq_rows.append((entry_id, bank_of[entry_id], value))
+            if pdq_rows and len(self.seen.images):
+                queries = np.frombuffer(b"".join(r[2] for r in pdq_rows), dtype=np.uint8)
+                widest = max(banks[b].pdq_threshold for _e, b, _v in pdq_rows)
+                results = self.seen.images.search_many(queries.reshape(-1, 32), widest)
+                for (entry_id, bank_id, _v), hits in zip(pdq_rows, results, strict=True):
+                    bank = banks[bank_id]
+                    kind = "pdq-set" if entry_id in set_ids else "pdq"
+                    for h in hits:
+                        if h.distance <= bank.pdq_threshold and bank.matching_at(now):
+                            hit(h.entry_id, entry_id, bank, kind, h.distance)
+            for entry_id, bank_id, _v in by_kind.get("vpdq", []):
+                bank = banks[bank_id]
+                frames = _unique_frames(
+                    [
+                        h.bits
+                        for h in bank_store.entry_hashes(entry_id)
+                        if h.quality >= self.seen.quality_min
+                    ]
+                )
+                if not len(frames) or not len(self.seen.frames) or not bank.matching_at(now):
+                    continue
+                candidates = {
+                    h.entry_id
+                    for hits in self.seen.frames.search_many(frames, bank.pdq_threshold)
+                    for h in hits
+                }
+                for item in sorted(candidates):
+                    item_frames = self.seen.item_frames(item)
+                    if item_frames is None:
+                        continue
+                    share = self.frame_share(item_frames, frames, bank.pdq_threshold)
+                    if share.query_share >= self.vpdq_share:
+                        hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
+        recorded = 0
+        for item, matches in found.items():
+            best: dict[int, MatchResult] = {}
+            for m in matches:
+                if m.entry_id not in best or m.distance < best[m.entry_id].distance:
+                    best[m.entry_id] = m
+            recorded += seen_store.record_matches(item, list(best.values()), retroactive=True)
+        if recorded:
+            SqlAuditLog(session).append(
+                "redress",
+                AuditAction.MATCH_RETROACTIVE,
+                "seen-media",
+                {"new_matches": recorded, "entries": len(ids)},
+            )
+        return recorded
+
+
+class BankService:
+    """Bank rules: names, thresholds, entries, audit, retroactive matching."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        default_threshold: int = 31,
+        retro: RetroMatcher | None = None,
+        actor: str = "cli",
+    ) -> None:
+        self.session = session
+        self.banks = SqlBankStore(session)
+        self.audit = SqlAuditLog(session)
+        self.default_threshold = default_threshold
+        self.retro = retro
+        self.actor = actor
+
+    def create(
+        self,
+        name: str,
+        purpose: BankPurpose = BankPurpose.INTERNAL,
+        *,
+        pdq_threshold: int | None = None,
+        outcome_policy: str | None = None,
+    ) -> BankRead:
+        """Create a bank with a checked name and threshold."""
+        if not _BANK_NAME.match(name):
+            raise BadBankSettingError(
+                f"bank name {name!r}: use 1-100 letters, digits, '_', '.', '-', starting with a "
+                "letter or digit"
+            )
+        threshold = self.default_threshold if pdq_threshold is None else pdq_threshold
+        if not 0 <= threshold <= 128:
+            raise BadBankSettingError(f"PDQ threshold is 0-128 bits; got {threshold}")
+        bank = self.banks.create_bank(name, purpose, threshold, outcome_policy)
+        self.audit.append(
+            self.actor,
+            AuditAction.BANK_CREATE,
+            f"bank:{name}",
+            {"purpose": purpose.value, "pdq_threshold": threshold},
+        )
+        return bank
+
+    def get(self, name: str) -> BankRead:
+        """A bank by name."""
+        return self.banks.get_bank(name)
+
+    def ensure(self, name: str, purpose: BankPurpose) -> BankRead:
+        """The bank called ``name``, created with ``purpose`` if it does not exist."""
+        try:
+            return self.banks.get_bank(name)
+        except BankNotFoundError:
+            return self.create(name, purpose)
+
+    def add(
+        self, name: str, entries: Sequence[EntryIn], source: EntrySource = EntrySource.MODERATOR
+    ) -> AddResult:
+        """Add entries to a bank, then match them against the seen-media history."""
+        bank = self.banks.get_bank(name)
+        result = self.banks.add_entries(bank.id, entries, source)
+        self.audit.append(
+            self.actor,
+            AuditAction.BANK_ENTRY_ADD,
+            f"bank:{name}",
+            {"added": len(result.added), "duplicates": result.duplicates, "source": source.value},
+        )
+        if self.retro is not None:
+            self.retro.match_entries(self.session, result.added)
+        return result
+
+    def remove(self, name: str, entry_ids: Sequence[int]) -> list[int]:
+        """Soft-remove entries of a bank (IDs of other banks are refused)."""
+        bank = self.banks.get_bank(name)
+        state = active_entry_state(self.session, entry_ids)
+        foreign = sorted(i for i in entry_ids if state.get(i, (bank.id, "", True))[0] != bank.id)
+        missing = sorted(i for i in entry_ids if i not in state)
+        if foreign or missing:
+            raise BankNotFoundError(
+                f"bank {name!r} has no entries {', '.join(map(str, missing + foreign))}"
+            )
+        removed = self.banks.remove_entries(entry_ids)
+        self.audit.append(
+            self.actor, AuditAction.BANK_ENTRY_REMOVE, f"bank:{name}", {"removed": list(removed)}
+        )
+        return removed
+
+    def set_enabled(self, name: str, enabled: bool) -> BankRead:
+        """Switch matching against a bank on or off."""
+        bank = self.banks.get_bank(name)
+        updated = self.banks.update_bank(bank.id, enabled=enabled, clear_disabled_until=enabled)
+        self.audit.append(self.actor, AuditAction.BANK_UPDATE, f"bank:{name}", {"enabled": enabled})
+        return updated
+
+    def list(self) -> list[BankRead]:
+        """Every bank."""
+        return self.banks.list_banks()
+
+    def stats(self, name: str) -> BankStats:
+        """Counts for one bank."""
+        return self.banks.stats(self.banks.get_bank(name).id)
+
+
+class CaseService:
+    """Victim cases: creation with a one-time PIN, status, withdrawal."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        retro: RetroMatcher | None = None,
+        actor: str = "cli",
+        hasher: PasswordHasher | None = None,
+        default_threshold: int = 31,
+    ) -> None:
+        self.session = session
+        self.cases = SqlCaseStore(session)
+        self.bank_service = BankService(
+            session, default_threshold=default_threshold, retro=None, actor=actor
+        )
+        self.audit = SqlAuditLog(session)
+        self.retro = retro
+        self.actor = actor
+        self.hasher = hasher or PasswordHasher()
+
+    def create(
+        self,
+        entries: Sequence[EntryIn],
+        *,
+        bank: str = DEFAULT_CASE_BANK,
+        locale: str = "en",
+        contact: str | None = None,
+    ) -> CaseCreated:
+        """Open a case holding ``entries``; returns the case and its PIN (shown once)."""
+        target = self.bank_service.ensure(bank, BankPurpose.VICTIM_CASES)
+        pin = new_pin()
+        case = self.cases.create_case(
+            new_case_number(), self.hasher.hash(pin), target.id, locale, contact
+        )
+        result = self.bank_service.banks.add_entries(target.id, entries, EntrySource.CASE)
+        # Duplicates collapse: link the existing entries too, so the case holds all its hashes.
+        ids = set(result.added)
+        for entry in entries:
+            value = entry.value
+            if entry.kind in (SignalKind.PDQ_SET, SignalKind.VPDQ):
+                continue
+            ids.update(
+                e.id for e in self.bank_service.banks.find_entries(target.id, entry.kind, value)
+            )
+        if any(e.kind in (SignalKind.PDQ_SET, SignalKind.VPDQ) for e in entries):
+            ids.update(result.added)
+        self.cases.link_entries(case.id, ids)
+        self.audit.append(
+            self.actor,
+            AuditAction.CASE_CREATE,
+            f"case:{case.case_number}",
+            {"bank": bank, "entries": len(ids), "locale": locale},
+        )
+        if self.retro is not None:
+            self.retro.match_entries(self.session, result.added)
+        return CaseCreated(self.cases.get_case(case.case_number), pin)
+
+    def get(self, case_number: str) -> CaseRead:
+        """A case by number."""
+        return self.cases.get_case(case_number)
+
+    def verify_pin(self, case_number: str, pin: str) -> CaseRead:
+        """The case, if ``pin`` is its PIN; :class:`WrongPinError` otherwise (and audited)."""
+        stored = self.cases.pin_hash(case_number)
+        try:
+            self.hasher.verify(stored, pin.strip())
+        except (VerificationError, InvalidHashError) as exc:
+            case = self.cases.get_case(case_number)
+            self.audit.append("victim", AuditAction.CASE_PIN_FAILED, f"case:{case.case_number}")
+            raise WrongPinError("the case number and PIN do not match") from exc
+        return self.cases.get_case(case_number)
+
+    def set_status(
+        self, case_number: str, status: CaseStatus, *, actor: str | None = None
+    ) -> CaseRead:
+        """Move a case to ``status``; closing it removes its hashes from matching."""
+        case = self.cases.get_case(case_number)
+        if case.status is CaseStatus.DELETED or (
+            case.status is CaseStatus.WITHDRAWN and status is not CaseStatus.DELETED
+        ):
+            raise CaseClosedError(f"case {case.case_number} is {case.status.value}")
+        if status is case.status:
+            return case
+        removed: list[int] = []
+        if status.closed:
+            removed = self.bank_service.banks.remove_entries(self.cases.orphaned_entries(case.id))
+        updated = self.cases.set_status(case.id, status)
+        self.audit.append(
+            actor or self.actor,
+            AuditAction.for_status(status),
+            f"case:{case.case_number}",
+            {"from": case.status.value, "removed_entries": len(removed)},
+        )
+        return self.cases.get_case(updated.case_number)
+
+    def withdraw(self, case_number: str, pin: str) -> CaseRead:
+        """The victim withdraws her case (PIN required); its hashes stop matching."""
+        self.verify_pin(case_number, pin)
+        return self.set_status(case_number, CaseStatus.WITHDRAWN, actor="victim")
+
+
+class Matcher:
+    """Matches scanned items against every enabled bank, each at its own threshold.
+
+    PDQ and vPDQ go through the follower's in-memory indexes; MD5 and SHA-256
+    are exact lookups in the database. Every candidate is re-checked against
+    the database before it is returned, so an entry removed a moment ago
+    never matches even if the index has not caught up yet.
+    """
+
+    def __init__(
+        self,
+        follower: IndexFollower,
+        *,
+        quality_min: int = 50,
+        vpdq_share: float = 0.8,
+        frame_share: FrameShareFn = vpdq_frame_share,
+    ) -> None:
+        self.follower = follower
+        self.quality_min = quality_min
+        self.vpdq_share = vpdq_share
+        self.frame_share = frame_share
+
+    def match(self, session: Session, query: MediaQuery) -> list[MatchResult]:
+        """The entries ``query`` matches, nearest first (nothing is recorded)."""
+        now = utc_now()
+        banks = self.follower.banks()
+        candidates: dict[int, tuple[int, SignalKind | None, float | None, float | None]] = {}
+
+        def offer(
+            entry_id: int,
+            dist: int,
+            kind: SignalKind | None = None,
+            q: float | None = None,
+            e: float | None = None,
+        ) -> None:
+            if entry_id not in candidates or dist < candidates[entry_id][0]:
+                candidates[entry_id] = (dist, kind, q, e)
+
+        for kind, digest in ((SignalKind.MD5, query.md5), (SignalKind.SHA256, query.sha256)):
+            if digest:
+                for entry_id, _bank in exact_matches(session, kind, digest):
+                    offer(entry_id, 0, kind)
+        good = [h.bits for h in query.pdq if h.quality >= self.quality_min]
+        widest = self.follower.max_threshold
+        if good and len(self.follower.index):
+            arr = np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, 32)
+            for hits in self.follower.index.search_many(arr, widest):
+                for h in hits:
+                    bank = banks.get(self.follower.bank_of(h.entry_id))
+                    if bank is not None and h.distance <= bank.pdq_threshold:
+                        offer(h.entry_id, h.distance)
+        frames = _unique_frames(
+            [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
+        )
+        if len(frames) and len(self.follower.frames):
+            entries = {
+                h.entry_id
+                for hits in self.follower.frames.search_many(frames, widest)
+                for h in hits
+            }
+            for entry_id in sorted(entries):
+                bank = banks.get(self.follower.bank_of(entry_id))
+                entry_frames = self.follower.entry_frames(entry_id)
+                if bank is None or entry_frames is None:
+                    continue
+                share = self.frame_share(frames, entry_frames, bank.pdq_threshold)
+                if share.query_share >= self.vpdq_share:
+                    offer(
+                        entry_id,
+                        share.distance,
+                        SignalKind.VPDQ,
+                        share.query_share,
+                        share.entry_share,
+                    )
+        if not candidates:
+            return []
+        state = active_entry_state(session, list(candidates))
+        cases = SqlCaseStore(session).cases_for_entries(list(candidates))
+        bank_store = SqlBankStore(session)
+        results = []
+        for entry_id, (dist, found_kind, q, e) in candidates.items():
+            bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
+            if not active:
+                continue
+            bank = banks.get(bank_id) or bank_store.get_bank_by_id(bank_id)
+            if not bank.matching_at(now):
+                continue
+            results.append(
+                MatchResult(
+                    dist,
+                    bank.id,
+                    bank.name,
+                    bank.purpose,
+                    entry_id,
+                    found_kind or SignalKind(stored_kind),
+                    cases.get(entry_id, ()),
+                    q,
+                    e,
+                )
+            )
+        return sorted(results)
+
+    def scan(
+        self, session: Session, query: MediaQuery, sighting: SightingIn | None = None
+    ) -> ScanOutcome:
+        """Match ``query`` and record it in the seen-media history with its matches."""
+        matches = self.match(session, query)
+        seen = SqlSeenStore(session)
+        item_id = seen.record_item(query, sighting)
+        seen.record_matches(item_id, matches)
+        return ScanOutcome(item_id, tuple(matches))

@@ -1,0 +1,985 @@
+"""All SQL of the store domain.
+
+Stores take a :class:`~sqlalchemy.orm.Session` and only ``flush()``; the edge
+(CLI command, request, worker task, importer chunk) commits or rolls back.
+Every entry add/remove and bank change also appends to ``index_change`` in
+the same transaction, so in-memory indexes can follow the database.
+
+On PostgreSQL, writes to ``index_change`` take a transaction-level advisory
+lock first: sequence numbers then become visible in the order they were
+handed out, and a follower polling ``seq > last`` can never skip one. Keep
+transactions that change entries short (the importer commits per chunk).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, and_, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from redress.signals.types import PdqHash, SignalKind
+from redress.store.errors import (
+    BankExistsError,
+    BankNotFoundError,
+    CaseNotFoundError,
+)
+from redress.store.interfaces import (
+    AddResult,
+    AuditAction,
+    AuditRead,
+    BankPurpose,
+    BankRead,
+    BankStats,
+    CaseRead,
+    CaseStatus,
+    ChangeOp,
+    EntryIn,
+    EntryRead,
+    EntrySource,
+    JsonObject,
+    MatchResult,
+    MediaQuery,
+    SightingIn,
+)
+from redress.store.models import (
+    AuditEvent,
+    Bank,
+    BankEntry,
+    CaseEntry,
+    EntryHash,
+    IndexChange,
+    Match,
+    SeenHash,
+    SeenItem,
+    Sighting,
+    VictimCase,
+    utcnow,
+)
+
+# Any 64-bit constant: the advisory lock that orders index_change sequence numbers.
+_CHANGE_LOG_LOCK = 0x7265647265737331
+_SET_KINDS = (SignalKind.PDQ_SET, SignalKind.VPDQ)
+
+
+def set_digest(kind: SignalKind, hashes: Sequence[bytes]) -> bytes:
+    """The ``value`` of a pdq-set / vpdq entry: SHA-256 over its kind and members in order."""
+    digest = hashlib.sha256(kind.value.encode())
+    for member in hashes:
+        digest.update(member)
+    return digest.digest()
+
+
+def _bank_read(row: Bank) -> BankRead:
+    return BankRead(
+        id=row.id,
+        name=row.name,
+        purpose=BankPurpose(row.purpose),
+        pdq_threshold=row.pdq_threshold,
+        outcome_policy=row.outcome_policy,
+        enabled=row.enabled,
+        disabled_until=row.disabled_until,
+        created_at=row.created_at,
+    )
+
+
+def _entry_read(row: BankEntry) -> EntryRead:
+    return EntryRead(
+        id=row.id,
+        bank_id=row.bank_id,
+        kind=SignalKind(row.signal_type),
+        value=row.value,
+        quality=row.quality,
+        source=EntrySource(row.source),
+        external_id=row.external_id,
+        added_at=row.added_at,
+        removed_at=row.removed_at,
+        note=row.note,
+        metadata=dict(row.meta or {}),
+    )
+
+
+def _dialect_insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
+    name = session.get_bind().dialect.name
+    return postgresql.Insert if name == "postgresql" else sqlite.Insert
+
+
+def log_changes(
+    session: Session, op: ChangeOp, entry_ids: Sequence[int] = (), bank_id: int | None = None
+) -> None:
+    """Append change-log events (one per entry, or one bank event) in the caller's transaction."""
+    if op is not ChangeOp.BANK and not entry_ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+    now = utcnow()
+    if op is ChangeOp.BANK:
+        session.execute(insert(IndexChange), [{"op": op.value, "bank_id": bank_id, "at": now}])
+        return
+    session.execute(
+        insert(IndexChange),
+        [{"op": op.value, "entry_id": int(i), "bank_id": bank_id, "at": now} for i in entry_ids],
+    )
+
+
+class SqlBankStore:
+    """:class:`~redress.store.interfaces.BankStore` on SQLAlchemy (SQLite and PostgreSQL)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create_bank(
+        self,
+        name: str,
+        purpose: BankPurpose,
+        pdq_threshold: int,
+        outcome_policy: str | None = None,
+    ) -> BankRead:
+        """Create a bank; :class:`BankExistsError` if the name is taken."""
+        if self.session.scalar(select(Bank.id).where(Bank.name == name)) is not None:
+            raise BankExistsError(f"a bank called {name!r} already exists")
+        row = Bank(
+            name=name,
+            purpose=purpose.value,
+            pdq_threshold=pdq_threshold,
+            outcome_policy=outcome_policy,
+            enabled=True,
+            created_at=utcnow(),
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError as exc:
+            raise BankExistsError(f"a bank called {name!r} already exists") from exc
+        log_changes(self.session, ChangeOp.BANK, bank_id=row.id)
+        return _bank_read(row)
+
+    def get_bank(self, name: str) -> BankRead:
+        """The bank called ``name``."""
+        row = self.session.scalar(select(Bank).where(Bank.name == name))
+        if row is None:
+            raise BankNotFoundError(f"no bank called {name!r}")
+        return _bank_read(row)
+
+    def get_bank_by_id(self, bank_id: int) -> BankRead:
+        """The bank with ``bank_id``."""
+        row = self.session.get(Bank, bank_id)
+        if row is None:
+            raise BankNotFoundError(f"no bank with ID {bank_id}")
+        return _bank_read(row)
+
+    def list_banks(self) -> list[BankRead]:
+        """Every bank, by name."""
+        return [_bank_read(b) for b in self.session.scalars(select(Bank).order_by(Bank.name))]
+
+    def update_bank(
+        self,
+        bank_id: int,
+        *,
+        enabled: bool | None = None,
+        disabled_until: dt.datetime | None = None,
+        clear_disabled_until: bool = False,
+        pdq_threshold: int | None = None,
+        outcome_policy: str | None = None,
+    ) -> BankRead:
+        """Change a bank's matching settings (followers pick it up from the change log)."""
+        row = self.session.get(Bank, bank_id)
+        if row is None:
+            raise BankNotFoundError(f"no bank with ID {bank_id}")
+        if enabled is not None:
+            row.enabled = enabled
+        if disabled_until is not None:
+            row.disabled_until = disabled_until
+        if clear_disabled_until:
+            row.disabled_until = None
+        if pdq_threshold is not None:
+            row.pdq_threshold = pdq_threshold
+        if outcome_policy is not None:
+            row.outcome_policy = outcome_policy
+        self.session.flush()
+        log_changes(self.session, ChangeOp.BANK, bank_id=bank_id)
+        return _bank_read(row)
+
+    def add_entries(
+        self, bank_id: int, entries: Sequence[EntryIn], source: EntrySource
+    ) -> AddResult:
+        """Add entries; identical entries (same kind and value) collapse, removed ones revive."""
+        if not entries:
+            return AddResult((), 0)
+        now = utcnow()
+        unique: dict[tuple[str, bytes], tuple[EntryIn, bytes]] = {}
+        for entry in entries:
+            members = _members(entry)
+            value = set_digest(entry.kind, members) if entry.kind in _SET_KINDS else entry.value
+            unique.setdefault((entry.kind.value, value), (entry, value))
+        # Sets keep their members in child rows; only a freshly inserted set needs them.
+        set_keys = [k for k in unique if k[0] in (SignalKind.PDQ_SET.value, SignalKind.VPDQ.value)]
+        existing_sets: set[tuple[str, bytes]] = set()
+        if set_keys:
+            rows = self.session.execute(
+                select(BankEntry.signal_type, BankEntry.value).where(
+                    BankEntry.bank_id == bank_id,
+                    BankEntry.value.in_([k[1] for k in set_keys]),
+                )
+            )
+            existing_sets = {(r[0], r[1]) for r in rows}
+        values = [
+            {
+                "bank_id": bank_id,
+                "signal_type": kind,
+                "value": value,
+                "quality": entry.quality,
+                "source": source.value,
+                "external_id": entry.external_id,
+                "added_at": now,
+                "removed_at": None,
+                "note": entry.note,
+                "metadata": entry.metadata,
+            }
+            for (kind, value), (entry, _v) in unique.items()
+        ]
+        added: list[tuple[int, str, bytes]] = []
+        dialect_insert = _dialect_insert(self.session)
+        for start in range(0, len(values), 500):
+            base = dialect_insert(BankEntry).values(values[start : start + 500])
+            stmt = base.on_conflict_do_update(
+                index_elements=["bank_id", "signal_type", "value"],
+                set_={"removed_at": None, "added_at": base.excluded.added_at},
+                where=BankEntry.removed_at.is_not(None),
+            ).returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
+            added.extend((r[0], r[1], r[2]) for r in self.session.execute(stmt))
+        children = []
+        for entry_id, kind, value in added:
+            if (kind, value) in existing_sets or kind not in (
+                SignalKind.PDQ_SET.value,
+                SignalKind.VPDQ.value,
+            ):
+                continue
+            entry, _v = unique[(kind, value)]
+            children.extend(_child_rows(entry_id, entry))
+        if children:
+            self.session.execute(insert(EntryHash), children)
+        ids = tuple(sorted(r[0] for r in added))
+        log_changes(self.session, ChangeOp.ADD, ids, bank_id)
+        return AddResult(ids, len(entries) - len(ids))
+
+    def remove_entries(self, entry_ids: Iterable[int]) -> list[int]:
+        """Soft-remove entries; returns the IDs that were active."""
+        ids = sorted({int(i) for i in entry_ids})
+        removed: list[int] = []
+        now = utcnow()
+        for start in range(0, len(ids), 1000):
+            stmt = (
+                update(BankEntry)
+                .where(BankEntry.id.in_(ids[start : start + 1000]), BankEntry.removed_at.is_(None))
+                .values(removed_at=now)
+                .returning(BankEntry.id)
+            )
+            removed.extend(self.session.scalars(stmt))
+        removed.sort()
+        log_changes(self.session, ChangeOp.REMOVE, removed)
+        return removed
+
+    def remove_values(self, bank_id: int, kind: SignalKind, values: Sequence[bytes]) -> list[int]:
+        """Soft-remove the active entries of ``bank_id`` with these values (exchange deletions)."""
+        ids: list[int] = []
+        for start in range(0, len(values), 1000):
+            ids.extend(
+                self.session.scalars(
+                    select(BankEntry.id).where(
+                        BankEntry.bank_id == bank_id,
+                        BankEntry.signal_type == kind.value,
+                        BankEntry.value.in_(list(values[start : start + 1000])),
+                        BankEntry.removed_at.is_(None),
+                    )
+                )
+            )
+        return self.remove_entries(ids)
+
+    def get_entry(self, entry_id: int) -> EntryRead:
+        """One entry by ID."""
+        row = self.session.get(BankEntry, entry_id)
+        if row is None:
+            raise BankNotFoundError(f"no bank entry with ID {entry_id}")
+        return _entry_read(row)
+
+    def find_entries(self, bank_id: int, kind: SignalKind, value: bytes) -> list[EntryRead]:
+        """Entries of ``bank_id`` with exactly this kind and value (active or removed)."""
+        rows = self.session.scalars(
+            select(BankEntry).where(
+                BankEntry.bank_id == bank_id,
+                BankEntry.signal_type == kind.value,
+                BankEntry.value == value,
+            )
+        )
+        return [_entry_read(r) for r in rows]
+
+    def iter_entries(
+        self, bank_id: int, *, include_removed: bool = False, chunk: int = 10_000
+    ) -> Iterator[EntryRead]:
+        """Stream a bank's entries in ID order, ``chunk`` rows per query."""
+        last = 0
+        while True:
+            query = select(BankEntry).where(BankEntry.bank_id == bank_id, BankEntry.id > last)
+            if not include_removed:
+                query = query.where(BankEntry.removed_at.is_(None))
+            rows = list(self.session.scalars(query.order_by(BankEntry.id).limit(chunk)))
+            if not rows:
+                return
+            for row in rows:
+                yield _entry_read(row)
+            last = rows[-1].id
+            self.session.expunge_all()
+
+    def entry_hashes(self, entry_id: int) -> list[PdqHash]:
+        """The member hashes of a pdq-set or the frames of a vpdq entry, in order."""
+        rows = self.session.execute(
+            select(EntryHash.value, EntryHash.quality)
+            .where(EntryHash.entry_id == entry_id)
+            .order_by(EntryHash.position)
+        )
+        return [PdqHash(r[0], r[1]) for r in rows]
+
+    def entry_frames(self, entry_id: int) -> list[tuple[int, PdqHash, float]]:
+        """A vpdq entry's frames as (frame number, hash, timestamp)."""
+        rows = self.session.execute(
+            select(EntryHash.position, EntryHash.value, EntryHash.quality, EntryHash.ts)
+            .where(EntryHash.entry_id == entry_id)
+            .order_by(EntryHash.position)
+        )
+        return [(r[0], PdqHash(r[1], r[2]), r[3] or 0.0) for r in rows]
+
+    def stats(self, bank_id: int) -> BankStats:
+        """Counts per signal type, removed entries and recorded matches."""
+        bank = self.get_bank_by_id(bank_id)
+        active = {
+            r[0]: int(r[1])
+            for r in self.session.execute(
+                select(BankEntry.signal_type, func.count())
+                .where(BankEntry.bank_id == bank_id, BankEntry.removed_at.is_(None))
+                .group_by(BankEntry.signal_type)
+            )
+        }
+        removed = self.session.scalar(
+            select(func.count()).where(
+                BankEntry.bank_id == bank_id, BankEntry.removed_at.is_not(None)
+            )
+        )
+        matches = self.session.scalar(
+            select(func.count())
+            .select_from(Match)
+            .join(BankEntry, BankEntry.id == Match.entry_id)
+            .where(BankEntry.bank_id == bank_id)
+        )
+        return BankStats(bank, active, int(removed or 0), int(matches or 0))
+
+
+def _members(entry: EntryIn) -> list[bytes]:
+    if entry.kind is SignalKind.PDQ_SET:
+        return [h.bits for h in entry.hashes]
+    if entry.kind is SignalKind.VPDQ:
+        return [f.frame.to_bytes(4, "big") + f.pdq.bits for f in entry.frames]
+    return []
+
+
+def _child_rows(entry_id: int, entry: EntryIn) -> list[dict[str, object]]:
+    if entry.kind is SignalKind.PDQ_SET:
+        return [
+            {"entry_id": entry_id, "position": i, "value": h.bits, "quality": h.quality, "ts": None}
+            for i, h in enumerate(entry.hashes)
+        ]
+    return [
+        {
+            "entry_id": entry_id,
+            "position": f.frame,
+            "value": f.pdq.bits,
+            "quality": f.pdq.quality,
+            "ts": f.ts,
+        }
+        for f in entry.frames
+    ]
+
+
+def _case_read(row: VictimCase, entry_ids: Sequence[int] = ()) -> CaseRead:
+    return CaseRead(
+        id=row.id,
+        case_number=row.case_number,
+        status=CaseStatus(row.status),
+        locale=row.locale,
+        contact=row.contact,
+        bank_id=row.bank_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        entry_ids=tuple(entry_ids),
+    )
+
+
+class SqlCaseStore:
+    """:class:`~redress.store.interfaces.CaseStore` on SQLAlchemy."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _row(self, case_number: str) -> VictimCase:
+        row = self.session.scalar(
+            select(VictimCase).where(VictimCase.case_number == case_number.strip().upper())
+        )
+        if row is None:
+            raise CaseNotFoundError(f"no case {case_number!r}")
+        return row
+
+    def create_case(
+        self, case_number: str, pin_hash: str, bank_id: int, locale: str, contact: str | None
+    ) -> CaseRead:
+        """Insert a case in status Received."""
+        now = utcnow()
+        row = VictimCase(
+            case_number=case_number,
+            pin_hash=pin_hash,
+            status=CaseStatus.RECEIVED.value,
+            locale=locale,
+            contact=contact,
+            bank_id=bank_id,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return _case_read(row)
+
+    def get_case(self, case_number: str) -> CaseRead:
+        """The case with that number, with its entry IDs."""
+        row = self._row(case_number)
+        ids = self.session.scalars(
+            select(CaseEntry.entry_id)
+            .where(CaseEntry.case_id == row.id)
+            .order_by(CaseEntry.entry_id)
+        )
+        return _case_read(row, list(ids))
+
+    def pin_hash(self, case_number: str) -> str:
+        """The stored argon2 hash of the case's PIN."""
+        return self._row(case_number).pin_hash
+
+    def set_status(self, case_id: int, status: CaseStatus) -> CaseRead:
+        """Change status; Deleted also erases the contact details."""
+        row = self.session.get(VictimCase, case_id)
+        if row is None:
+            raise CaseNotFoundError(f"no case with ID {case_id}")
+        row.status = status.value
+        row.updated_at = utcnow()
+        if status is CaseStatus.DELETED:
+            row.contact = None
+        self.session.flush()
+        return _case_read(row)
+
+    def link_entries(self, case_id: int, entry_ids: Iterable[int]) -> None:
+        """Record that these entries belong to the case (idempotent)."""
+        ids = sorted({int(i) for i in entry_ids})
+        if not ids:
+            return
+        stmt = _dialect_insert(self.session)(CaseEntry).values(
+            [{"case_id": case_id, "entry_id": i} for i in ids]
+        )
+        self.session.execute(stmt.on_conflict_do_nothing())
+
+    def orphaned_entries(self, case_id: int) -> list[int]:
+        """Active entries of the case that no other open case still holds."""
+        closed = [CaseStatus.WITHDRAWN.value, CaseStatus.DELETED.value]
+        mine = select(CaseEntry.entry_id).where(CaseEntry.case_id == case_id)
+        held_elsewhere = (
+            select(CaseEntry.entry_id)
+            .join(VictimCase, VictimCase.id == CaseEntry.case_id)
+            .where(CaseEntry.case_id != case_id, VictimCase.status.not_in(closed))
+        )
+        rows = self.session.scalars(
+            select(BankEntry.id).where(
+                BankEntry.id.in_(mine),
+                BankEntry.id.not_in(held_elsewhere),
+                BankEntry.removed_at.is_(None),
+            )
+        )
+        return sorted(rows)
+
+    def cases_for_entries(self, entry_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        """Case IDs per entry ID (entries in no case are absent)."""
+        found: dict[int, list[int]] = {}
+        if entry_ids:
+            rows = self.session.execute(
+                select(CaseEntry.entry_id, CaseEntry.case_id).where(
+                    CaseEntry.entry_id.in_(list(entry_ids))
+                )
+            )
+            for entry_id, case_id in rows:
+                found.setdefault(entry_id, []).append(case_id)
+        return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def item_key(query: MediaQuery) -> str:
+    """How seen items are told apart: by SHA-256, else MD5, else their first PDQ hash."""
+    if query.sha256:
+        return "sha256:" + query.sha256.hex()
+    if query.md5:
+        return "md5:" + query.md5.hex()
+    if query.pdq:
+        return "pdq:" + query.pdq[0].hex
+    if query.vpdq:
+        return "vpdq:" + set_digest(SignalKind.VPDQ, [f.pdq.bits for f in query.vpdq]).hex()
+    return "empty"
+
+
+class SqlSeenStore:
+    """:class:`~redress.store.interfaces.SeenStore` on SQLAlchemy."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record_item(self, query: MediaQuery, sighting: SightingIn | None) -> int:
+        """Insert (or find) the item for ``query``, add the sighting; returns the item ID."""
+        key = item_key(query)
+        now = utcnow()
+        dialect_insert = _dialect_insert(self.session)
+        stmt = (
+            dialect_insert(SeenItem)
+            .values(
+                item_key=key,
+                kind=query.kind,
+                sha256=query.sha256,
+                md5=query.md5,
+                size=query.size,
+                media_type=query.media_type,
+                first_seen=now,
+                last_seen=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(SeenItem.id)
+        )
+        item_id = self.session.scalar(stmt)
+        if item_id is None:
+            item_id = self.session.scalar(select(SeenItem.id).where(SeenItem.item_key == key))
+            assert item_id is not None
+            self.session.execute(
+                update(SeenItem).where(SeenItem.id == item_id).values(last_seen=now)
+            )
+        else:
+            hashes: list[dict[str, object]] = [
+                {
+                    "item_id": item_id,
+                    "role": "pdq",
+                    "position": i,
+                    "value": h.bits,
+                    "quality": h.quality,
+                    "ts": None,
+                }
+                for i, h in enumerate(query.pdq)
+            ]
+            hashes.extend(
+                {
+                    "item_id": item_id,
+                    "role": "vpdq",
+                    "position": f.frame,
+                    "value": f.pdq.bits,
+                    "quality": f.pdq.quality,
+                    "ts": f.ts,
+                }
+                for f in query.vpdq
+            )
+            if hashes:
+                self.session.execute(insert(SeenHash), hashes)
+        if sighting is not None:
+            self.session.add(
+                Sighting(
+                    item_id=item_id,
+                    platform=sighting.platform,
+                    chat=sighting.chat,
+                    message_id=sighting.message_id,
+                    sender=sighting.sender,
+                    seen_at=sighting.seen_at or now,
+                )
+            )
+        self.session.flush()
+        return int(item_id)
+
+    def record_matches(
+        self, item_id: int, matches: Sequence[MatchResult], *, retroactive: bool = False
+    ) -> int:
+        """Record matches once per (item, entry); returns how many were new."""
+        if not matches:
+            return 0
+        now = utcnow()
+        stmt = (
+            _dialect_insert(self.session)(Match)
+            .values(
+                [
+                    {
+                        "item_id": item_id,
+                        "entry_id": m.entry_id,
+                        "signal_type": m.signal.value,
+                        "distance": m.distance,
+                        "query_share": m.query_share,
+                        "retroactive": retroactive,
+                        "matched_at": now,
+                    }
+                    for m in matches
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(Match.id)
+        )
+        return len(list(self.session.scalars(stmt)))
+
+    def matches_for_item(self, item_id: int) -> list[MatchResult]:
+        """The matches recorded for an item, nearest first."""
+        rows = self.session.execute(
+            select(Match, BankEntry.bank_id, Bank.name, Bank.purpose)
+            .join(BankEntry, BankEntry.id == Match.entry_id)
+            .join(Bank, Bank.id == BankEntry.bank_id)
+            .where(Match.item_id == item_id)
+        ).all()
+        cases = SqlCaseStore(self.session).cases_for_entries([r[0].entry_id for r in rows])
+        results = [
+            MatchResult(
+                distance=match.distance,
+                bank_id=bank_id,
+                bank_name=bank_name,
+                bank_purpose=BankPurpose(purpose),
+                entry_id=match.entry_id,
+                signal=SignalKind(match.signal_type),
+                case_ids=cases.get(match.entry_id, ()),
+                query_share=match.query_share,
+            )
+            for match, bank_id, bank_name, purpose in rows
+        ]
+        return sorted(results)
+
+    def item_ids_by_digest(self, column: str, values: Sequence[bytes]) -> dict[bytes, list[int]]:
+        """Seen items whose ``md5`` or ``sha256`` is among ``values``."""
+        col = SeenItem.md5 if column == "md5" else SeenItem.sha256
+        found: dict[bytes, list[int]] = {}
+        for start in range(0, len(values), 1000):
+            for value, item_id in self.session.execute(
+                select(col, SeenItem.id).where(col.in_(list(values[start : start + 1000])))
+            ):
+                assert value is not None
+                found.setdefault(value, []).append(item_id)
+        return found
+
+
+class SqlAuditLog:
+    """The append-only audit log."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(
+        self, actor: str, action: AuditAction, target: str, details: JsonObject | None = None
+    ) -> None:
+        """Record one event."""
+        self.session.add(
+            AuditEvent(
+                at=utcnow(), actor=actor, action=action.value, target=target, details=details or {}
+            )
+        )
+        self.session.flush()
+
+    def events(self, *, target: str | None = None, limit: int = 100) -> list[AuditRead]:
+        """Newest events first, optionally for one target."""
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(AuditEvent.target == target)
+        return [
+            AuditRead(e.id, e.at, e.actor, AuditAction(e.action), e.target, dict(e.details))
+            for e in self.session.scalars(query)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of the index change log."""
+
+    seq: int
+    op: ChangeOp
+    entry_id: int | None
+    bank_id: int | None
+
+
+def read_changes(session: Session, after: int, limit: int = 100_000) -> list[Change]:
+    """Change-log events with ``seq > after``, oldest first."""
+    rows = session.execute(
+        select(IndexChange.seq, IndexChange.op, IndexChange.entry_id, IndexChange.bank_id)
+        .where(IndexChange.seq > after)
+        .order_by(IndexChange.seq)
+        .limit(limit)
+    )
+    return [Change(r[0], ChangeOp(r[1]), r[2], r[3]) for r in rows]
+
+
+def last_change(session: Session) -> int:
+    """The newest sequence number in the change log (0 when empty)."""
+    return int(session.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0)
+
+
+# --- bulk paths used by the importer, the cold start and the benchmark -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HashBlock:
+    """A block of PDQ hashes for an index: owner IDs, their bank IDs, ``(n, 32)`` hashes."""
+
+    ids: npt.NDArray[np.int64]
+    bank_ids: npt.NDArray[np.int32]
+    hashes: npt.NDArray[np.uint8]
+
+
+_PG_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("id", ">i8"),
+        ("l2", ">i4"),
+        ("bank", ">i4"),
+        ("l3", ">i4"),
+        ("value", "u1", (32,)),
+    ]
+)
+
+_ACTIVE_PDQ_SQL = """
+SELECT e.id, e.bank_id, e.value FROM bank_entry e
+ WHERE e.signal_type = 'pdq' AND e.removed_at IS NULL AND length(e.value) = 32 {extra}
+UNION ALL
+SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
+ WHERE e.signal_type = 'pdq-set' AND e.removed_at IS NULL AND length(h.value) = 32 {extra}
+"""
+
+_ACTIVE_FRAMES_SQL = """
+SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
+ WHERE e.signal_type = 'vpdq' AND e.removed_at IS NULL AND h.quality >= :quality
+   AND length(h.value) = 32 {extra}
+"""
+
+
+def stream_active_hashes(
+    engine: Engine,
+    *,
+    frames: bool = False,
+    entry_ids: Sequence[int] | None = None,
+    quality_min: int = 50,
+    chunk: int = 1_000_000,
+) -> Iterator[HashBlock]:
+    """Stream the PDQ hashes of active entries (or vPDQ frames) as NumPy blocks.
+
+    PostgreSQL uses binary ``COPY ... TO STDOUT`` parsed straight into a
+    structured array; SQLite a plain cursor. ``entry_ids`` limits it to some
+    entries (used when following the change log).
+    """
+    extra = ""
+    if entry_ids is not None:
+        if not entry_ids:
+            return
+        extra = "AND e.id IN ({})".format(",".join(str(int(i)) for i in entry_ids))
+    sql = (_ACTIVE_FRAMES_SQL if frames else _ACTIVE_PDQ_SQL).format(extra=extra)
+    if engine.dialect.name == "postgresql":
+        yield from _stream_pg(engine, sql.replace(":quality", str(int(quality_min))), chunk)
+    else:
+        yield from _stream_sqlite(engine, sql, quality_min, chunk)
+
+
+def _stream_pg(engine: Engine, sql: str, chunk: int) -> Iterator[HashBlock]:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        buffer = bytearray()
+        header_done = False
+        size = _PG_ROW.itemsize
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
+            for block in copy:
+                buffer += block
+                if not header_done:
+                    if len(buffer) < 19:
+                        continue
+                    ext = struct.unpack(">i", buffer[15:19])[0]
+                    del buffer[: 19 + ext]
+                    header_done = True
+                usable = (len(buffer) // size) * size
+                if usable >= chunk * size or (usable and len(buffer) - usable <= 2):
+                    # The trailer is a 2-byte -1; never parse it as a row.
+                    rows = np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW)
+                    if len(rows) and rows[-1]["n"] == -1:  # pragma: no cover - defensive
+                        rows = rows[:-1]
+                    del buffer[:usable]
+                    if len(rows):
+                        yield _block(rows)
+        usable = (len(buffer) // size) * size
+        if usable:
+            yield _block(np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW))
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _block(rows: npt.NDArray[np.void]) -> HashBlock:
+    return HashBlock(
+        ids=rows["id"].astype(np.int64),
+        bank_ids=rows["bank"].astype(np.int32),
+        hashes=np.ascontiguousarray(rows["value"], dtype=np.uint8),
+    )
+
+
+def _stream_sqlite(engine: Engine, sql: str, quality_min: int, chunk: int) -> Iterator[HashBlock]:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(sql.replace(":quality", "?"), (quality_min,) if ":quality" in sql else ())
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows:
+                break
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            banks = np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows))
+            hashes = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, 32)
+            yield HashBlock(ids, banks, hashes)
+        cursor.close()
+    finally:
+        raw.close()
+
+
+def bulk_upsert_hashes(
+    session: Session,
+    bank_id: int,
+    kind: SignalKind,
+    values: Sequence[bytes],
+    qualities: Sequence[int | None],
+    external_ids: Sequence[str | None],
+    source: EntrySource,
+    metadata: Sequence[JsonObject] | None = None,
+) -> list[tuple[int, bytes]]:
+    """Insert single-hash entries fast; returns (entry ID, value) of those newly active.
+
+    Rows go to a temporary staging table (binary ``COPY`` on PostgreSQL,
+    ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT``
+    moves them into ``bank_entry``: duplicates collapse, removed entries
+    revive, and concurrent importers never insert the same entry twice.
+    """
+    if not values:
+        return []
+    now = utcnow()
+    conn = session.connection()
+    dialect = conn.dialect.name
+    metas = metadata or [{}] * len(values)
+    if dialect == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value bytea, quality smallint, "
+            "external_id text, metadata json) ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql("TRUNCATE entry_staging")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(
+            "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
+        ) as copy:
+            buf = io.StringIO()
+            for value, quality, ext, meta in zip(
+                values, qualities, external_ids, metas, strict=True
+            ):
+                buf.write("\\\\x")
+                buf.write(value.hex())
+                buf.write("\t")
+                buf.write("\\N" if quality is None else str(quality))
+                buf.write("\t")
+                buf.write("\\N" if ext is None else _copy_text(ext))
+                buf.write("\t")
+                buf.write(_copy_text(json.dumps(meta)))
+                buf.write("\n")
+            copy.write(buf.getvalue())
+        select_sql = (
+            "SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, "
+            ":now, NULL, NULL, metadata FROM entry_staging WHERE true"
+        )
+    else:
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
+            "external_id TEXT, metadata TEXT)"
+        )
+        conn.exec_driver_sql("DELETE FROM entry_staging")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
+            [
+                (v, q, e, json.dumps(m))
+                for v, q, e, m in zip(values, qualities, external_ids, metas, strict=True)
+            ],
+        )
+        select_sql = (
+            "SELECT :bank, :kind, value, quality, :source, external_id, :now, NULL, NULL, "
+            "metadata FROM entry_staging WHERE true GROUP BY value"
+        )
+    sql = (
+        "INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id, "
+        "added_at, removed_at, note, metadata) "
+        + select_sql
+        + " ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET removed_at = NULL, "
+        "added_at = excluded.added_at WHERE bank_entry.removed_at IS NOT NULL "
+        "RETURNING id, value"
+    )
+    stamp = now if dialect == "postgresql" else now.replace(tzinfo=None).isoformat(sep=" ")
+    rows = session.execute(
+        text(sql), {"bank": bank_id, "kind": kind.value, "source": source.value, "now": stamp}
+    ).all()
+    added = [(int(r[0]), bytes(r[1])) for r in rows]
+    if added:
+        if dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+        session.execute(
+            insert(IndexChange),
+            [
+                {"op": ChangeOp.ADD.value, "entry_id": i, "bank_id": bank_id, "at": now}
+                for i, _ in added
+            ],
+        )
+    return added
+
+
+def _copy_text(value: str) -> str:
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def active_entry_state(
+    session: Session, entry_ids: Sequence[int]
+) -> dict[int, tuple[int, str, bool]]:
+    """For each entry ID: (bank ID, signal type, active?)."""
+    found: dict[int, tuple[int, str, bool]] = {}
+    ids = list(entry_ids)
+    for start in range(0, len(ids), 1000):
+        for entry_id, bank_id, kind, removed in session.execute(
+            select(
+                BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.removed_at
+            ).where(BankEntry.id.in_(ids[start : start + 1000]))
+        ):
+            found[entry_id] = (bank_id, kind, removed is None)
+    return found
+
+
+def exact_matches(session: Session, kind: SignalKind, value: bytes) -> list[tuple[int, int]]:
+    """Active entries with exactly this md5/sha256 value: (entry ID, bank ID)."""
+    rows = session.execute(
+        select(BankEntry.id, BankEntry.bank_id).where(
+            and_(
+                BankEntry.signal_type == kind.value,
+                BankEntry.value == value,
+                BankEntry.removed_at.is_(None),
+            )
+        )
+    )
+    return [(r[0], r[1]) for r in rows]

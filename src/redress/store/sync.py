@@ -1,0 +1,291 @@
+"""Keep in-memory PDQ indexes consistent with the database.
+
+:class:`IndexFollower` builds the bank-entry index from the database at start
+(active PDQ and pdq-set hashes streamed in NumPy blocks into ``add_many``)
+and then follows the ``index_change`` log: each poll reads the events after
+the last sequence number it applied, looks up the *current* state of the
+entries they name, and adds or removes them. Reconciling against current
+state makes replays harmless, so a restart or an overlap never duplicates
+or resurrects an entry. Poll it from a thread (:meth:`IndexFollower.run`)
+every 0.2 s and every process sharing the database sees every other
+process's changes within a second.
+
+:class:`SeenFollower` does the same for the seen-media history (the PDQ
+hashes and vPDQ frames of every scanned item), which retroactive matching
+searches when new entries arrive. Seen hashes are append-only; it follows
+them by row ID and re-checks IDs that were skipped (a transaction still in
+flight) until ``gap_timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from redress.index.interfaces import PdqIndex
+from redress.store.interfaces import BankRead, ChangeOp
+from redress.store.models import Bank, SeenHash
+from redress.store.store import (
+    HashBlock,
+    _bank_read,
+    active_entry_state,
+    last_change,
+    read_changes,
+    stream_active_hashes,
+)
+
+IndexFactory = Callable[[], PdqIndex]
+
+
+def _grow(array: npt.NDArray[np.int32], size: int) -> npt.NDArray[np.int32]:
+    if size <= len(array):
+        return array
+    grown = np.zeros(max(size, 2 * len(array), 1024), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+@dataclass
+class FollowerStats:
+    """What a follower has applied (for `redress bank stats` and the benchmark)."""
+
+    last_seq: int = 0
+    entries: int = 0
+    frames_entries: int = 0
+    polls: int = 0
+    loaded_in_s: float = 0.0
+    hashes_loaded: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class IndexFollower:
+    """The bank-entry PDQ index (and vPDQ frame index) kept in step with the database.
+
+    ``index_factory`` makes an empty :class:`~redress.index.PdqIndex`; the
+    integrator passes the fast implementation, tests pass ``BruteForceIndex``.
+    """
+
+    def __init__(
+        self, engine: Engine, index_factory: IndexFactory, *, quality_min: int = 50
+    ) -> None:
+        self.engine = engine
+        self.index: PdqIndex = index_factory()
+        self.frames: PdqIndex = index_factory()
+        self.quality_min = quality_min
+        self.stats = FollowerStats()
+        self._lock = threading.Lock()
+        # Entry ID -> bank ID (0 = not in the index); IDs are dense, so an array beats a dict.
+        self._bank_of = np.zeros(0, dtype=np.int32)
+        self._frames_of: dict[int, npt.NDArray[np.uint8]] = {}
+        self._banks: dict[int, BankRead] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def bank_of(self, entry_id: int) -> int:
+        """The bank of an entry in the index (0 when it is not there)."""
+        bank_of = self._bank_of
+        return int(bank_of[entry_id]) if 0 <= entry_id < len(bank_of) else 0
+
+    def banks(self) -> dict[int, BankRead]:
+        """The banks as of the last poll."""
+        return self._banks
+
+    def entry_frames(self, entry_id: int) -> npt.NDArray[np.uint8] | None:
+        """The quality frames of a vpdq entry in the index, ``(n, 32)``."""
+        return self._frames_of.get(entry_id)
+
+    @property
+    def max_threshold(self) -> int:
+        """The widest PDQ threshold of any bank (searches use it, then filter per bank)."""
+        return max((b.pdq_threshold for b in self._banks.values()), default=0)
+
+    # -- building and following ------------------------------------------------------------
+
+    def start(self) -> FollowerStats:
+        """Load every active entry from the database into fresh indexes (cold start)."""
+        began = time.perf_counter()
+        with Session(self.engine) as session:
+            # Read the watermark first: whatever changes after it is replayed by the next poll.
+            seq = last_change(session)
+            self._load_banks(session)
+        loaded = 0
+        for block in stream_active_hashes(self.engine):
+            self._add_block(block, frames=False)
+            loaded += len(block.ids)
+        for block in stream_active_hashes(self.engine, frames=True, quality_min=self.quality_min):
+            self._add_block(block, frames=True)
+            loaded += len(block.ids)
+        self.stats.last_seq = seq
+        self.stats.loaded_in_s = time.perf_counter() - began
+        self.stats.hashes_loaded = loaded
+        self.stats.entries = len(self.index)
+        return self.stats
+
+    def _load_banks(self, session: Session) -> None:
+        self._banks = {b.id: _bank_read(b) for b in session.scalars(select(Bank))}
+
+    def _add_block(self, block: HashBlock, *, frames: bool) -> None:
+        # Callers only pass entries that are not in the index yet.
+        if not len(block.ids):
+            return
+        with self._lock:
+            self._bank_of = _grow(self._bank_of, int(block.ids.max()) + 1)
+            if frames:
+                order = np.argsort(block.ids, kind="stable")
+                ids, hashes = block.ids[order], block.hashes[order]
+                starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+                for begin, end in zip(starts, [*starts[1:], len(ids)], strict=True):
+                    entry_id = int(ids[begin])
+                    old = self._frames_of.get(entry_id)
+                    rows = hashes[begin:end] if old is None else np.vstack([old, hashes[begin:end]])
+                    unique = np.unique(rows, axis=0)
+                    self._frames_of[entry_id] = unique
+                    if old is not None:
+                        self.frames.remove(entry_id)
+                    self.frames.add_many(np.full(len(unique), entry_id, dtype=np.int64), unique)
+            else:
+                self.index.add_many(block.ids, block.hashes)
+            self._bank_of[block.ids] = block.bank_ids
+
+    def poll(self) -> int:
+        """Apply change-log events since the last poll; returns how many were read."""
+        with Session(self.engine) as session:
+            changes = read_changes(session, self.stats.last_seq)
+            if not changes:
+                return 0
+            if any(c.op is ChangeOp.BANK for c in changes):
+                self._load_banks(session)
+            ids = sorted({c.entry_id for c in changes if c.entry_id is not None})
+            state = active_entry_state(session, ids)
+        to_add: list[int] = []
+        to_remove: list[int] = []
+        for entry_id in ids:
+            _bank, kind, active = state.get(entry_id, (0, "", False))
+            present = self.bank_of(entry_id) != 0
+            if active and not present and kind in ("pdq", "pdq-set", "vpdq"):
+                to_add.append(entry_id)
+            elif not active and present:
+                to_remove.append(entry_id)
+        for entry_id in to_remove:
+            with self._lock:
+                self.index.remove(entry_id)
+                if self._frames_of.pop(entry_id, None) is not None:
+                    self.frames.remove(entry_id)
+                self._bank_of[entry_id] = 0
+        if to_add:
+            for block in stream_active_hashes(self.engine, entry_ids=to_add):
+                self._add_block(block, frames=False)
+            for block in stream_active_hashes(
+                self.engine, frames=True, entry_ids=to_add, quality_min=self.quality_min
+            ):
+                self._add_block(block, frames=True)
+        self.stats.last_seq = changes[-1].seq
+        self.stats.polls += 1
+        return len(changes)
+
+    def run(self, interval: float = 0.2) -> None:
+        """Follow the change log in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.poll()
+
+        self._thread = threading.Thread(target=loop, name="redress-index-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the following thread (if running)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+class SeenFollower:
+    """PDQ indexes over the seen-media history, for retroactive matching."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        index_factory: IndexFactory,
+        *,
+        quality_min: int = 50,
+        gap_timeout: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.images: PdqIndex = index_factory()
+        self.frames: PdqIndex = index_factory()
+        self.quality_min = quality_min
+        self.gap_timeout = gap_timeout
+        self._clock = clock
+        self._last_id = 0
+        self._gaps: dict[int, float] = {}
+        self._frames_of: dict[int, list[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def item_frames(self, item_id: int) -> npt.NDArray[np.uint8] | None:
+        """The quality frames of a seen video, ``(n, 32)`` (unique rows)."""
+        frames = self._frames_of.get(item_id)
+        if not frames:
+            return None
+        return np.unique(np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(-1, 32), axis=0)
+
+    def catch_up(self) -> int:
+        """Add seen hashes recorded since the last call; returns how many were added."""
+        with self._lock, Session(self.engine) as session:
+            gaps = sorted(self._gaps)
+            query = select(
+                SeenHash.id, SeenHash.item_id, SeenHash.role, SeenHash.value, SeenHash.quality
+            )
+            rows = list(
+                session.execute(query.where(SeenHash.id > self._last_id).order_by(SeenHash.id))
+            )
+            if gaps:
+                rows += list(session.execute(query.where(SeenHash.id.in_(gaps))))
+        now = self._clock()
+        for gap in [g for g, since in self._gaps.items() if now - since > self.gap_timeout]:
+            del self._gaps[gap]
+        expected = self._last_id + 1
+        added = 0
+        images: list[tuple[int, bytes]] = []
+        frames: list[tuple[int, bytes]] = []
+        for row_id, item_id, role, value, quality in sorted(rows, key=lambda r: r[0]):
+            if row_id in self._gaps:
+                del self._gaps[row_id]
+            elif row_id > self._last_id:
+                for missing in range(expected, row_id):
+                    self._gaps.setdefault(missing, now)
+                expected = row_id + 1
+                self._last_id = row_id
+            if quality < self.quality_min:
+                continue
+            (images if role == "pdq" else frames).append((item_id, value))
+            added += 1
+        for target, pairs in ((self.images, images), (self.frames, frames)):
+            if pairs:
+                ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
+                hashes = np.frombuffer(b"".join(p[1] for p in pairs), dtype=np.uint8).reshape(
+                    -1, 32
+                )
+                target.add_many(ids, hashes)
+        for item_id, value in frames:
+            self._frames_of.setdefault(item_id, []).append(value)
+        return added
+
+
+def utc_now() -> dt.datetime:
+    """Current UTC time (the default clock of matching)."""
+    return dt.datetime.now(dt.UTC)

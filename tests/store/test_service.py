@@ -1,0 +1,285 @@
+"""Bank and case rules, matching and retroactive matching, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from store_hashes import flip, random_pdq
+
+from redress.signals.types import PdqHash, SignalKind
+from redress.store.errors import (
+    BadBankSettingError,
+    BankExistsError,
+    CaseClosedError,
+    WrongPinError,
+)
+from redress.store.interfaces import (
+    AuditAction,
+    BankPurpose,
+    CaseStatus,
+    EntryIn,
+    MediaQuery,
+    SightingIn,
+    VpdqFrameIn,
+)
+from redress.store.models import AuditEvent, Match
+from redress.store.service import (
+    BankService,
+    CaseService,
+    Matcher,
+    RetroMatcher,
+    new_case_number,
+    vpdq_frame_share,
+)
+from redress.store.store import SqlAuditLog
+from redress.store.sync import IndexFollower, SeenFollower
+
+
+def pdq_entry(h: PdqHash) -> EntryIn:
+    return EntryIn(SignalKind.PDQ, h.bits, h.quality)
+
+
+def test_pdq_match_respects_each_banks_threshold(engine: Engine, follower: IndexFollower) -> None:
+    rng = random.Random(1)
+    h = random_pdq(rng)
+    with Session(engine) as s:
+        banks = BankService(s)
+        banks.create("strict", pdq_threshold=10)
+        banks.create("loose", BankPurpose.CONFIRMED_VIOLATIONS, pdq_threshold=31)
+        strict = banks.add("strict", [pdq_entry(h)]).added[0]
+        loose = banks.add("loose", [pdq_entry(h)]).added[0]
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        near = Matcher(follower).match(s, MediaQuery(pdq=(flip(h, 5),)))
+        far = Matcher(follower).match(s, MediaQuery(pdq=(flip(h, 20),)))
+        none = Matcher(follower).match(s, MediaQuery(pdq=(flip(h, 40),)))
+    assert {(m.bank_name, m.entry_id, m.distance) for m in near} == {
+        ("strict", strict, 5),
+        ("loose", loose, 5),
+    }
+    assert [(m.bank_name, m.bank_purpose, m.signal) for m in far] == [
+        ("loose", BankPurpose.CONFIRMED_VIOLATIONS, SignalKind.PDQ)
+    ]
+    assert none == []
+
+
+def test_low_quality_query_hashes_are_not_matched(engine: Engine, follower: IndexFollower) -> None:
+    h = random_pdq(random.Random(2))
+    with Session(engine) as s:
+        BankService(s).create("b")
+        BankService(s).add("b", [pdq_entry(h)])
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        assert Matcher(follower).match(s, MediaQuery(pdq=(PdqHash(h.bits, 20),))) == []
+        assert len(Matcher(follower).match(s, MediaQuery(pdq=(PdqHash(h.bits, 80),)))) == 1
+
+
+def test_disabled_bank_does_not_match_until_enabled(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    h = random_pdq(random.Random(3))
+    md5 = hashlib.md5(b"clip").digest()
+    with Session(engine) as s:
+        BankService(s).create("b")
+        BankService(s).add("b", [pdq_entry(h), EntryIn(SignalKind.MD5, md5)])
+        BankService(s).set_enabled("b", False)
+        s.commit()
+    follower.poll()
+    query = MediaQuery(pdq=(h,), md5=md5)
+    with Session(engine) as s:
+        assert Matcher(follower).match(s, query) == []
+        BankService(s).set_enabled("b", True)
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        kinds = sorted(m.signal.value for m in Matcher(follower).match(s, query))
+    assert kinds == ["md5", "pdq"]
+
+
+def test_duplicates_collapse_and_removed_entries_revive(engine: Engine) -> None:
+    h = random_pdq(random.Random(4))
+    with Session(engine) as s:
+        banks = BankService(s)
+        banks.create("b")
+        first = banks.add("b", [pdq_entry(h), pdq_entry(h)])
+        assert len(first.added) == 1
+        assert first.duplicates == 1
+        again = banks.add("b", [pdq_entry(h)])
+        assert again.added == ()
+        assert again.duplicates == 1
+        assert banks.remove("b", list(first.added)) == list(first.added)
+        revived = banks.add("b", [pdq_entry(h)])
+        assert revived.added == first.added
+        assert banks.stats("b").active == {"pdq": 1}
+        s.commit()
+
+
+def test_bank_names_and_thresholds_are_checked(engine: Engine) -> None:
+    with Session(engine) as s:
+        banks = BankService(s)
+        with pytest.raises(BadBankSettingError):
+            banks.create("no spaces please")
+        with pytest.raises(BadBankSettingError):
+            banks.create("x", pdq_threshold=300)
+        banks.create("x")
+        with pytest.raises(BankExistsError):
+            banks.create("x")
+
+
+def test_case_withdrawal_removes_its_hashes_from_matching(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    rng = random.Random(5)
+    mine, shared = random_pdq(rng), random_pdq(rng)
+    with Session(engine) as s:
+        cases = CaseService(s)
+        created = cases.create([pdq_entry(mine), pdq_entry(shared)], locale="zh-CN")
+        other = cases.create([pdq_entry(shared)])
+        s.commit()
+    assert created.case.status is CaseStatus.RECEIVED
+    assert len(created.pin) == 8
+    assert created.case.case_number.startswith("RC-")
+    follower.poll()
+    with Session(engine) as s:
+        hit = Matcher(follower).match(s, MediaQuery(pdq=(mine,)))
+        assert hit[0].case_ids == (created.case.id,)
+        assert Matcher(follower).match(s, MediaQuery(pdq=(shared,)))[0].case_ids == (
+            created.case.id,
+            other.case.id,
+        )
+        with pytest.raises(WrongPinError):
+            CaseService(s).withdraw(created.case.case_number, "00000000x")
+        withdrawn = CaseService(s).withdraw(created.case.case_number, created.pin)
+        s.commit()
+    assert withdrawn.status is CaseStatus.WITHDRAWN
+    # One poll of the follower (it polls every 0.2 s) takes the hashes out of the index...
+    follower.poll()
+    with Session(engine) as s:
+        assert Matcher(follower).match(s, MediaQuery(pdq=(mine,))) == []
+        # ...except the hash another open case still holds.
+        assert len(Matcher(follower).match(s, MediaQuery(pdq=(shared,)))) == 1
+        with pytest.raises(CaseClosedError):
+            CaseService(s).set_status(created.case.case_number, CaseStatus.ACTIVE)
+        actions = [e.action for e in SqlAuditLog(s).events()]
+    assert AuditAction.CASE_STATUS_WITHDRAWN in actions
+    assert AuditAction.CASE_PIN_FAILED in actions
+
+
+def test_removed_entry_never_matches_even_before_the_index_catches_up(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    h = random_pdq(random.Random(6))
+    with Session(engine) as s:
+        created = CaseService(s).create([pdq_entry(h)])
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        CaseService(s).set_status(created.case.case_number, CaseStatus.DELETED, actor="admin")
+        s.commit()
+    with Session(engine) as s:  # no poll yet
+        assert Matcher(follower).match(s, MediaQuery(pdq=(h,))) == []
+        case = CaseService(s).get(created.case.case_number)
+    assert case.status is CaseStatus.DELETED
+    assert case.contact is None
+
+
+def test_scan_records_item_sighting_and_matches(engine: Engine, follower: IndexFollower) -> None:
+    h = random_pdq(random.Random(7))
+    sha = hashlib.sha256(b"x").digest()
+    with Session(engine) as s:
+        BankService(s).create("b")
+        entry = BankService(s).add("b", [pdq_entry(h)]).added[0]
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        q = MediaQuery(sha256=sha, pdq=(flip(h, 3),))
+        out = Matcher(follower).scan(
+            s, q, SightingIn(platform="telegram", chat="-100", message_id="5")
+        )
+        again = Matcher(follower).scan(
+            s, q, SightingIn(platform="telegram", chat="-100", message_id="6")
+        )
+        s.commit()
+        assert out.item_id == again.item_id
+        assert [(m.entry_id, m.distance) for m in out.matches] == [(entry, 3)]
+        assert len(list(s.scalars(select(Match)))) == 1
+
+
+def test_retroactive_match_finds_items_seen_before_the_hash_arrived(
+    engine: Engine, follower: IndexFollower, seen: SeenFollower
+) -> None:
+    rng = random.Random(8)
+    h = random_pdq(rng)
+    md5 = hashlib.md5(b"video").digest()
+    frames = tuple(VpdqFrameIn(i, random_pdq(rng), float(i)) for i in range(10))
+    with Session(engine) as s:
+        m = Matcher(follower)
+        image = m.scan(s, MediaQuery(pdq=(flip(h, 4),)), SightingIn(chat="a")).item_id
+        video = m.scan(s, MediaQuery(kind="video", md5=md5, vpdq=frames)).item_id
+        m.scan(s, MediaQuery(pdq=(random_pdq(rng),)))
+        s.commit()
+    with Session(engine) as s:
+        retro = RetroMatcher(seen)
+        BankService(s, retro=retro).create("later")
+        BankService(s, retro=retro).add(
+            "later",
+            [
+                pdq_entry(h),
+                EntryIn(SignalKind.MD5, md5),
+                EntryIn(
+                    SignalKind.VPDQ,
+                    frames=tuple(VpdqFrameIn(f.frame, flip(f.pdq, 2), f.ts) for f in frames[:9]),
+                ),
+            ],
+        )
+        s.commit()
+        rows = s.execute(select(Match.item_id, Match.signal_type, Match.retroactive)).all()
+        audit = s.scalars(select(AuditEvent.action)).all()
+    assert sorted(rows) == sorted(
+        [(image, "pdq", True), (video, "md5", True), (video, "vpdq", True)]
+    )
+    assert AuditAction.MATCH_RETROACTIVE.value in audit
+
+
+def test_vpdq_entry_matches_by_frame_share(engine: Engine, follower: IndexFollower) -> None:
+    rng = random.Random(9)
+    frames = tuple(VpdqFrameIn(i, random_pdq(rng), float(i)) for i in range(20))
+    with Session(engine) as s:
+        BankService(s).create("v")
+        BankService(s).add("v", [EntryIn(SignalKind.VPDQ, frames=frames)])
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        most = MediaQuery(kind="video", vpdq=(*frames[:17], VpdqFrameIn(99, random_pdq(rng), 99.0)))
+        few = MediaQuery(
+            kind="video",
+            vpdq=frames[:5] + tuple(VpdqFrameIn(50 + i, random_pdq(rng), 0.0) for i in range(5)),
+        )
+        hit = Matcher(follower).match(s, most)
+        assert [m.signal for m in hit] == [SignalKind.VPDQ]
+        assert hit[0].query_share == pytest.approx(17 / 18)
+        assert hit[0].entry_share == pytest.approx(17 / 20)
+        assert Matcher(follower).match(s, few) == []
+
+
+def test_frame_share_is_symmetric_in_meaning() -> None:
+    rng = random.Random(10)
+    a = [random_pdq(rng).bits for _ in range(4)]
+    import numpy as np
+
+    q = np.frombuffer(b"".join(a), dtype=np.uint8).reshape(-1, 32)
+    e = np.frombuffer(b"".join(a[:2]), dtype=np.uint8).reshape(-1, 32)
+    share = vpdq_frame_share(q, e, 31)
+    assert (share.query_share, share.entry_share, share.distance) == (0.5, 1.0, 0)
+
+
+def test_case_numbers_are_unguessable_and_readable() -> None:
+    numbers = {new_case_number() for _ in range(200)}
+    assert len(numbers) == 200
+    assert all(len(n) == 17 and not set(n[3:]) & set("ILOU") for n in numbers)

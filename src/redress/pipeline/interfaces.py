@@ -2,7 +2,8 @@
 
 The pipeline runs hash -> match -> policy -> outcome. It reaches the signals
 domain through :class:`Hasher`, the store's matcher through :class:`Matcher`
-and optional plug-in signals (a nudity classifier) through
+(answering with the store's ``MatchResult``, whose banks carry the store's
+``BankPurpose``) and optional plug-in signals (a nudity classifier) through
 :class:`MediaClassifier`. Results cross the boundary as frozen dataclasses
 defined here or as objects that structurally satisfy :class:`MediaDigest`
 (``redress.signals.MediaSignals`` does).
@@ -17,7 +18,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from redress.signals.types import PdqHash, SignalKind
+from redress.actions.interfaces import ActionTarget
+from redress.signals.types import PdqHash
+from redress.store.interfaces import MatchResult
 
 
 class Outcome(enum.StrEnum):
@@ -34,15 +37,6 @@ class Outcome(enum.StrEnum):
 
 
 _RANK = {Outcome.IGNORE: 0, Outcome.REVIEW: 1, Outcome.ACT: 2}
-
-
-class BankPurpose(enum.StrEnum):
-    """Why a bank exists; the policy's default outcome depends on it."""
-
-    VICTIM_CASES = "victim_cases"  # hashes victims or helplines submitted: review first
-    CONFIRMED_VIOLATIONS = "confirmed_violations"  # moderators confirmed: may act at once
-    EXTERNAL_EXCHANGE = "external_exchange"  # hash lists from other organisations
-    INTERNAL = "internal"  # the platform's own lists
 
 
 class VpdqFrameLike(Protocol):
@@ -110,28 +104,14 @@ class MatchQuery:
         return not (self.pdq or self.md5 or self.sha256 or self.vpdq)
 
 
-@dataclass(frozen=True, slots=True)
-class MatchCandidate:
-    """One bank entry the query matched, within that bank's threshold."""
-
-    bank: str
-    bank_purpose: BankPurpose
-    entry_id: int
-    case_ids: tuple[int, ...]
-    signal: SignalKind
-    distance: int
-
-    @property
-    def exact(self) -> bool:
-        """True for a byte-identical match (MD5 or SHA-256)."""
-        return self.signal in (SignalKind.MD5, SignalKind.SHA256)
-
-
 class Matcher(Protocol):
     """Looks a query up in the banks; implemented over the store's matcher."""
 
-    def match(self, session: Session, query: MatchQuery) -> Sequence[MatchCandidate]:
-        """Candidates within each bank's threshold (never near misses)."""
+    def match(
+        self, session: Session, query: MatchQuery, target: ActionTarget | None = None
+    ) -> Sequence[MatchResult]:
+        """Entries within each bank's threshold (never near misses), nearest first; the
+        item is recorded in the seen-media history with where it was seen."""
         ...
 
     def bank_exists(self, session: Session, name: str) -> bool:

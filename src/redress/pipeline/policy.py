@@ -19,8 +19,10 @@ from typing import Any
 
 from redress.actions.interfaces import ActionKind
 from redress.pipeline.errors import BadPolicyError
-from redress.pipeline.interfaces import BankPurpose, ClassifierScore, MatchCandidate, Outcome
+from redress.pipeline.interfaces import ClassifierScore, Outcome
 from redress.pipeline.text import PersonalDetail
+from redress.signals.types import SignalKind
+from redress.store.interfaces import BankPurpose, MatchResult
 
 DEFAULT_ACT_ACTIONS = (ActionKind.DELETE_MESSAGE, ActionKind.BLOCK_REUPLOAD, ActionKind.WEBHOOK)
 # A hash list can be abused to censor: only moderator-confirmed banks act without a human.
@@ -86,9 +88,9 @@ class Policy:
     banks: Mapping[str, BankRule] = field(default_factory=dict)
     sources: Mapping[str, SourceRule] = field(default_factory=dict)
 
-    def _bank_outcome(self, match: MatchCandidate) -> tuple[Outcome, BankRule]:
-        rule = self.banks.get(match.bank, BankRule())
-        if match.exact:
+    def _bank_outcome(self, match: MatchResult) -> tuple[Outcome, BankRule]:
+        rule = self.banks.get(match.bank_name, BankRule())
+        if match.signal in (SignalKind.MD5, SignalKind.SHA256):
             exact = rule.exact_outcome or self.exact_outcome
             if exact is not None:
                 return exact, rule
@@ -96,7 +98,7 @@ class Policy:
             return rule.outcome, rule
         return self.purposes.get(match.bank_purpose, Outcome.REVIEW), rule
 
-    def decide(self, matches: Sequence[MatchCandidate], signals: PolicySignals) -> Decision:
+    def decide(self, matches: Sequence[MatchResult], signals: PolicySignals) -> Decision:
         """The outcome, priority, reasons and actions for one item."""
         source = self.sources.get(signals.source, SourceRule())
         reasons: list[str] = []
@@ -112,9 +114,9 @@ class Policy:
                     if action not in actions:
                         actions.append(action)
             priority = max(priority, 50 + rule.priority)
-            reasons.append(f"match:{match.bank}:{match.signal}")
+            reasons.append(f"match:{match.bank_name}:{match.signal}")
         # Independent matches: different banks or different victims' cases.
-        independent = {(m.bank, m.case_ids or (m.entry_id,)) for m in matches}
+        independent = {(m.bank_id, m.case_ids or (m.entry_id,)) for m in matches}
         if len(independent) > 1:
             priority += min(30, 10 * (len(independent) - 1))
             reasons.append(f"independent_matches:{len(independent)}")

@@ -34,7 +34,6 @@ from redress.errors import RedressError
 from redress.pipeline.errors import IdempotencyConflictError, UnknownBankError
 from redress.pipeline.interfaces import (
     Hasher,
-    MatchCandidate,
     Matcher,
     MatchQuery,
     MediaClassifier,
@@ -48,6 +47,7 @@ from redress.pipeline.policy import Decision, Policy, PolicySignals
 from redress.pipeline.store import DEAD, DONE, QUEUED, ScanStore
 from redress.pipeline.text import find_personal_details
 from redress.signals.types import PdqHash
+from redress.store.interfaces import MatchResult
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +331,18 @@ class PipelineService:
     ) -> Decision:
         """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
         now = self.clock()
-        matches: Sequence[MatchCandidate] = (
-            self.matcher.match(session, query) if not query.empty else ()
+        matches: Sequence[MatchResult] = (
+            self.matcher.match(session, query, context.target) if not query.empty else ()
         )
+        if query.banks:
+            matches = [m for m in matches if m.bank_name in query.banks]
         steps.append(
             {
                 "step": "match",
                 "at": now.isoformat(),
                 "candidates": [
                     {
-                        "bank": m.bank,
+                        "bank": m.bank_name,
                         "purpose": m.bank_purpose.value,
                         "entry": m.entry_id,
                         "cases": list(m.case_ids),
@@ -383,7 +385,7 @@ class PipelineService:
             store.add_action(item.id, action.value, now)
         seen: dict[tuple[str, str], None] = {}
         for m in matches:
-            seen[(m.bank, m.signal.value)] = None
+            seen[(m.bank_name, m.signal.value)] = None
         item.outcome = decision.outcome.value
         item.priority = decision.priority
         item.status = DONE

@@ -9,7 +9,7 @@ from redress.store.db import Base
 
 def load_all_models() -> MetaData:
     """Import each domain's ``models`` module (registering its tables) and return the metadata."""
-    import redress.pipeline.models  # noqa: F401
+    import redress.pipeline.models
     import redress.store.models  # noqa: F401
 
     return Base.metadata

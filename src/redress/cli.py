@@ -73,13 +73,17 @@ def _register_domains() -> None:
     # Imported here so that `redress --help` stays fast and each domain owns its commands.
     from redress.evidence import cli as evidence_cli
     from redress.index import cli as index_cli
+    from redress.pipeline import cli as pipeline_cli
     from redress.signals import cli as signals_cli
     from redress.store import cli as store_cli
+    from redress.web import cli as web_cli
 
     signals_cli.register(app, bench_app)
     index_cli.register(app, bench_app)
     store_cli.register(app, bench_app)
     evidence_cli.register(app, bench_app)
+    pipeline_cli.register(app, bench_app)
+    web_cli.register(app, bench_app)
 
 
 def _crash_report(exc: BaseException) -> str | None:

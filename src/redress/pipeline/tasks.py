@@ -18,10 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from redress.config import Settings
 from redress.pipeline.errors import QueueFullError
 from redress.pipeline.service import ScanRunner
+from redress.pipeline.store import ScanStore
 
 QUEUE_NAME = "redress.scan"
 TASK_NAME = "redress.pipeline.process_item"
@@ -102,12 +104,14 @@ class CeleryQueue:
         self.redis.close()
 
 
-def requeue_stranded(runner: ScanRunner, queue: CeleryQueue, older_than: dt.timedelta) -> int:
+def requeue_stranded(
+    sessions: sessionmaker[Session], queue: CeleryQueue, older_than: dt.timedelta
+) -> int:
     """Publish again items still queued after ``older_than`` (lost between commit and
-    publish, or whose message expired); duplicates are harmless. Returns how many."""
+    publish, or whose message was dropped); duplicates are harmless. Returns how many."""
     cutoff = dt.datetime.now(dt.UTC) - older_than
-    count = 0
-    for item_id in runner.stranded(cutoff):
+    with sessions() as session:
+        stranded = ScanStore(session).queued_ids(before=cutoff)
+    for item_id in stranded:
         queue.submit(item_id)
-        count += 1
-    return count
+    return len(stranded)

@@ -285,15 +285,15 @@ async def scan(request: Request, key: ScanKey, idempotency_key: IdempotencyKey =
     state = app_state(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=32)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInputError("a multipart scan needs a `file` part", code="missing_file")
-        data = await upload.read()
-        _check_media(data, upload.filename)
-        submission = MediaSubmission(
-            data=data, filename=upload.filename, context=_form_context(form, key)
-        )
+        async with request.form(max_files=1, max_fields=32) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInputError("a multipart scan needs a `file` part", code="missing_file")
+            data = await upload.read()
+            _check_media(data, upload.filename)
+            submission = MediaSubmission(
+                data=data, filename=upload.filename, context=_form_context(form, key)
+            )
         result = await run_in_threadpool(_accept_media, state, submission, key, idempotency_key)
         return _job_response(result)
     if content_type.startswith("application/json") or not content_type:
@@ -355,31 +355,35 @@ async def scan_batch(request: Request, key: ScanKey) -> Any:
     limit = state.settings.api_batch_max
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=limit, max_fields=limit + 32)
-        context = _form_context(form, key)
-        results: list[BatchItemOut] = []
-        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
-        if not uploads:
-            raise InvalidInputError("a multipart batch needs `files` parts", code="missing_file")
-        for upload in uploads:
-            data = await upload.read()
-            try:
-                _check_media(data, upload.filename)
-                job = await run_in_threadpool(
-                    _accept_media,
-                    state,
-                    MediaSubmission(data=data, filename=upload.filename, context=context),
-                    key,
-                    None,
+        async with request.form(max_files=limit, max_fields=limit + 32) as form:
+            context = _form_context(form, key)
+            results: list[BatchItemOut] = []
+            uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
+            if not uploads:
+                raise InvalidInputError(
+                    "a multipart batch needs `files` parts", code="missing_file"
                 )
-                results.append(BatchItemOut(ok=True, result=ScanOut(**scan_out(job)), status=202))
-            except RedressError as exc:
-                results.append(
-                    BatchItemOut(
-                        ok=False, error=exc.code, detail=exc.message, status=exc.status_code
+            for upload in uploads:
+                data = await upload.read()
+                try:
+                    _check_media(data, upload.filename)
+                    job = await run_in_threadpool(
+                        _accept_media,
+                        state,
+                        MediaSubmission(data=data, filename=upload.filename, context=context),
+                        key,
+                        None,
                     )
-                )
-        return BatchOut(results=results)
+                    results.append(
+                        BatchItemOut(ok=True, result=ScanOut(**scan_out(job)), status=202)
+                    )
+                except RedressError as exc:
+                    results.append(
+                        BatchItemOut(
+                            ok=False, error=exc.code, detail=exc.message, status=exc.status_code
+                        )
+                    )
+            return BatchOut(results=results)
     body: BatchIn = _parse_json(BatchIn, await request.body())
     if len(body.items) > limit:
         raise InvalidInputError(

@@ -47,6 +47,35 @@ def _metrics_of(app: Any) -> ApiMetrics | None:
     return state.metrics if isinstance(state, AppState) else None
 
 
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document: FastAPI's, plus the request bodies routes read themselves,
+    with every 422 described by the one error envelope."""
+    from fastapi.openapi.utils import get_openapi
+    from pydantic.json_schema import models_json_schema
+
+    from redress.web.schemas import BatchIn, ScanHashesIn
+
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    _, defs = models_json_schema(
+        [(ScanHashesIn, "validation"), (BatchIn, "validation")],
+        ref_template="#/components/schemas/{model}",
+    )
+    components.update(defs.get("$defs", {}))
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["content"] = {"application/json": {"schema": envelope}}
+                response["description"] = "validation_error"
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
+
+
 def create_app(
     settings: Settings, parts: PipelineParts | None = None, *, migrate: bool = True
 ) -> FastAPI:
@@ -80,6 +109,13 @@ def create_app(
     from redress.web import api
 
     app.include_router(api.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=_metrics_of)
     return app

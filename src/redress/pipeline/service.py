@@ -397,7 +397,8 @@ class PipelineService:
         }
         steps.append({"step": "outcome", "at": now.isoformat(), "outcome": decision.outcome.value})
         item.steps = steps
-        store.drop_media(item.id)
+        if item.mode == "media":
+            store.drop_media(item.id)
         session.flush()
         return decision
 

@@ -308,15 +308,37 @@ async def scan(request: Request, key: ScanKey, idempotency_key: IdempotencyKey =
 
 
 def _batch_hashes(state: AppState, body: BatchIn, key: KeyInfo) -> list[BatchItemOut]:
+    # One transaction for the batch, a savepoint per item: a bad item rolls back alone.
     out: list[BatchItemOut] = []
-    for item in body.items:
-        try:
-            result = _scan_hashes(state, item, key, None)
-            out.append(BatchItemOut(ok=True, result=ScanOut(**scan_out(result)), status=200))
-        except RedressError as exc:
-            out.append(
-                BatchItemOut(ok=False, error=exc.code, detail=exc.message, status=exc.status_code)
-            )
+    results: list[ScanResult] = []
+    with state.pipeline.sessions.begin() as session:
+        for item in body.items:
+            try:
+                with session.begin_nested():
+                    query = to_query(item)
+                    context = to_context(
+                        key.name,
+                        caption=item.caption,
+                        reporters=item.reporters,
+                        target=item.target,
+                        banks=item.banks,
+                    )
+                    result = state.pipeline.service.scan_hashes(
+                        session,
+                        HashSubmission(query=query, context=context),
+                        key=key,
+                        idempotency_key=item.idempotency_key,
+                    )
+                results.append(result)
+                out.append(BatchItemOut(ok=True, result=ScanOut(**scan_out(result)), status=200))
+            except RedressError as exc:
+                out.append(
+                    BatchItemOut(
+                        ok=False, error=exc.code, detail=exc.message, status=exc.status_code
+                    )
+                )
+    for result in results:
+        state.metrics.observe_result(result)
     return out
 
 

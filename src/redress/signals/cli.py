@@ -2,8 +2,145 @@
 
 from __future__ import annotations
 
+import enum
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from redress.signals.errors import HashError
+from redress.signals.options import HashOptions
+from redress.signals.service import MediaSignals, hash_file
+
+
+class Compat(enum.StrEnum):
+    """Hash the way another system does, bit for bit."""
+
+    HMA = "hma"
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this domain's commands to the root app and the bench group."""
+    app.command("hash")(hash_command)
+    del bench  # `redress bench hash` is added with the benchmark module
+
+
+def hash_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (folders are walked recursively).")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file, one per line.")
+    ] = False,
+    compat: Annotated[
+        Compat | None,
+        typer.Option(
+            "--compat",
+            help="hma: hash exactly as Hasher-Matcher-Actioner (no EXIF orientation, full decode).",
+        ),
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Decode images at full resolution (no fast path).")
+    ] = False,
+    seconds_per_hash: Annotated[
+        float,
+        typer.Option(
+            "--seconds-per-hash",
+            min=0.0,
+            help="vPDQ: seconds between frame hashes; 0 = every frame.",
+        ),
+    ] = 1.0,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also print the 8 rotation/flip hashes of images.")
+    ] = False,
+) -> None:
+    """Hash images and videos: PDQ, vPDQ, MD5 and SHA-256. Exits 1 if any file failed."""
+    from redress.cli import cli_state
+
+    settings = cli_state(ctx).settings
+    options = HashOptions.from_settings(
+        settings,
+        compat_hma=compat is Compat.HMA,
+        exact=exact,
+        seconds_per_hash=seconds_per_hash,
+        dihedral=dihedral,
+    )
+    files = list(_expand(paths))
+    failed = 0
+    with _Progress(len(files)) as advance:
+        for path in files:
+            record = _hash_one(path, options)
+            if "error" in record:
+                failed += 1
+            typer.echo(json.dumps(record) if as_json else _line(record))
+            advance()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _hash_one(path: Path, options: HashOptions) -> dict[str, Any]:
+    name = str(path)
+    try:
+        signals: MediaSignals = hash_file(path, options)
+    except HashError as exc:
+        return {"path": name, "error": {"code": exc.code, "message": exc.message}}
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop a batch
+        return {
+            "path": name,
+            "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
+        }
+    return signals.to_json(name)
+
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    """Files as given; folders walked recursively in name order, hidden entries skipped."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                relative = child.relative_to(path).parts
+                if child.is_file() and not any(part.startswith(".") for part in relative):
+                    yield child
+        else:
+            yield path
+
+
+def _line(record: dict[str, Any]) -> str:
+    if "error" in record:
+        error = record["error"]
+        return f"{record['path']}  ERROR {error['code']}: {error['message']}"
+    parts = [record["path"], record["kind"]]
+    if record["pdq"]:
+        parts.append(f"pdq={record['pdq']} q={record['quality']}")
+    if record["kind"] == "video":
+        parts.append(f"vpdq={len(record['vpdq'])} frames")
+    if not record["hashable"]:
+        parts.append(f"NOT HASHABLE ({record['reason']})")
+    parts.append(f"sha256={record['sha256']}")
+    return "  ".join(parts)
+
+
+class _Progress:
+    """A Rich progress bar on standard error when it is a terminal; nothing when piped."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty() or self._total < 2:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task("hashing", total=self._total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -17,6 +17,8 @@ from redress.errors import InvalidInputError
 
 PDQ_BYTES = 32
 PDQ_HEX_LEN = 64
+# Meta's threshold: frames and images under this PDQ quality are not matched on.
+VPDQ_QUALITY_MIN = 50
 _HEX = frozenset(string.hexdigits)
 
 
@@ -75,3 +77,23 @@ class PdqHash:
     def distance(self, other: PdqHash) -> int:
         """Hamming distance in bits."""
         return (int.from_bytes(self.bits, "big") ^ int.from_bytes(other.bits, "big")).bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class VpdqFrame:
+    """One hashed video frame, as Meta's vPDQ records it.
+
+    ``frame`` is the 0-based decode-order frame number, ``quality`` the PDQ
+    quality of that frame (the same as ``pdq.quality``) and ``ts`` its time
+    in seconds from the start of the video.
+    """
+
+    frame: int
+    quality: int
+    pdq: PdqHash
+    ts: float
+
+    @property
+    def hashable(self) -> bool:
+        """Whether this frame's hash is reliable enough to match on (quality >= 50)."""
+        return self.quality >= VPDQ_QUALITY_MIN

@@ -1,0 +1,264 @@
+"""vPDQ: one PDQ hash per ``seconds_per_hash`` of video, compatible with Meta's vPDQ.
+
+Frame selection follows Meta's reference (``vpdq/cpp/hashing/filehasher.cpp``):
+frames are numbered 0, 1, 2... in the order the decoder outputs them, the
+frame rate is the stream's average frame rate (else its base rate), and frame
+``n`` is hashed when ``n % int(seconds_per_hash * fps) == 0`` (the modulus is at
+least 1, so ``seconds_per_hash=0`` hashes every frame). Meta's timestamp is
+``n / fps``; Redress writes that in HMA-compatible mode and the frame's own
+presentation time otherwise, which is the same for constant-frame-rate video
+and the true time for variable-frame-rate video. A stream with no usable
+frame rate is sampled by presentation time instead.
+
+Decoding uses PyAV (FFmpeg). Every frame must be decoded (inter-frame codecs),
+but only the selected ones are converted and hashed. In the default mode the
+frame's luma is taken straight from the decoder's Y plane; in exact and HMA
+modes it is converted to RGB24 and hashed by Meta's C++ PDQ, like Meta's tool.
+
+Meta's text format, one line per hashed frame::
+
+    frame_number,quality,pdq_hex,timestamp_seconds
+    0,100,e271017837246aaccddea259648fb7d62f435c89d9e99b2497763e216c8d055c,0.000
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from redress.errors import InvalidInputError
+from redress.signals.errors import (
+    CorruptMediaError,
+    MediaTooLargeError,
+    NoVideoFramesError,
+    TruncatedMediaError,
+    UnsupportedMediaError,
+)
+from redress.signals.options import HashOptions
+from redress.signals.pdq import pdq_from_luma, pdq_from_rgb
+from redress.signals.types import PdqHash, VpdqFrame
+
+# Pixel formats whose first plane is full-range luma.
+_FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"})
+_JPEG_RANGE = 2  # AVColorRange.AVCOL_RANGE_JPEG
+
+
+@dataclass(frozen=True, slots=True)
+class VideoHashes:
+    """What hashing one video stream produced, with the stream's facts."""
+
+    frames: tuple[VpdqFrame, ...]
+    width: int
+    height: int
+    fps: float | None
+    frame_count: int
+    duration: float | None
+    rotation: int
+
+
+def read_vpdq_text(text: str) -> tuple[VpdqFrame, ...]:
+    """Parse Meta's vPDQ text format (``frame,quality,pdq_hex,timestamp`` per line).
+
+    Blank lines are skipped; any malformed line raises :class:`InvalidInputError`
+    (code ``bad_vpdq``) naming the line.
+    """
+    frames: list[VpdqFrame] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        parts = line.split(",")
+        if len(parts) != 4:
+            raise InvalidInputError(
+                f"vPDQ line {number}: expected frame,quality,pdq_hex,timestamp; got {line!r}",
+                code="bad_vpdq",
+            )
+        try:
+            frame, quality, ts = int(parts[0]), int(parts[1]), float(parts[3])
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"vPDQ line {number}: frame and quality must be integers and the"
+                f" timestamp a number; got {line!r}",
+                code="bad_vpdq",
+            ) from exc
+        if frame < 0 or not math.isfinite(ts) or ts < 0:
+            raise InvalidInputError(
+                f"vPDQ line {number}: negative frame number or timestamp", code="bad_vpdq"
+            )
+        try:
+            pdq = PdqHash.from_hex(parts[2], quality)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"vPDQ line {number}: {exc.message}", code="bad_vpdq") from exc
+        frames.append(VpdqFrame(frame=frame, quality=quality, pdq=pdq, ts=ts))
+    return tuple(frames)
+
+
+def write_vpdq_text(frames: Iterable[VpdqFrame]) -> str:
+    """Write frames in Meta's vPDQ text format (timestamps to the millisecond)."""
+    return "".join(f"{f.frame},{f.quality},{f.pdq.hex},{f.ts:.3f}\n" for f in frames)
+
+
+def hash_video(source: str | Path | IO[bytes], options: HashOptions) -> VideoHashes:
+    """Decode the first video stream of ``source`` and hash it per ``options``.
+
+    Raises :class:`NoVideoFramesError` (``audio_only`` / ``no_video_frames``),
+    :class:`MediaTooLargeError` (``too_long`` / ``too_many_pixels``) and
+    :class:`CorruptMediaError` / :class:`TruncatedMediaError` for undecodable data.
+    """
+    try:
+        container = av.open(source, mode="r")
+    except av.error.InvalidDataError as exc:
+        raise CorruptMediaError(f"the video container cannot be read: {exc}") from exc
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise UnsupportedMediaError(f"FFmpeg cannot open this file: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            if container.streams.audio:
+                raise NoVideoFramesError(
+                    "the file holds audio only, no picture to hash", code="audio_only"
+                )
+            raise NoVideoFramesError("the file holds no video stream", code="no_video_frames")
+        return _hash_stream(container, container.streams.video[0], options)
+
+
+def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHashes:
+    codec = stream.codec_context
+    width, height = int(codec.width or 0), int(codec.height or 0)
+    if width * height > options.max_image_pixels:
+        raise MediaTooLargeError(
+            f"video frames of {width}x{height} exceed the pixel limit {options.max_image_pixels}",
+            code="too_many_pixels",
+        )
+    duration = _declared_duration(container, stream)
+    if duration is not None and duration > options.max_video_seconds:
+        raise MediaTooLargeError(
+            f"the video lasts {duration:.1f} s, over the limit of {options.max_video_seconds:g} s",
+            code="too_long",
+        )
+    fps = _frame_rate(stream)
+    frame_mod = max(1, int(options.seconds_per_hash * fps)) if fps else 0
+    start = _seconds(stream.start_time, stream.time_base) or 0.0
+    exact = options.decode_exact
+    # Decoder threads: frame order is unchanged, and FFmpeg's threads add real speed.
+    codec.thread_type = "AUTO"
+
+    frames: list[VpdqFrame] = []
+    count = 0
+    next_due = 0.0
+    rotation = 0
+    try:
+        for frame in container.decode(stream):
+            number = count
+            count += 1
+            when = _seconds(frame.pts, frame.time_base)
+            elapsed = (when - start) if when is not None else (number / fps if fps else 0.0)
+            if elapsed > options.max_video_seconds:
+                raise MediaTooLargeError(
+                    f"the video runs past the limit of {options.max_video_seconds:g} s",
+                    code="too_long",
+                )
+            if frame_mod:
+                selected = number % frame_mod == 0
+            else:  # no frame rate known: sample by presentation time
+                selected = elapsed >= next_due
+                if selected:
+                    next_due = elapsed + options.seconds_per_hash
+            if not selected:
+                continue
+            rotation = 0 if options.compat_hma else _rotation(frame)
+            pdq = _hash_frame(frame, rotation, exact=exact)
+            ts = number / fps if options.compat_hma and fps else max(elapsed, 0.0)
+            frames.append(VpdqFrame(frame=number, quality=pdq.quality, pdq=pdq, ts=ts))
+    except av.error.EOFError as exc:
+        raise TruncatedMediaError(f"the video ends early: {exc}") from exc
+    except av.error.FFmpegError as exc:
+        if count:
+            raise TruncatedMediaError(
+                f"the video stops decoding after {count} frames: {exc}"
+            ) from exc
+        raise CorruptMediaError(f"the video data cannot be decoded: {exc}") from exc
+    if not frames:
+        raise NoVideoFramesError("the video stream has no decodable frames", code="no_video_frames")
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoHashes(
+        frames=tuple(frames),
+        width=width,
+        height=height,
+        fps=fps,
+        frame_count=count,
+        duration=duration,
+        rotation=rotation,
+    )
+
+
+def _hash_frame(frame: Any, rotation: int, *, exact: bool) -> PdqHash:
+    quarter_turns = rotation // 90
+    if exact:
+        rgb = frame.to_ndarray(format="rgb24")
+        if quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, quarter_turns))
+        return pdq_from_rgb(rgb)
+    luma = _luma(frame)
+    if quarter_turns:
+        luma = np.rot90(luma, quarter_turns)
+    return pdq_from_luma(luma)
+
+
+def _luma(frame: Any) -> npt.NDArray[np.float32]:
+    """Float luma of a frame: the Y plane when the decoder gives YUV, else from RGB."""
+    name = frame.format.name
+    if name.startswith(("yuv", "nv12", "nv21")) and "p1" not in name and "p9" not in name:
+        plane = frame.planes[0]
+        raw = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        y: npt.NDArray[np.float32] = raw[:, : plane.width].astype(np.float32)
+        if name in _FULL_RANGE_FORMATS or frame.color_range == _JPEG_RANGE:
+            return y
+        # Limited ("TV") range 16-235 to PDQ's full-range luma.
+        full: npt.NDArray[np.float32] = np.clip((y - 16.0) * (255.0 / 219.0), 0.0, 255.0)
+        return full
+    rgb = frame.to_ndarray(format="rgb24").astype(np.float32)
+    luma: npt.NDArray[np.float32] = (
+        rgb[:, :, 0] * 0.299 + rgb[:, :, 1] * 0.587 + rgb[:, :, 2] * 0.114
+    )
+    return luma
+
+
+def _rotation(frame: Any) -> int:
+    """Counter-clockwise quarter turns (as degrees 0/90/180/270) that display the frame upright."""
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return round(degrees / 90.0) % 4 * 90
+
+
+def _frame_rate(stream: Any) -> float | None:
+    for rate in (stream.average_rate, stream.base_rate):
+        if rate and float(rate) > 0:
+            return float(rate)
+    return None
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _declared_duration(container: Any, stream: Any) -> float | None:
+    from_stream = _seconds(stream.duration, stream.time_base)
+    if from_stream is not None and from_stream > 0:
+        return from_stream
+    if container.duration:
+        return float(container.duration) / 1_000_000.0  # AV_TIME_BASE
+    return None

@@ -13,6 +13,7 @@ from redress.config import Settings
 from redress.errors import ConfigurationError
 from redress.index import BruteForceIndex, PdqIndex
 from redress.pipeline.interfaces import MatchQuery, MediaDigest
+from redress.signals import HashOptions, hash_bytes
 from redress.store.errors import BankNotFoundError
 from redress.store.interfaces import MatchResult, MediaQuery, SightingIn, VpdqFrameIn
 from redress.store.service import Matcher
@@ -89,18 +90,12 @@ class StoreMatcher:
 
 
 class SignalsHasher:
-    """Hashes media with ``redress.signals`` using options from the settings."""
+    """Hashes media with ``redress.signals`` using options from the settings (the fast,
+    reduced-scale JPEG decode that scanning uses; never the HMA-compatible mode)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.options = HashOptions.from_settings(settings)
 
     def hash_bytes(self, data: bytes, name: str | None = None) -> MediaDigest:
-        """Hash one item held in memory."""
-        import redress.signals as signals
-
-        hash_bytes = getattr(signals, "hash_bytes", None)
-        options_type = getattr(signals, "HashOptions", None)
-        if hash_bytes is None or options_type is None:
-            raise ConfigurationError("this build of redress.signals cannot hash media")
-        digest: MediaDigest = hash_bytes(data, options_type.from_settings(self.settings), name=name)
-        return digest
+        """Hash one item held in memory; raises ``HashError`` for bytes it cannot decode."""
+        return hash_bytes(data, self.options, name=name)

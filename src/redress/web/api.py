@@ -34,8 +34,9 @@ from redress.pipeline.service import (
     ScanResult,
     scan_result,
 )
-from redress.pipeline.sniff import sniff_media_type
 from redress.pipeline.store import DEAD, ScanStore
+from redress.signals.errors import HashError
+from redress.signals.sniff import SNIFF_BYTES, sniff
 from redress.web.app import AppState, app_state
 from redress.web.errors import envelope, error_responses
 from redress.web.schemas import (
@@ -220,12 +221,14 @@ def _accept_media(
 
 
 def _check_media(data: bytes, filename: str | None) -> None:
-    if not data:
-        raise UnsupportedMediaError(f"upload {filename or ''!r} is empty".replace(" ''", ""))
-    if sniff_media_type(data[:512]) is None:
-        raise UnsupportedMediaError(
-            f"upload {filename!r} is not a recognised image or video format"
-        )
+    """Refuse an upload that is not an image or video before it is queued."""
+    label = f"upload {filename!r}" if filename else "the upload"
+    try:
+        kind = sniff(data[:SNIFF_BYTES]).kind
+    except HashError as exc:  # empty or not a recognised format
+        raise UnsupportedMediaError(f"{label}: {exc.message}") from exc
+    if kind == "audio":
+        raise UnsupportedMediaError(f"{label} is audio; send an image or a video")
 
 
 def _form_str(form: Any, name: str) -> str | None:

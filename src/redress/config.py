@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts before a queued item that keeps failing becomes a dead letter.",
     )
+    scan_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker holds a queued item before another may take it over.",
+    )
     broker_visibility_timeout: float = Field(
         default=3600.0,
         gt=0,

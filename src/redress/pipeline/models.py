@@ -65,6 +65,7 @@ class ScanItem(Base):
     source: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # queued, done, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     filename: Mapped[str | None] = mapped_column(String(255))

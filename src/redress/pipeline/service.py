@@ -417,9 +417,10 @@ class ProcessReport:
     """What :meth:`ScanRunner.process` did with one item."""
 
     item_id: str
-    status: str  # done, dead, skipped (already finished or being processed elsewhere)
+    status: str  # done, dead, skipped (already finished), busy (leased elsewhere)
     outcome: str | None = None
     seconds: float = 0.0
+    retry_after: float = 0.0
 
 
 class ScanRunner:
@@ -432,25 +433,33 @@ class ScanRunner:
         *,
         actioners: Mapping[ActionKind, Actioner] | None = None,
         webhooks: WebhookSender | None = None,
+        lease_seconds: float = 120.0,
     ) -> None:
         self.sessions = sessions
         self.service = service
         self.actioners = dict(actioners or {})
         self.webhooks = webhooks
+        self.lease_seconds = lease_seconds
 
     def process(self, item_id: str) -> ProcessReport:
         """Process one queued item to exactly one outcome (or a dead letter).
 
-        Safe to call twice for the same item, concurrently or after a crash: the
-        attempt is counted first (so an item that kills its worker ends as a dead
-        letter after ``max_attempts``), and the decision is written under a row lock
-        only if the item is still queued.
+        Safe to call twice for the same item, concurrently or after a crash: the item
+        is leased and the attempt counted first (so an item that kills its worker ends
+        as a dead letter after ``max_attempts``, and a duplicate delivery during the
+        lease answers ``busy`` without counting), and the decision is written under a
+        row lock only if the item is still queued.
         """
         started = time.perf_counter()
+        now = self.service.clock()
         with self.sessions.begin() as session:
             store = ScanStore(session)
-            attempts = store.count_attempt(item_id)
-            if attempts is None:
+            state, attempts = store.lease(
+                item_id, now, now + dt.timedelta(seconds=self.lease_seconds)
+            )
+            if state == "busy":
+                return ProcessReport(item_id, "busy", retry_after=self.lease_seconds)
+            if state != "leased":
                 return ProcessReport(item_id, "skipped")
             item = store.get(item_id)
             assert item is not None

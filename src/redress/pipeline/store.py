@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
@@ -58,16 +58,27 @@ class ScanStore:
         """Delete spooled bytes once the item is processed (Redress keeps hashes, not media)."""
         self._session.execute(delete(ScanMedia).where(ScanMedia.item_id == item_id))
 
-    def count_attempt(self, item_id: str) -> int | None:
-        """Add one to a queued item's attempt counter; its new value (None if not queued)."""
-        self._session.execute(
+    def lease(self, item_id: str, now: dt.datetime, until: dt.datetime) -> tuple[str, int]:
+        """Take a queued item for processing until ``until`` and count the attempt.
+
+        Returns ``("leased", attempts)``, ``("busy", 0)`` while another worker's lease
+        runs, or ``("finished", 0)`` when the item is no longer queued. Atomic on both
+        backends (one conditional UPDATE), so duplicates of a task never both count.
+        """
+        result = self._session.execute(
             update(ScanItem)
-            .where(ScanItem.id == item_id, ScanItem.status == QUEUED)
-            .values(attempts=ScanItem.attempts + 1)
+            .where(
+                ScanItem.id == item_id,
+                ScanItem.status == QUEUED,
+                or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+            )
+            .values(attempts=ScanItem.attempts + 1, leased_until=until)
         )
-        return self._session.scalars(
-            select(ScanItem.attempts).where(ScanItem.id == item_id, ScanItem.status == QUEUED)
-        ).first()
+        if getattr(result, "rowcount", 0):
+            attempts = self._session.scalar(select(ScanItem.attempts).where(ScanItem.id == item_id))
+            return "leased", int(attempts or 0)
+        status = self._session.scalar(select(ScanItem.status).where(ScanItem.id == item_id))
+        return ("busy", 0) if status == QUEUED else ("finished", 0)
 
     def queued_ids(self, limit: int = 10_000, before: dt.datetime | None = None) -> list[str]:
         """Items accepted but not yet finished, oldest first (for recovery after a restart)."""

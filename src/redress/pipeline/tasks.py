@@ -56,14 +56,19 @@ def make_celery(settings: Settings, runner_factory: Callable[[], ScanRunner]) ->
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
-        max_retries=settings.scan_max_attempts + 1,
+        # Bounded by the attempt count in the database, not by Celery's retry counter.
+        max_retries=None,
     )
     def process_item(task: Any, item_id: str) -> str:
         try:
-            return runner().process(item_id).status
+            report = runner().process(item_id)
         except Exception as exc:
             # The attempt is counted in the database; the last retry dead-letters the item.
             raise task.retry(exc=exc, countdown=1) from exc
+        if report.status == "busy":
+            # Another worker holds the lease; if it died, this retry finds the lease over.
+            raise task.retry(countdown=max(1.0, report.retry_after))
+        return report.status
 
     return app
 

@@ -110,7 +110,7 @@ class ApiMetrics:
 
     def observe_processed(self, report: ProcessReport) -> None:
         """Count an item processed from the queue."""
-        if report.status == "skipped":
+        if report.status in ("skipped", "busy"):
             return
         self.scanned.labels("media", report.outcome or report.status).inc()
         self.processing_seconds.observe(report.seconds)

@@ -76,6 +76,13 @@ async def test_upload_matching_a_confirmed_bank_acts(api: Api) -> None:
     with api.state.pipeline.sessions() as session:
         # Redress keeps hashes, not media: the spooled bytes are gone once processed.
         assert session.get(ScanMedia, job["id"]) is None
+    # Acting blocked re-uploads: the same bytes now also match the block bank exactly.
+    again = await api.client.post(
+        "/api/v1/scan", files={"file": ("again.jpg", data)}, headers=headers
+    )
+    second = await wait_done(api, again.json()["id"], headers)
+    assert {"bank": "blocked-reuploads", "signal": "sha256"} in second["matches"]
+    assert second["outcome"] == "act"
 
 
 async def test_recompressed_copy_still_matches_a_victim_bank(api: Api) -> None:
@@ -185,8 +192,8 @@ async def test_signed_webhooks_for_actions_and_job_completion(settings: Settings
                 ).all()
             )
     http.close()
-    # The webhook ran (once); the connector actions wait in the outbox.
-    assert states == {"webhook": "done", "delete_message": "pending", "block_reupload": "pending"}
+    # The webhook and the re-upload block ran (once); deleting waits for a connector.
+    assert states == {"webhook": "done", "delete_message": "pending", "block_reupload": "done"}
     assert [(e, d) for e, d, _ in receiver.events] == [
         ("scan.action_required", f"{job['id']}:webhook"),
         ("scan.completed", f"{job['id']}:completed"),

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.actions.interfaces import Actioner, ActionKind
+from redress.actions.reupload import BlockReuploadActioner
 from redress.actions.webhook import WebhookSender
 from redress.config import Settings
 from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
@@ -105,7 +106,19 @@ def build_pipeline(
         pdq_quality_min=settings.pdq_quality_min,
         max_attempts=settings.scan_max_attempts,
     )
-    runner = ScanRunner(sessions, service, actioners=parts.actioners, webhooks=WebhookSender(http))
+    # Connectors add theirs (delete message, restrict user, notify case); blocking
+    # re-uploads is done here, in the store.
+    actioners: dict[ActionKind, Actioner] = {
+        ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(sessions),
+        **parts.actioners,
+    }
+    runner = ScanRunner(
+        sessions,
+        service,
+        actioners=actioners,
+        webhooks=WebhookSender(http),
+        lease_seconds=settings.scan_lease_seconds,
+    )
     redis: Any | None = None
     queue: JobQueue
     limiter: RateLimiter

@@ -8,6 +8,7 @@ from redress.actions.interfaces import (
     ActionResult,
     ActionTarget,
 )
+from redress.actions.reupload import BLOCKED_BANK, BlockReuploadActioner
 from redress.actions.webhook import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -19,6 +20,7 @@ from redress.actions.webhook import (
 )
 
 __all__ = [
+    "BLOCKED_BANK",
     "DELIVERY_HEADER",
     "EVENT_HEADER",
     "SIGNATURE_HEADER",
@@ -27,6 +29,7 @@ __all__ = [
     "ActionResult",
     "ActionTarget",
     "Actioner",
+    "BlockReuploadActioner",
     "WebhookDelivery",
     "WebhookSender",
     "WebhookSignatureError",

@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.actions.interfaces import Actioner, ActionKind
-from redress.actions.reupload import BlockReuploadActioner
 from redress.actions.webhook import WebhookSender
 from redress.config import Settings
 from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
@@ -107,7 +106,9 @@ def build_pipeline(
         max_attempts=settings.scan_max_attempts,
     )
     # Connectors add theirs (delete message, restrict user, notify case); blocking
-    # re-uploads is done here, in the store.
+    # re-uploads is done here, in the store. (Imported here: it reads pipeline tables.)
+    from redress.actions.reupload import BlockReuploadActioner
+
     actioners: dict[ActionKind, Actioner] = {
         ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(sessions),
         **parts.actioners,

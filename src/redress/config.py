@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Default per-API-key burst (token bucket size).",
     )
+    api_key_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a verified API key is trusted without a database read (0: never).",
+    )
     api_batch_max: int = Field(
         default=1000,
         ge=1,

@@ -95,3 +95,23 @@ def test_list_shows_no_tokens(engine: Engine) -> None:
     assert info.scopes == {Scope.REVIEW}
     assert info.rate_per_second == 5
     assert not hasattr(info, "token")
+
+
+def test_verified_keys_cache_and_its_limits(engine: Engine) -> None:
+    from redress.pipeline.keys import VerifiedKeys
+
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session, session.begin():
+        created = ApiKeyService(session).create(
+            "c", frozenset({Scope.SCAN}), expires_in=dt.timedelta(hours=1), now=now
+        )
+    cache = VerifiedKeys(ttl=60)
+    assert cache.get(created.token) is None
+    cache.put(created.token, created.info)
+    assert cache.get(created.token) == created.info
+    assert cache.get("rdk_other") is None
+    # Expiry is checked on every use, cached or not.
+    assert cache.get(created.token, now=now + dt.timedelta(hours=2)) is None
+    disabled = VerifiedKeys(ttl=0)
+    disabled.put(created.token, created.info)
+    assert disabled.get(created.token) is None

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
-from web_support import CONFIRMED_HASH, VICTIM_HASH, Api, flip, pdq_entry
+from web_support import CONFIRMED_HASH, VICTIM_HASH, Api, flip, pdq_entry, serving
 
-from redress.pipeline.keys import Scope
+from redress.config import Settings
+from redress.pipeline.keys import ApiKeyService, Scope
 from redress.pipeline.models import ScanAction, ScanItem
 from redress.store.interfaces import BankPurpose
 
@@ -324,3 +325,17 @@ async def test_a_key_expiring_later_still_works(api: Api) -> None:
         "/api/v1/scan", json={"md5": "1" * 32}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
+
+
+async def test_revocation_takes_effect_within_the_cache_time(settings: Settings) -> None:
+    async with serving(settings.model_copy(update={"api_key_cache_seconds": 0})) as api:
+        token = api.key()
+        headers = {"Authorization": f"Bearer {token}"}
+        payload = {"md5": "1" * 32}
+        assert (
+            await api.client.post("/api/v1/scan", json=payload, headers=headers)
+        ).status_code == 200
+        with api.state.pipeline.sessions.begin() as session:
+            ApiKeyService(session).revoke(token[:12])
+        refused = await api.client.post("/api/v1/scan", json=payload, headers=headers)
+        assert refused.json()["error"] == "api_key_revoked"

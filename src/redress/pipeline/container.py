@@ -18,6 +18,7 @@ from redress.actions.interfaces import Actioner, ActionKind
 from redress.actions.webhook import WebhookSender
 from redress.config import Settings
 from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
+from redress.pipeline.keys import VerifiedKeys
 from redress.pipeline.policy import load_policy
 from redress.pipeline.queue import EmbeddedQueue, JobQueue
 from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
@@ -49,6 +50,7 @@ class PipelineContainer:
     limiter: RateLimiter
     http: httpx.Client
     redis: Any | None
+    keys: VerifiedKeys
     on_processed: list[Callable[[ProcessReport], None]] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -152,6 +154,7 @@ def build_pipeline(
         limiter=limiter,
         http=http,
         redis=redis,
+        keys=VerifiedKeys(settings.api_key_cache_seconds),
         on_processed=on_processed,
         _closers=closers,
     )

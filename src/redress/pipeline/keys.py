@@ -7,6 +7,8 @@ import datetime as dt
 import enum
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -199,3 +201,39 @@ def require_scope(key: KeyInfo, scope: Scope) -> None:
     """Raise :class:`ScopeError` unless ``key`` carries ``scope``."""
     if not key.allows(scope):
         raise ScopeError(f"this API key lacks the {scope.value!r} scope")
+
+
+class VerifiedKeys:
+    """Keys verified in the last ``ttl`` seconds, so that a busy client costs no database
+    read per request. A revocation takes effect within ``ttl`` (0 disables the cache);
+    expiry is checked on every use."""
+
+    def __init__(self, ttl: float, max_size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._keys: dict[str, tuple[KeyInfo, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str | None, *, now: dt.datetime | None = None) -> KeyInfo | None:
+        """The cached key for ``token``, or None (not cached, stale or expired)."""
+        if not token or self.ttl <= 0:
+            return None
+        digest = token_sha256(token)
+        with self._lock:
+            cached = self._keys.get(digest)
+        if cached is None or cached[1] < time.monotonic():
+            return None
+        info = cached[0]
+        current = now or dt.datetime.now(dt.UTC)
+        if info.expires_at is not None and info.expires_at <= current:
+            return None
+        return info
+
+    def put(self, token: str, info: KeyInfo) -> None:
+        """Remember a key just verified against the database."""
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._keys) >= self.max_size:
+                self._keys.clear()
+            self._keys[token_sha256(token)] = (info, time.monotonic() + self.ttl)

@@ -7,7 +7,7 @@ transaction that the handler (the edge) opens and commits; services only flush.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -27,6 +27,7 @@ from redress.pipeline.errors import (
 )
 from redress.pipeline.keys import ApiKeyService, KeyInfo, Scope, require_scope
 from redress.pipeline.models import ScanItem
+from redress.pipeline.ratelimit import LocalTokenBuckets
 from redress.pipeline.service import (
     HashSubmission,
     MediaSubmission,
@@ -67,24 +68,38 @@ IdempotencyKey = Annotated[
 AUTH_ERRORS = (401, 403, 429)
 
 
-def authenticated(scope: Scope) -> Callable[..., KeyInfo]:
+def _verify(state: AppState, token: str | None) -> KeyInfo:
+    with state.pipeline.sessions() as session:
+        key = ApiKeyService(session).authenticate(token)
+    if token:
+        state.pipeline.keys.put(token, key)
+    return key
+
+
+def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
     """A dependency: the caller's API key, checked for ``scope`` and its rate limit."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> KeyInfo:
         state = app_state(request)
         token = credentials.credentials if credentials is not None else None
-        with state.pipeline.sessions() as session:
-            key = ApiKeyService(session).authenticate(token)
+        key = state.pipeline.keys.get(token)
+        if key is None:
+            key = await run_in_threadpool(_verify, state, token)
         require_scope(key, scope)
         settings = state.settings
-        state.pipeline.limiter.take(
+        limiter = state.pipeline.limiter
+        args = (
             f"key:{key.id}",
             key.rate_per_second or settings.api_rate_per_second,
             key.rate_burst or settings.api_rate_burst,
         )
+        if isinstance(limiter, LocalTokenBuckets):
+            limiter.take(*args)
+        else:  # a network round trip: keep it off the event loop
+            await run_in_threadpool(limiter.take, *args)
         return key
 
     return dependency

@@ -339,3 +339,17 @@ async def test_revocation_takes_effect_within_the_cache_time(settings: Settings)
             ApiKeyService(session).revoke(token[:12])
         refused = await api.client.post("/api/v1/scan", json=payload, headers=headers)
         assert refused.json()["error"] == "api_key_revoked"
+
+
+async def test_only_sightings_enter_the_seen_media_history(api: Api) -> None:
+    from redress.store.models import SeenItem
+
+    headers = api.auth()
+    await api.client.post("/api/v1/scan", json={"md5": "2" * 32}, headers=headers)
+    await api.client.post(
+        "/api/v1/scan",
+        json={"md5": "3" * 32, "target": {"platform": "telegram", "chat_id": "-1"}},
+        headers=headers,
+    )
+    with api.state.pipeline.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SeenItem)) == 1

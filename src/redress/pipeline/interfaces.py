@@ -108,10 +108,15 @@ class Matcher(Protocol):
     """Looks a query up in the banks; implemented over the store's matcher."""
 
     def match(
-        self, session: Session, query: MatchQuery, target: ActionTarget | None = None
+        self,
+        session: Session,
+        query: MatchQuery,
+        target: ActionTarget | None = None,
+        *,
+        record: bool = True,
     ) -> Sequence[MatchResult]:
-        """Entries within each bank's threshold (never near misses), nearest first; the
-        item is recorded in the seen-media history with where it was seen."""
+        """Entries within each bank's threshold (never near misses), nearest first; with
+        ``record`` the item is added to the seen-media history with where it was seen."""
         ...
 
     def bank_exists(self, session: Session, name: str) -> bool:

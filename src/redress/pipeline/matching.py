@@ -55,9 +55,17 @@ class StoreMatcher:
         return cls(Matcher(follower, quality_min=settings.pdq_quality_min), follower)
 
     def match(
-        self, session: Session, query: MatchQuery, target: ActionTarget | None = None
+        self,
+        session: Session,
+        query: MatchQuery,
+        target: ActionTarget | None = None,
+        *,
+        record: bool = True,
     ) -> list[MatchResult]:
-        """Match and record the item with its sighting."""
+        """Match; with ``record``, also record the item (and its sighting) in the
+        seen-media history."""
+        if not record:
+            return self.matcher.match(session, media_query(query))
         sighting = None
         if target is not None and any(
             (target.platform, target.chat_id, target.message_id, target.user_id)

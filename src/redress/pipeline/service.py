@@ -332,7 +332,9 @@ class PipelineService:
         """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
         now = self.clock()
         matches: Sequence[MatchResult] = (
-            self.matcher.match(session, query, context.target) if not query.empty else ()
+            self.matcher.match(session, query, context.target, record=self._sighted(item, context))
+            if not query.empty
+            else ()
         )
         if query.banks:
             matches = [m for m in matches if m.bank_name in query.banks]
@@ -401,6 +403,15 @@ class PipelineService:
             store.drop_media(item.id)
         session.flush()
         return decision
+
+    @staticmethod
+    def _sighted(item: ScanItem, context: ScanContext) -> bool:
+        # Media was seen somewhere; a hash lookup is a sighting only when it says where
+        # (a helpline checking a victim's hash has not seen the image on a platform).
+        target = context.target
+        return item.mode == "media" or any(
+            (target.platform, target.chat_id, target.message_id, target.user_id)
+        )
 
     def dead_letter(self, session: Session, item: ScanItem, code: str, detail: str) -> None:
         """Finish an item that cannot be processed, with the reason (it never blocks others)."""

@@ -128,8 +128,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def bench_pipeline(
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-        lookups: Annotated[int, typer.Option(help="Hash lookups to time.")] = 3000,
-        media: Annotated[int, typer.Option(help="Media items to time.")] = 400,
+        lookups: Annotated[int, typer.Option(help="Hash lookups to time.")] = 1000,
+        media: Annotated[int, typer.Option(help="Media items to time.")] = 200,
         bank_size: Annotated[int, typer.Option(help="PDQ entries in the bank.")] = 10_000,
         celery: Annotated[
             bool, typer.Option(help="Also time PostgreSQL + Redis + 2 Celery workers.")

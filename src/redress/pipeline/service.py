@@ -255,15 +255,14 @@ class PipelineService:
             request=request,
             callback_url=context.callback_url,
         )
+        media = submission.data if isinstance(submission, MediaSubmission) else None
+        if idempotency_key is None:
+            return store.add(item, media), True  # nothing to race on: no savepoint needed
         try:
             with session.begin_nested():
-                store.add(
-                    item, submission.data if isinstance(submission, MediaSubmission) else None
-                )
+                store.add(item, media)
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
-            if idempotency_key is None:
-                raise
             existing = store.by_idempotency(scope, idempotency_key)
             if existing is None:
                 raise

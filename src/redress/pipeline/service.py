@@ -524,7 +524,9 @@ class ScanRunner:
                     session, item, query, context, steps=steps, data=data, digest=digest
                 )
                 status, outcome = DONE, decision.outcome.value
-        self.after_commit(item_id)
+            follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
+        if follow_up:  # nothing to perform or send: skip the extra transaction
+            self.after_commit(item_id)
         return ProcessReport(item_id, status, outcome, time.perf_counter() - started)
 
     def after_commit(self, item_id: str) -> None:

@@ -6,7 +6,7 @@ work done by Celery workers in other processes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -150,8 +150,3 @@ class MetricsMiddleware:
                 method = str(scope.get("method", ""))
                 metrics.request_seconds.labels(path, method).observe(time.perf_counter() - started)
                 metrics.requests.labels(path, method, str(status)).inc()
-
-
-def labels_of(values: Iterable[str]) -> list[str]:
-    """Sorted distinct labels (helper for tests and docs)."""
-    return sorted(set(values))

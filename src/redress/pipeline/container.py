@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from redress.actions.interfaces import Actioner, ActionKind
 from redress.actions.webhook import WebhookSender
 from redress.config import Settings
+from redress.index.interfaces import PdqIndex
 from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
 from redress.pipeline.keys import VerifiedKeys
 from redress.pipeline.policy import load_policy
@@ -31,6 +32,7 @@ class PipelineParts:
     """Optional collaborators; anything left out is built from the settings."""
 
     matcher: Matcher | None = None
+    index_factory: Callable[[], PdqIndex] | None = None  # the bank index (default: brute force)
     hasher: Hasher | None = None
     classifier: MediaClassifier | None = None
     actioners: Mapping[ActionKind, Actioner] = field(default_factory=dict)
@@ -61,11 +63,15 @@ class PipelineContainer:
             closer()
 
 
-def default_matcher(settings: Settings, engine: Engine) -> Matcher:
-    """The store's matcher over the configured database."""
+def default_matcher(
+    settings: Settings, engine: Engine, index_factory: Callable[[], PdqIndex] | None = None
+) -> Matcher:
+    """The store's matcher over the configured database, on ``index_factory``'s index."""
     from redress.pipeline.matching import StoreMatcher
 
-    return StoreMatcher.build(settings, engine)
+    if index_factory is None:
+        return StoreMatcher.build(settings, engine)
+    return StoreMatcher.build(settings, engine, index_factory)
 
 
 def default_hasher(settings: Settings) -> Hasher:
@@ -95,7 +101,7 @@ def build_pipeline(
     http = parts.http or httpx.Client(timeout=settings.webhook_timeout)
     if parts.http is None:
         closers.append(http.close)
-    matcher = parts.matcher or default_matcher(settings, engine)
+    matcher = parts.matcher or default_matcher(settings, engine, parts.index_factory)
     closer = getattr(matcher, "close", None)
     if callable(closer):
         closers.append(closer)

@@ -353,3 +353,31 @@ async def test_only_sightings_enter_the_seen_media_history(api: Api) -> None:
     )
     with api.state.pipeline.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SeenItem)) == 1
+
+
+async def test_batch_respects_earlier_idempotency_keys(api: Api) -> None:
+    api.bank("confirmed", BankPurpose.CONFIRMED_VIOLATIONS, [pdq_entry(CONFIRMED_HASH.bits)])
+    headers = api.auth()
+    first = await api.client.post(
+        "/api/v1/scan",
+        json={"pdq": [CONFIRMED_HASH.hex]},
+        headers={**headers, "Idempotency-Key": "m1"},
+    )
+    batch = await api.client.post(
+        "/api/v1/scan/batch",
+        json={
+            "items": [
+                {"pdq": [CONFIRMED_HASH.hex], "idempotency_key": "m1"},
+                {"pdq": [VICTIM_HASH.hex], "idempotency_key": "m1"},
+                {"pdq": [CONFIRMED_HASH.hex], "idempotency_key": "m2"},
+            ]
+        },
+        headers=headers,
+    )
+    results = batch.json()["results"]
+    assert results[0]["result"] == first.json()
+    assert (results[1]["ok"], results[1]["error"]) == (False, "idempotency_conflict")
+    assert results[2]["result"]["outcome"] == "act"
+    with api.state.pipeline.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ScanItem)) == 2
+        assert session.scalar(select(func.count()).select_from(ScanAction)) == 4

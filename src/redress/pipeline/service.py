@@ -206,6 +206,40 @@ class PipelineService:
             if not self.matcher.bank_exists(session, bank):
                 raise UnknownBankError(f"no bank named {bank!r}")
 
+    def _prepare(
+        self,
+        submission: HashSubmission | MediaSubmission,
+        key: KeyInfo | None,
+        idempotency_key: str | None,
+    ) -> ScanItem:
+        """A new, not yet stored item for a submission, with its request fingerprint."""
+        context = submission.context
+        if isinstance(submission, MediaSubmission):
+            mode = "media"
+            request: dict[str, Any] = {"context": context.to_json()}
+            fingerprint = _fingerprint(
+                {"media": hashlib.sha256(submission.data).hexdigest(), **request}
+            )
+        else:
+            mode = "hashes"
+            request = {"context": context.to_json(), "query": _query_json(submission.query)}
+            fingerprint = _fingerprint(request)
+        return ScanItem(
+            id=uuid.uuid4().hex,
+            api_key_id=key.id if key is not None else None,
+            idempotency_scope=f"key:{key.id}" if key is not None else "local",
+            idempotency_key=idempotency_key,
+            request_sha256=fingerprint,
+            mode=mode,
+            source=context.source,
+            status=QUEUED,
+            attempts=0,
+            created_at=self.clock(),
+            filename=submission.filename if isinstance(submission, MediaSubmission) else None,
+            request=request,
+            callback_url=context.callback_url,
+        )
+
     def accept(
         self,
         session: Session,
@@ -218,20 +252,10 @@ class PipelineService:
         it is new. An item already accepted under the same idempotency key is returned
         as it is; the same key with a different request is an
         :class:`IdempotencyConflictError`."""
-        context = submission.context
-        self._check_banks(session, context.banks)
-        if isinstance(submission, MediaSubmission):
-            mode = "media"
-            request: dict[str, Any] = {"context": context.to_json()}
-            fingerprint = _fingerprint(
-                {"media": hashlib.sha256(submission.data).hexdigest(), **request}
-            )
-        else:
-            mode = "hashes"
-            request = {"context": context.to_json(), "query": _query_json(submission.query)}
-            fingerprint = _fingerprint(request)
-        scope = f"key:{key.id}" if key is not None else "local"
+        self._check_banks(session, submission.context.banks)
+        item = self._prepare(submission, key, idempotency_key)
         store = ScanStore(session)
+        scope, fingerprint = item.idempotency_scope, item.request_sha256
         if idempotency_key is not None:
             existing = store.by_idempotency(scope, idempotency_key)
             if existing is not None:
@@ -240,21 +264,6 @@ class PipelineService:
                         "this Idempotency-Key was used for a different request"
                     )
                 return existing, False
-        item = ScanItem(
-            id=uuid.uuid4().hex,
-            api_key_id=key.id if key is not None else None,
-            idempotency_scope=scope,
-            idempotency_key=idempotency_key,
-            request_sha256=fingerprint,
-            mode=mode,
-            source=context.source,
-            status=QUEUED,
-            attempts=0,
-            created_at=self.clock(),
-            filename=submission.filename if isinstance(submission, MediaSubmission) else None,
-            request=request,
-            callback_url=context.callback_url,
-        )
         media = submission.data if isinstance(submission, MediaSubmission) else None
         if idempotency_key is None:
             return store.add(item, media), True  # nothing to race on: no savepoint needed
@@ -329,6 +338,30 @@ class PipelineService:
         digest: MediaDigest | None = None,
     ) -> Decision:
         """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
+        decision, actions = self.evaluate(
+            session, item, query, context, steps=steps, data=data, digest=digest
+        )
+        store = ScanStore(session)
+        for action in actions:
+            store.add_action(item.id, action, item.finished_at or self.clock())
+        if item.mode == "media":
+            store.drop_media(item.id)
+        session.flush()
+        return decision
+
+    def evaluate(
+        self,
+        session: Session,
+        item: ScanItem,
+        query: MatchQuery,
+        context: ScanContext,
+        *,
+        steps: list[dict[str, Any]],
+        data: bytes | None = None,
+        digest: MediaDigest | None = None,
+    ) -> tuple[Decision, list[str]]:
+        """Match and apply the policy; set the outcome on ``item`` (stored or not) and
+        return the decision and the outbox action kinds the caller must write."""
         now = self.clock()
         matches: Sequence[MatchResult] = (
             self.matcher.match(session, query, context.target, record=self._sighted(item, context))
@@ -378,12 +411,9 @@ class PipelineService:
                 "actions": [a.value for a in decision.actions],
             }
         )
-        store = ScanStore(session)
-        actions = list(decision.actions)
-        if ActionKind.WEBHOOK in actions and not item.callback_url:
-            actions.remove(ActionKind.WEBHOOK)  # nowhere to send it
-        for action in actions:
-            store.add_action(item.id, action.value, now)
+        actions = [a.value for a in decision.actions]
+        if ActionKind.WEBHOOK.value in actions and not item.callback_url:
+            actions.remove(ActionKind.WEBHOOK.value)  # nowhere to send it
         seen: dict[tuple[str, str], None] = {}
         for m in matches:
             seen[(m.bank_name, m.signal.value)] = None
@@ -392,16 +422,88 @@ class PipelineService:
         item.status = DONE
         item.finished_at = now
         item.result = {
-            "matches": [{"bank": b, "signal": s} for b, s in seen],
-            "actions": [a.value for a in actions],
+            "matches": [{"bank": b, "signal": sig} for b, sig in seen],
+            "actions": actions,
             "personal_details": sorted({d.kind.value for d in details}),
         }
         steps.append({"step": "outcome", "at": now.isoformat(), "outcome": decision.outcome.value})
         item.steps = steps
-        if item.mode == "media":
-            store.drop_media(item.id)
-        session.flush()
-        return decision
+        return decision, actions
+
+    def scan_hashes_many(
+        self,
+        session: Session,
+        submissions: Sequence[tuple[HashSubmission, str | None]],
+        *,
+        key: KeyInfo | None,
+    ) -> list[ScanResult | RedressError]:
+        """Synchronous scans of many hash submissions (each with its own idempotency key),
+        written together: one multi-row INSERT for the items and one for their actions.
+        A bad item gets its error in its place; the others carry on."""
+        store = ScanStore(session)
+        scope = f"key:{key.id}" if key is not None else "local"
+        wanted = [k for _, k in submissions if k is not None]
+        known = store.by_idempotency_many(scope, wanted) if wanted else {}
+        banks_ok: dict[str, bool] = {}
+        answers: list[ScanResult | RedressError] = []
+        fresh: list[ScanItem] = []
+        outbox: list[tuple[str, str]] = []
+        for submission, idem in submissions:
+            try:
+                for bank in submission.context.banks:
+                    if bank not in banks_ok:
+                        banks_ok[bank] = self.matcher.bank_exists(session, bank)
+                    if not banks_ok[bank]:
+                        raise UnknownBankError(f"no bank named {bank!r}")
+                item = self._prepare(submission, key, idem)
+                existing = known.get(idem) if idem is not None else None
+                if existing is not None:
+                    if existing.request_sha256 != item.request_sha256:
+                        raise IdempotencyConflictError(
+                            "this Idempotency-Key was used for a different request"
+                        )
+                    answers.append(scan_result(existing, created=False))
+                    continue
+                query = MatchQuery(
+                    pdq=submission.query.pdq,
+                    md5=submission.query.md5,
+                    sha256=submission.query.sha256,
+                    vpdq=submission.query.vpdq,
+                    banks=submission.context.banks,
+                )
+                _, actions = self.evaluate(session, item, query, submission.context, steps=[])
+            except RedressError as exc:
+                answers.append(exc)
+                continue
+            if idem is not None:
+                known[idem] = item
+            fresh.append(item)
+            outbox.extend((item.id, a) for a in actions)
+            answers.append(scan_result(item))
+        if fresh:
+            try:
+                with session.begin_nested():
+                    session.add_all(fresh)
+                    session.flush()
+                    for item_id, kind in outbox:
+                        store.add_action(item_id, kind, self.clock())
+                    session.flush()
+            except IntegrityError:
+                # A concurrent request took one of the idempotency keys: go one by one.
+                return [
+                    a if isinstance(a, RedressError) else self._rescan(session, s, key, i)
+                    for (s, i), a in zip(submissions, answers, strict=True)
+                ]
+        return answers
+
+    def _rescan(
+        self, session: Session, submission: HashSubmission, key: KeyInfo | None, idem: str | None
+    ) -> ScanResult | RedressError:
+        try:
+            with session.begin_nested():
+                return self.scan_hashes(session, submission, key=key, idempotency_key=idem)
+        except RedressError as exc:
+            return exc
 
     @staticmethod
     def _sighted(item: ScanItem, context: ScanContext) -> bool:

@@ -33,6 +33,15 @@ class ScanStore:
             )
         ).first()
 
+    def by_idempotency_many(self, scope: str, keys: list[str]) -> dict[str, ScanItem]:
+        """The items already accepted under any of these idempotency keys, by key."""
+        rows = self._session.scalars(
+            select(ScanItem).where(
+                ScanItem.idempotency_scope == scope, ScanItem.idempotency_key.in_(set(keys))
+            )
+        )
+        return {row.idempotency_key: row for row in rows if row.idempotency_key is not None}
+
     def add(self, item: ScanItem, media: bytes | None = None) -> ScanItem:
         """Insert an item (and its media bytes, spooled in the database)."""
         self._session.add(item)
@@ -97,8 +106,7 @@ class ScanStore:
             attempts=0,
             created_at=now,
         )
-        self._session.add(row)
-        self._session.flush()
+        self._session.add(row)  # flushed with the item's outcome, by the caller
         return row
 
     def actions(self, item_id: str) -> list[ScanAction]:

@@ -326,38 +326,43 @@ async def scan(request: Request, key: ScanKey, idempotency_key: IdempotencyKey =
 
 
 def _batch_hashes(state: AppState, body: BatchIn, key: KeyInfo) -> list[BatchItemOut]:
-    # One transaction for the batch, a savepoint per item: a bad item rolls back alone.
-    out: list[BatchItemOut] = []
-    results: list[ScanResult] = []
+    # Malformed items are answered at once; the rest are scanned and written together.
+    out: list[BatchItemOut | None] = []
+    valid: list[tuple[HashSubmission, str | None]] = []
+    for item in body.items:
+        try:
+            query = to_query(item)
+        except RedressError as exc:
+            out.append(_batch_error(exc))
+            continue
+        context = to_context(
+            key.name,
+            caption=item.caption,
+            reporters=item.reporters,
+            target=item.target,
+            banks=item.banks,
+        )
+        valid.append((HashSubmission(query=query, context=context), item.idempotency_key))
+        out.append(None)
     with state.pipeline.sessions.begin() as session:
-        for item in body.items:
-            try:
-                with session.begin_nested():
-                    query = to_query(item)
-                    context = to_context(
-                        key.name,
-                        caption=item.caption,
-                        reporters=item.reporters,
-                        target=item.target,
-                        banks=item.banks,
-                    )
-                    result = state.pipeline.service.scan_hashes(
-                        session,
-                        HashSubmission(query=query, context=context),
-                        key=key,
-                        idempotency_key=item.idempotency_key,
-                    )
-                results.append(result)
-                out.append(BatchItemOut(ok=True, result=ScanOut(**scan_out(result)), status=200))
-            except RedressError as exc:
-                out.append(
-                    BatchItemOut(
-                        ok=False, error=exc.code, detail=exc.message, status=exc.status_code
-                    )
-                )
-    for result in results:
-        state.metrics.observe_result(result)
-    return out
+        answers = state.pipeline.service.scan_hashes_many(session, valid, key=key)
+    results = iter(answers)
+    final: list[BatchItemOut] = []
+    for slot in out:
+        if slot is not None:
+            final.append(slot)
+            continue
+        answer = next(results)
+        if isinstance(answer, RedressError):
+            final.append(_batch_error(answer))
+        else:
+            state.metrics.observe_result(answer)
+            final.append(BatchItemOut(ok=True, result=ScanOut(**scan_out(answer)), status=200))
+    return final
+
+
+def _batch_error(exc: RedressError) -> BatchItemOut:
+    return BatchItemOut(ok=False, error=exc.code, detail=exc.message, status=exc.status_code)
 
 
 @router.post(

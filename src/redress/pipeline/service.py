@@ -685,6 +685,48 @@ class ScanRunner:
             if not sent.ok:
                 log.warning("callback for %s failed: %s", item_id, sent.detail)
 
+    def drain_outbox(self, actioner: Actioner, *, limit: int = 100) -> int:
+        """Perform pending outbox actions of ``actioner.kind`` (oldest first), each claimed
+        before it runs so that two connector processes never run the same one. For a
+        connector in another process than the pipeline (the Telegram bot). Returns how
+        many it ran."""
+        with self.sessions.begin() as session:
+            store = ScanStore(session)
+            pending = store.pending_actions(actioner.kind.value, limit)
+            requests = []
+            for action in pending:
+                item = store.get(action.item_id)
+                if item is None:
+                    continue
+                result = scan_result(item)
+                context = ScanContext.from_json(item.request.get("context", {}))
+                requests.append(
+                    ActionRequest(
+                        action_id=action.id,
+                        kind=actioner.kind,
+                        item_id=item.id,
+                        source=context.source,
+                        target=context.target,
+                        reason=f"outcome act: {', '.join(m.bank for m in result.matches)}",
+                        banks=tuple(m.bank for m in result.matches),
+                    )
+                )
+        ran = 0
+        for request in requests:
+            with self.sessions.begin() as session:
+                if not ScanStore(session).claim_action(request.action_id):
+                    continue
+            try:
+                outcome = actioner.perform(request)
+            except RedressError as exc:
+                outcome = ActionResult(ok=False, detail=f"{exc.code}: {exc.message}")
+            with self.sessions.begin() as session:
+                ScanStore(session).finish_action(
+                    request.action_id, outcome.ok, outcome.detail, self.service.clock()
+                )
+            ran += 1
+        return ran
+
     def _perform(
         self, request: ActionRequest, url: str | None, secret: bytes | None, result: ScanResult
     ) -> ActionResult:

@@ -117,6 +117,17 @@ class ScanStore:
             )
         )
 
+    def pending_actions(self, kind: str, limit: int = 100) -> list[ScanAction]:
+        """Outbox rows of one kind still waiting, oldest first."""
+        return list(
+            self._session.scalars(
+                select(ScanAction)
+                .where(ScanAction.kind == kind, ScanAction.status == "pending")
+                .order_by(ScanAction.created_at, ScanAction.id)
+                .limit(limit)
+            )
+        )
+
     def claim_action(self, action_id: str) -> bool:
         """Move a pending action to running; False if someone else already claimed it."""
         result = self._session.execute(

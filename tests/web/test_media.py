@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,3 +201,28 @@ async def test_signed_webhooks_for_actions_and_job_completion(settings: Settings
     ]
     assert receiver.events[1][2]["job"]["outcome"] == "act"
     assert "distance" not in json.dumps(receiver.events)
+
+
+@pytest.mark.slow
+async def test_video_upload_matches_by_vpdq(shared_data: Path, redress_home: Path) -> None:
+    from redress.signals.types import SignalKind
+    from redress.store.interfaces import EntryIn, VpdqFrameIn
+
+    videos = shared_data / "vpdq" / "videos"
+    original = hash_bytes((videos / "chair-orig-22-sd-bar.mp4").read_bytes(), HashOptions())
+    frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in original.vpdq)
+    settings = Settings(home=redress_home, queue_size=5, pipeline_threads=1)
+    async with serving(settings) as api:
+        api.bank(
+            "victims", BankPurpose.VICTIM_CASES, [EntryIn(kind=SignalKind.VPDQ, frames=frames)]
+        )
+        headers = api.auth()
+        copy = (videos / "chair-22-with-small-logo-bar.mp4").read_bytes()
+        accepted = await api.client.post(
+            "/api/v1/scan", files={"file": ("clip.mp4", copy, "video/mp4")}, headers=headers
+        )
+        assert accepted.status_code == 202
+        job = await wait_done(api, accepted.json()["id"], headers)
+    assert job["status"] == "done"
+    assert job["matches"] == [{"bank": "victims", "signal": "vpdq"}]
+    assert job["outcome"] == "review"

@@ -63,3 +63,17 @@ def test_openapi_command_prints_the_committed_document(redress_home: Path) -> No
         [sys.executable, "-m", "redress", "openapi"], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == json.loads(COMMITTED.read_text(encoding="utf-8"))
+
+
+def test_serve_with_a_bad_policy_is_a_clear_error(redress_home: Path) -> None:
+    redress_home.mkdir(parents=True, exist_ok=True)
+    (redress_home / "policy.toml").write_text('[defaults]\nexact = "delete"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "redress", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "bad_policy" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -24,9 +24,12 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Serve the REST API (and, with no broker configured, process scans in-process)."""
         import uvicorn
 
+        from redress.pipeline.policy import load_policy
         from redress.web.app import create_app
 
         settings = cli_state(ctx).settings
+        # Fail here, as a clear CLI error, rather than inside the server's startup.
+        load_policy(settings.effective_policy_path)
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
     @app.command()

@@ -8,7 +8,6 @@ import random
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from store_hashes import flip, random_pdq
 
 from redress.signals.types import PdqHash, SignalKind
 from redress.store.errors import (
@@ -37,6 +36,7 @@ from redress.store.service import (
 )
 from redress.store.store import SqlAuditLog
 from redress.store.sync import IndexFollower, SeenFollower
+from store.store_hashes import flip, random_pdq
 
 
 def pdq_entry(h: PdqHash) -> EntryIn:
@@ -283,3 +283,40 @@ def test_case_numbers_are_unguessable_and_readable() -> None:
     numbers = {new_case_number() for _ in range(200)}
     assert len(numbers) == 200
     assert all(len(n) == 17 and not set(n[3:]) & set("ILOU") for n in numbers)
+
+
+def test_bank_disabled_until_a_time_matches_again_after_it(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    import datetime as dt
+
+    h = random_pdq(random.Random(11))
+    with Session(engine) as s:
+        BankService(s).create("paused")
+        BankService(s).add("paused", [pdq_entry(h)])
+        BankService(s).disable_until("paused", dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        BankService(s).create("resumed")
+        BankService(s).add("resumed", [pdq_entry(h)])
+        BankService(s).disable_until("resumed", dt.datetime(2000, 1, 1))
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        assert [m.bank_name for m in Matcher(follower).match(s, MediaQuery(pdq=(h,)))] == [
+            "resumed"
+        ]
+
+
+def test_a_bank_disabled_a_moment_ago_never_matches(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    h = random_pdq(random.Random(12))
+    with Session(engine) as s:
+        BankService(s).create("b")
+        BankService(s).add("b", [pdq_entry(h)])
+        s.commit()
+    follower.poll()
+    with Session(engine) as s:
+        BankService(s).set_enabled("b", False)
+        s.commit()
+    with Session(engine) as s:  # the follower has not polled since
+        assert Matcher(follower).match(s, MediaQuery(pdq=(h,))) == []

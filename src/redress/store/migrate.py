@@ -30,3 +30,45 @@ def upgrade(url: str, revision: str = "heads") -> None:
 def downgrade(url: str, revision: str = "base") -> None:
     """Take the database at ``url`` down to ``revision`` (default: empty)."""
     command.downgrade(alembic_config(url), revision)
+
+
+def current(url: str) -> tuple[str, ...]:
+    """The revisions the database at ``url`` is at (empty when it has no schema)."""
+    from alembic.runtime.migration import MigrationContext
+
+    from redress.store.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+    finally:
+        engine.dispose()
+
+
+def heads() -> tuple[str, ...]:
+    """The newest revisions this version of Redress ships."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()))
+
+
+def ensure_schema(url: str) -> None:
+    """Make sure the schema is current before a command touches the database.
+
+    The embedded SQLite database is upgraded automatically (one admin, one
+    file, nothing else to coordinate). PostgreSQL is shared by many
+    processes, so Redress never migrates it behind an operator's back: it
+    raises :class:`~redress.store.errors.DatabaseNotReadyError` asking for
+    ``redress db upgrade``.
+    """
+    from redress.store.errors import DatabaseNotReadyError
+
+    if current(url) == heads():
+        return
+    if url.startswith("sqlite"):
+        upgrade(url)
+        return
+    raise DatabaseNotReadyError(
+        "the PostgreSQL schema is missing or older than this Redress; run `redress db upgrade`"
+    )

@@ -13,6 +13,7 @@ call stores (which only flush) and never commit. Public entry points:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -48,7 +49,7 @@ from redress.store.interfaces import (
     ScanOutcome,
     SightingIn,
 )
-from redress.store.models import BankEntry, EntryHash
+from redress.store.models import BankEntry, EntryHash, SeenItem
 from redress.store.store import (
     SqlAuditLog,
     SqlBankStore,
@@ -138,6 +139,9 @@ class RetroMatcher:
         if not entry_ids:
             return 0
         self.seen.catch_up()
+        # Nothing seen yet (a fresh install importing its first lists): nothing to search.
+        if session.scalar(select(SeenItem.id).limit(1)) is None:
+            return 0
         bank_store = SqlBankStore(session)
         seen_store = SqlSeenStore(session)
         now = utc_now()
@@ -337,6 +341,20 @@ class BankService:
         self.audit.append(self.actor, AuditAction.BANK_UPDATE, f"bank:{name}", {"enabled": enabled})
         return updated
 
+    def disable_until(self, name: str, until: dt.datetime) -> BankRead:
+        """Pause matching against a bank until ``until`` (naive times are UTC)."""
+        bank = self.banks.get_bank(name)
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        updated = self.banks.update_bank(bank.id, enabled=True, disabled_until=until)
+        self.audit.append(
+            self.actor,
+            AuditAction.BANK_UPDATE,
+            f"bank:{name}",
+            {"disabled_until": until.isoformat()},
+        )
+        return updated
+
     def list(self) -> list[BankRead]:
         """Every bank."""
         return self.banks.list_banks()
@@ -529,11 +547,13 @@ class Matcher:
         cases = SqlCaseStore(session).cases_for_entries(list(candidates))
         bank_store = SqlBankStore(session)
         results = []
+        # Bank settings are read fresh too: a bank disabled a moment ago never matches.
+        fresh = {b: bank_store.get_bank_by_id(b) for b in {v[0] for v in state.values() if v[2]}}
         for entry_id, (dist, found_kind, q, e) in candidates.items():
             bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
             if not active:
                 continue
-            bank = banks.get(bank_id) or bank_store.get_bank_by_id(bank_id)
+            bank = fresh[bank_id]
             if not bank.matching_at(now):
                 continue
             results.append(

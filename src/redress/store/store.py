@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import json
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -114,10 +112,21 @@ def _dialect_insert(session: Session) -> type[postgresql.Insert] | type[sqlite.I
     return postgresql.Insert if name == "postgresql" else sqlite.Insert
 
 
+def id_runs(entry_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``(first, last)`` covering the sorted, distinct IDs."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(set(entry_ids)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 def log_changes(
     session: Session, op: ChangeOp, entry_ids: Sequence[int] = (), bank_id: int | None = None
 ) -> None:
-    """Append change-log events (one per entry, or one bank event) in the caller's transaction."""
+    """Append change-log events (runs of entry IDs, or one bank event) to the open transaction."""
     if op is not ChangeOp.BANK and not entry_ids:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -128,7 +137,10 @@ def log_changes(
         return
     session.execute(
         insert(IndexChange),
-        [{"op": op.value, "entry_id": int(i), "bank_id": bank_id, "at": now} for i in entry_ids],
+        [
+            {"op": op.value, "entry_id": a, "entry_id_end": b, "bank_id": bank_id, "at": now}
+            for a, b in id_runs(entry_ids)
+        ],
     )
 
 
@@ -254,7 +266,7 @@ class SqlBankStore:
         for start in range(0, len(values), 500):
             base = dialect_insert(BankEntry).values(values[start : start + 500])
             stmt = base.on_conflict_do_update(
-                index_elements=["bank_id", "signal_type", "value"],
+                index_elements=["signal_type", "value", "bank_id"],
                 set_={"removed_at": None, "added_at": base.excluded.added_at},
                 where=BankEntry.removed_at.is_not(None),
             ).returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
@@ -706,23 +718,37 @@ class SqlAuditLog:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One row of the index change log."""
+    """One row of the index change log: an op on entries ``entry_id..entry_id_end``."""
 
     seq: int
     op: ChangeOp
     entry_id: int | None
+    entry_id_end: int | None
     bank_id: int | None
+
+    @property
+    def run(self) -> tuple[int, int] | None:
+        """The inclusive run of entry IDs this event names (None for bank events)."""
+        if self.entry_id is None:
+            return None
+        return (self.entry_id, self.entry_id_end or self.entry_id)
 
 
 def read_changes(session: Session, after: int, limit: int = 100_000) -> list[Change]:
     """Change-log events with ``seq > after``, oldest first."""
     rows = session.execute(
-        select(IndexChange.seq, IndexChange.op, IndexChange.entry_id, IndexChange.bank_id)
+        select(
+            IndexChange.seq,
+            IndexChange.op,
+            IndexChange.entry_id,
+            IndexChange.entry_id_end,
+            IndexChange.bank_id,
+        )
         .where(IndexChange.seq > after)
         .order_by(IndexChange.seq)
         .limit(limit)
     )
-    return [Change(r[0], ChangeOp(r[1]), r[2], r[3]) for r in rows]
+    return [Change(r[0], ChangeOp(r[1]), r[2], r[3], r[4]) for r in rows]
 
 
 def last_change(session: Session) -> int:
@@ -742,31 +768,40 @@ class HashBlock:
     hashes: npt.NDArray[np.uint8]
 
 
-_PG_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("id", ">i8"),
-        ("l2", ">i4"),
-        ("bank", ">i4"),
-        ("l3", ">i4"),
-        ("value", "u1", (32,)),
-    ]
-)
-
-_ACTIVE_PDQ_SQL = """
-SELECT e.id, e.bank_id, e.value FROM bank_entry e
- WHERE e.signal_type = 'pdq' AND e.removed_at IS NULL AND length(e.value) = 32 {extra}
-UNION ALL
-SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
- WHERE e.signal_type = 'pdq-set' AND e.removed_at IS NULL AND length(h.value) = 32 {extra}
+# The cold start reads blocks of entry IDs, each as ONE row of concatenated columns built
+# by the database (string_agg / group_concat): a few hundred rows for ten million hashes
+# instead of ten million, so the client does no per-row work at all.
+_PG_BLOCK = """
+SELECT string_agg(int8send(e.id), ''::bytea), string_agg(int4send(e.bank_id), ''::bytea),
+       string_agg({value}, ''::bytea)
+  FROM {source}
+ WHERE (e.signal_type || '') = %(kind)s AND e.removed_at IS NULL AND length({value}) = 32
+   AND {idcol} BETWEEN %(first)s AND %(last)s {extra}
 """
-
-_ACTIVE_FRAMES_SQL = """
-SELECT h.entry_id, e.bank_id, h.value FROM entry_hash h JOIN bank_entry e ON e.id = h.entry_id
- WHERE e.signal_type = 'vpdq' AND e.removed_at IS NULL AND h.quality >= :quality
-   AND length(h.value) = 32 {extra}
+_SQLITE_BLOCK = """
+SELECT group_concat(e.id, ','), group_concat(e.bank_id, ','), group_concat(hex({value}), '')
+  FROM {source}
+ WHERE (e.signal_type || '') = :kind AND e.removed_at IS NULL AND length({value}) = 32
+   AND {idcol} BETWEEN :first AND :last {extra}
 """
+# ``(signal_type || '')`` keeps planners off the (signal_type, value) index: with it SQLite
+# scanned every PDQ entry once per block, making the cold start quadratic.
+# Sets and frames are driven from entry_hash (usually small) through its entry_id index.
+_SOURCES = {
+    "pdq": ("bank_entry e", "e.value", "e.id", ""),
+    "pdq-set": (
+        "entry_hash h JOIN bank_entry e ON e.id = h.entry_id",
+        "h.value",
+        "h.entry_id",
+        "",
+    ),
+    "vpdq": (
+        "entry_hash h JOIN bank_entry e ON e.id = h.entry_id",
+        "h.value",
+        "h.entry_id",
+        "AND h.quality >= {quality}",
+    ),
+}
 
 
 def stream_active_hashes(
@@ -775,83 +810,104 @@ def stream_active_hashes(
     frames: bool = False,
     entry_ids: Sequence[int] | None = None,
     quality_min: int = 50,
-    chunk: int = 1_000_000,
+    block: int = 500_000,
 ) -> Iterator[HashBlock]:
-    """Stream the PDQ hashes of active entries (or vPDQ frames) as NumPy blocks.
+    """Stream the PDQ hashes of active entries (pdq and pdq-set), or vPDQ frames, as NumPy blocks.
 
-    PostgreSQL uses binary ``COPY ... TO STDOUT`` parsed straight into a
-    structured array; SQLite a plain cursor. ``entry_ids`` limits it to some
-    entries (used when following the change log).
+    ``entry_ids`` limits it to some entries (used when following the change log).
     """
-    extra = ""
+    runs: list[tuple[int, int]]
     if entry_ids is not None:
         if not entry_ids:
             return
-        extra = "AND e.id IN ({})".format(",".join(str(int(i)) for i in entry_ids))
-    sql = (_ACTIVE_FRAMES_SQL if frames else _ACTIVE_PDQ_SQL).format(extra=extra)
-    if engine.dialect.name == "postgresql":
-        yield from _stream_pg(engine, sql.replace(":quality", str(int(quality_min))), chunk)
+        runs = id_runs(entry_ids)
     else:
-        yield from _stream_sqlite(engine, sql, quality_min, chunk)
-
-
-def _stream_pg(engine: Engine, sql: str, chunk: int) -> Iterator[HashBlock]:
+        with engine.connect() as conn:
+            bounds = conn.execute(select(func.min(BankEntry.id), func.max(BankEntry.id))).one()
+        low: int | None = bounds[0]
+        high: int | None = bounds[1]
+        if low is None or high is None:
+            return
+        runs = [(first, min(first + block - 1, high)) for first in range(low, high + 1, block)]
+    kinds = ["vpdq"] if frames else ["pdq", "pdq-set"]
     raw = engine.raw_connection()
     try:
         cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
-        buffer = bytearray()
-        header_done = False
-        size = _PG_ROW.itemsize
-        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
-            for block in copy:
-                buffer += block
-                if not header_done:
-                    if len(buffer) < 19:
-                        continue
-                    ext = struct.unpack(">i", buffer[15:19])[0]
-                    del buffer[: 19 + ext]
-                    header_done = True
-                usable = (len(buffer) // size) * size
-                if usable >= chunk * size or (usable and len(buffer) - usable <= 2):
-                    # The trailer is a 2-byte -1; never parse it as a row.
-                    rows = np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW)
-                    if len(rows) and rows[-1]["n"] == -1:  # pragma: no cover - defensive
-                        rows = rows[:-1]
-                    del buffer[:usable]
-                    if len(rows):
-                        yield _block(rows)
-        usable = (len(buffer) // size) * size
-        if usable:
-            yield _block(np.frombuffer(bytes(buffer[:usable]), dtype=_PG_ROW))
+        postgres = engine.dialect.name == "postgresql"
+        for kind in kinds:
+            source, value, idcol, extra_kind = _SOURCES[kind]
+            extra = extra_kind.format(quality=int(quality_min))
+            # A follower names scattered IDs: one query, its runs OR-ed together.
+            if entry_ids is not None:
+                extra += " AND ({})".format(
+                    " OR ".join(f"{idcol} BETWEEN {int(a)} AND {int(b)}" for a, b in runs)
+                )
+                spans = [(runs[0][0], runs[-1][1])]
+            else:
+                spans = runs
+            sql = (_PG_BLOCK if postgres else _SQLITE_BLOCK).format(
+                source=source, value=value, idcol=idcol, extra=extra
+            )
+            for first, last in spans:
+                params = {"kind": kind, "first": first, "last": last}
+                if postgres:
+                    cursor.execute(sql, params, binary=True)
+                else:
+                    cursor.execute(sql, params)
+                ids, banks, values = cursor.fetchone()
+                if ids is None:
+                    continue
+                if postgres:
+                    got = HashBlock(
+                        np.frombuffer(ids, dtype=">i8").astype(np.int64),
+                        np.frombuffer(banks, dtype=">i4").astype(np.int32),
+                        np.frombuffer(values, dtype=np.uint8).reshape(-1, 32),
+                    )
+                else:
+                    got = HashBlock(
+                        np.array(ids.split(","), dtype=np.int64),
+                        np.array(banks.split(","), dtype=np.int32),
+                        np.frombuffer(bytes.fromhex(values), dtype=np.uint8).reshape(-1, 32),
+                    )
+                yield got
         raw.commit()
     finally:
         raw.close()
 
 
-def _block(rows: npt.NDArray[np.void]) -> HashBlock:
-    return HashBlock(
-        ids=rows["id"].astype(np.int64),
-        bank_ids=rows["bank"].astype(np.int32),
-        hashes=np.ascontiguousarray(rows["value"], dtype=np.uint8),
-    )
-
-
-def _stream_sqlite(engine: Engine, sql: str, quality_min: int, chunk: int) -> Iterator[HashBlock]:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql.replace(":quality", "?"), (quality_min,) if ":quality" in sql else ())
-        while True:
-            rows = cursor.fetchmany(chunk)
-            if not rows:
-                break
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            banks = np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows))
-            hashes = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, 32)
-            yield HashBlock(ids, banks, hashes)
-        cursor.close()
-    finally:
-        raw.close()
+# One statement: upsert from staging and log an ``add`` per new entry.
+_PG_UPSERT = """
+WITH ins AS (
+    INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                            added_at, removed_at, note, metadata)
+    SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, :now,
+           NULL, NULL, COALESCE(metadata, '{}'::json)
+      FROM entry_staging WHERE true
+    ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+       SET removed_at = NULL, added_at = excluded.added_at
+     WHERE bank_entry.removed_at IS NOT NULL
+    RETURNING id
+), log AS (
+    -- Runs of consecutive IDs ("gaps and islands"): a chunk logs a few rows, not one per entry.
+    INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at)
+    SELECT 'add', min(id), max(id), :bank, :now
+      FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS run FROM ins) AS numbered
+     GROUP BY run
+)
+SELECT id FROM ins
+"""
+# SQLite needs ``WHERE true`` so that ON CONFLICT is not read as a join constraint.
+_SQLITE_UPSERT = """
+INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                        added_at, removed_at, note, metadata)
+SELECT :bank, :kind, value, quality, :source, external_id, :now, NULL, NULL,
+       COALESCE(metadata, '{}')
+  FROM entry_staging WHERE true GROUP BY value
+ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+   SET removed_at = NULL, added_at = excluded.added_at
+ WHERE bank_entry.removed_at IS NOT NULL
+RETURNING id
+"""
 
 
 def bulk_upsert_hashes(
@@ -862,91 +918,71 @@ def bulk_upsert_hashes(
     qualities: Sequence[int | None],
     external_ids: Sequence[str | None],
     source: EntrySource,
-    metadata: Sequence[JsonObject] | None = None,
-) -> list[tuple[int, bytes]]:
-    """Insert single-hash entries fast; returns (entry ID, value) of those newly active.
+    metadata_json: Sequence[str | None] | None = None,
+) -> list[int]:
+    """Insert single-hash entries fast; returns the IDs of those newly active.
 
-    Rows go to a temporary staging table (binary ``COPY`` on PostgreSQL,
+    Rows go to a temporary staging table (``COPY`` on PostgreSQL,
     ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT``
     moves them into ``bank_entry``: duplicates collapse, removed entries
-    revive, and concurrent importers never insert the same entry twice.
+    revive, and concurrent importers never insert the same entry twice. The
+    change log gets one ``add`` per new entry in the same statement (PostgreSQL)
+    or transaction (SQLite). ``metadata_json`` holds each row's metadata
+    already encoded as a JSON object (``None`` for none).
     """
     if not values:
         return []
     now = utcnow()
     conn = session.connection()
-    dialect = conn.dialect.name
-    metas = metadata or [{}] * len(values)
-    if dialect == "postgresql":
+    metas: Sequence[str | None] = metadata_json or [None] * len(values)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = {"bank": bank_id, "kind": kind.value, "source": source.value}
+    if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
             "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value bytea, quality smallint, "
             "external_id text, metadata json) ON COMMIT DELETE ROWS"
         )
         conn.exec_driver_sql("TRUNCATE entry_staging")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # Enough memory to de-duplicate a chunk without spilling the sort to disk.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        null = "\\N"
+        buf = io.StringIO()
+        write = buf.write
+        for value, quality, ext, meta in zip(values, qualities, external_ids, metas, strict=True):
+            write("\\\\x")
+            write(value.hex())
+            write("\t")
+            write(null if quality is None else str(quality))
+            write("\t")
+            write(null if ext is None else _copy_text(ext))
+            write("\t")
+            write(null if meta is None else _copy_text(meta))
+            write("\n")
         with cursor.copy(
             "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
         ) as copy:
-            buf = io.StringIO()
-            for value, quality, ext, meta in zip(
-                values, qualities, external_ids, metas, strict=True
-            ):
-                buf.write("\\\\x")
-                buf.write(value.hex())
-                buf.write("\t")
-                buf.write("\\N" if quality is None else str(quality))
-                buf.write("\t")
-                buf.write("\\N" if ext is None else _copy_text(ext))
-                buf.write("\t")
-                buf.write(_copy_text(json.dumps(meta)))
-                buf.write("\n")
             copy.write(buf.getvalue())
-        select_sql = (
-            "SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, "
-            ":now, NULL, NULL, metadata FROM entry_staging WHERE true"
-        )
-    else:
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
-            "external_id TEXT, metadata TEXT)"
-        )
-        conn.exec_driver_sql("DELETE FROM entry_staging")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(
-            "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
-            [
-                (v, q, e, json.dumps(m))
-                for v, q, e, m in zip(values, qualities, external_ids, metas, strict=True)
-            ],
-        )
-        select_sql = (
-            "SELECT :bank, :kind, value, quality, :source, external_id, :now, NULL, NULL, "
-            "metadata FROM entry_staging WHERE true GROUP BY value"
-        )
-    sql = (
-        "INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id, "
-        "added_at, removed_at, note, metadata) "
-        + select_sql
-        + " ON CONFLICT (bank_id, signal_type, value) DO UPDATE SET removed_at = NULL, "
-        "added_at = excluded.added_at WHERE bank_entry.removed_at IS NOT NULL "
-        "RETURNING id, value"
+        # The advisory lock orders change-log sequence numbers (see the module docstring).
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+        rows = session.execute(text(_PG_UPSERT), {**params, "now": now}).all()
+        return [int(r[0]) for r in rows]
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
+        "external_id TEXT, metadata TEXT)"
     )
-    stamp = now if dialect == "postgresql" else now.replace(tzinfo=None).isoformat(sep=" ")
-    rows = session.execute(
-        text(sql), {"bank": bank_id, "kind": kind.value, "source": source.value, "now": stamp}
-    ).all()
-    added = [(int(r[0]), bytes(r[1])) for r in rows]
-    if added:
-        if dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
-        session.execute(
-            insert(IndexChange),
-            [
-                {"op": ChangeOp.ADD.value, "entry_id": i, "bank_id": bank_id, "at": now}
-                for i, _ in added
-            ],
-        )
-    return added
+    conn.exec_driver_sql("DELETE FROM entry_staging")
+    cursor.executemany(
+        "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
+        list(zip(values, qualities, external_ids, metas, strict=True)),
+    )
+    stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+    ids = [int(r[0]) for r in session.execute(text(_SQLITE_UPSERT), {**params, "now": stamp})]
+    cursor.executemany(
+        "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
+        "VALUES ('add', ?, ?, ?, ?)",
+        [(a, b, bank_id, stamp) for a, b in id_runs(ids)],
+    )
+    return ids
 
 
 def _copy_text(value: str) -> str:
@@ -956,16 +992,20 @@ def _copy_text(value: str) -> str:
 
 
 def active_entry_state(
-    session: Session, entry_ids: Sequence[int]
+    session: Session, entry_ids: Sequence[int] = (), runs: Sequence[tuple[int, int]] = ()
 ) -> dict[int, tuple[int, str, bool]]:
-    """For each entry ID: (bank ID, signal type, active?)."""
+    """For each entry among ``entry_ids`` and ID ``runs``: (bank ID, signal type, active?)."""
     found: dict[int, tuple[int, str, bool]] = {}
+    query = select(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.removed_at)
     ids = list(entry_ids)
     for start in range(0, len(ids), 1000):
         for entry_id, bank_id, kind, removed in session.execute(
-            select(
-                BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.removed_at
-            ).where(BankEntry.id.in_(ids[start : start + 1000]))
+            query.where(BankEntry.id.in_(ids[start : start + 1000]))
+        ):
+            found[entry_id] = (bank_id, kind, removed is None)
+    for first, last in runs:
+        for entry_id, bank_id, kind, removed in session.execute(
+            query.where(BankEntry.id.between(first, last))
         ):
             found[entry_id] = (bank_id, kind, removed is None)
     return found

@@ -45,6 +45,17 @@ from redress.store.store import (
 IndexFactory = Callable[[], PdqIndex]
 
 
+def id_runs_merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge overlapping or touching ID runs."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(runs):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return merged
+
+
 def _grow(array: npt.NDArray[np.int32], size: int) -> npt.NDArray[np.int32]:
     if size <= len(array):
         return array
@@ -128,7 +139,8 @@ class IndexFollower:
         self.stats.last_seq = seq
         self.stats.loaded_in_s = time.perf_counter() - began
         self.stats.hashes_loaded = loaded
-        self.stats.entries = len(self.index)
+        # Counted from our own map: len() of an index may be O(n).
+        self.stats.entries = int(np.count_nonzero(self._bank_of))
         return self.stats
 
     def _load_banks(self, session: Session) -> None:
@@ -165,8 +177,10 @@ class IndexFollower:
                 return 0
             if any(c.op is ChangeOp.BANK for c in changes):
                 self._load_banks(session)
-            ids = sorted({c.entry_id for c in changes if c.entry_id is not None})
-            state = active_entry_state(session, ids)
+            runs = [c.run for c in changes if c.run is not None]
+            state = active_entry_state(session, runs=id_runs_merge(runs))
+            ids = sorted(state)
+        # Entries are never deleted, only marked removed, so every named ID is in ``state``.
         to_add: list[int] = []
         to_remove: list[int] = []
         for entry_id in ids:

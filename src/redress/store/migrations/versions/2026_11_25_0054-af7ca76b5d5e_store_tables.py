@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("op", sa.String(length=8), nullable=False),
         sa.Column("entry_id", sa.BigInteger(), nullable=True),
+        sa.Column("entry_id_end", sa.BigInteger(), nullable=True),
         sa.Column("bank_id", sa.Integer(), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_index_change")),
@@ -120,17 +121,11 @@ def upgrade() -> None:
         sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("metadata", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["bank_id"], ["bank.id"], name=op.f("fk_bank_entry_bank_id_bank"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_entry")),
         sa.UniqueConstraint(
-            "bank_id", "signal_type", "value", name=op.f("uq_bank_entry_bank_id_signal_type_value")
+            "signal_type", "value", "bank_id", name=op.f("uq_bank_entry_signal_type_value_bank_id")
         ),
     )
-    with op.batch_alter_table("bank_entry", schema=None) as batch_op:
-        batch_op.create_index("ix_bank_entry_signal_value", ["signal_type", "value"], unique=False)
-
     op.create_table(
         "import_checkpoint",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -305,9 +300,6 @@ def downgrade() -> None:
 
     op.drop_table("seen_hash")
     op.drop_table("import_checkpoint")
-    with op.batch_alter_table("bank_entry", schema=None) as batch_op:
-        batch_op.drop_index("ix_bank_entry_signal_value")
-
     op.drop_table("bank_entry")
     with op.batch_alter_table("seen_item", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_seen_item_sha256"))

@@ -1,0 +1,66 @@
+"""From media files to the store's inputs: bank entries and matcher queries.
+
+The only place the store touches the signals domain: :func:`entries_for_signals`
+turns a hashed file into the entries ``redress bank add`` / ``case create``
+store, :func:`query_for_signals` into the :class:`MediaQuery` the matcher takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from redress.config import Settings
+from redress.signals import HashOptions, MediaSignals, hash_file
+from redress.signals.types import SignalKind
+from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
+
+
+def hash_options(settings: Settings, *, dihedral: bool = False) -> HashOptions:
+    """Hashing options from the settings (limits and quality minimum)."""
+    return HashOptions(
+        dihedral=dihedral,
+        max_image_pixels=settings.max_image_pixels,
+        max_video_seconds=settings.max_video_seconds,
+        max_file_bytes=settings.max_file_bytes,
+        quality_min=settings.pdq_quality_min,
+    )
+
+
+def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
+    """The entries that bank one file: its PDQ (or vPDQ) and its exact MD5 and SHA-256."""
+    meta: JsonObject = {"file": name, "media_type": signals.media_type} if name else {}
+    entries: list[EntryIn] = []
+    if signals.kind == "video" and signals.vpdq:
+        frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq)
+        entries.append(EntryIn(SignalKind.VPDQ, frames=frames, metadata=meta))
+    elif signals.pdq is not None and signals.hashable:
+        entries.append(
+            EntryIn(SignalKind.PDQ, signals.pdq.bits, signals.pdq.quality, metadata=meta)
+        )
+    entries.append(EntryIn(SignalKind.MD5, bytes.fromhex(signals.md5), metadata=meta))
+    entries.append(EntryIn(SignalKind.SHA256, bytes.fromhex(signals.sha256), metadata=meta))
+    return entries
+
+
+def entries_for_files(paths: Sequence[Path], settings: Settings) -> list[EntryIn]:
+    """Hash each file (on this machine) and return the entries that bank them."""
+    options = hash_options(settings)
+    entries: list[EntryIn] = []
+    for path in paths:
+        entries += entries_for_signals(hash_file(path, options), path.name)
+    return entries
+
+
+def query_for_signals(signals: MediaSignals) -> MediaQuery:
+    """The matcher's query for a hashed file (dihedral hashes included when computed)."""
+    pdq = ((signals.pdq,) if signals.pdq is not None else ()) + tuple(signals.dihedral)
+    return MediaQuery(
+        kind=signals.kind,
+        sha256=bytes.fromhex(signals.sha256),
+        md5=bytes.fromhex(signals.md5),
+        size=signals.size,
+        media_type=signals.media_type,
+        pdq=pdq,
+        vpdq=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq),
+    )

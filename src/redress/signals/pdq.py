@@ -123,6 +123,8 @@ def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:
             ) from exc
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
             raise _decode_error(exc, fmt) from exc
+        if fmt.name == "PNG":
+            _verify_png(data, fmt)
     width, height = image.size
     if width * height > max_pixels:
         raise MediaTooLargeError(
@@ -270,6 +272,16 @@ def pdq_from_buffer64(buffer64: FloatArray) -> PdqHash:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _verify_png(data: bytes, fmt: MediaFormat) -> None:
+    # Pillow's decoder does not check chunk checksums; verify() does, so a
+    # corrupted PNG is reported instead of hashed as whatever inflates.
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as probe:
+            probe.verify()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise _decode_error(exc, fmt) from exc
 
 
 @contextlib.contextmanager

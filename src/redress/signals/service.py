@@ -12,16 +12,18 @@ import hashlib
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from redress.signals import pdq as pdq_image
 from redress.signals.errors import (
+    CorruptMediaError,
     EmptyFileError,
     MediaTooLargeError,
+    TruncatedMediaError,
     UnreadableFileError,
 )
 from redress.signals.options import HashOptions
-from redress.signals.sniff import SNIFF_BYTES, MediaFormat, sniff
+from redress.signals.sniff import SNIFF_BYTES, MediaFormat, declares_more_than, sniff
 from redress.signals.types import PdqHash, VpdqFrame
 from redress.signals.vpdq import VideoHashes, hash_video
 
@@ -116,7 +118,7 @@ def hash_file(path: Path, options: HashOptions) -> MediaSignals:
             fmt = sniff(head)
             if fmt.kind == "image":
                 data = head + handle.read()
-                return _hash_image(data, fmt, options)
+                return hash_bytes(data, options, name=str(path))
             sha256, md5 = hashlib.sha256(head), hashlib.md5(head, usedforsecurity=False)
             while chunk := handle.read(_CHUNK):
                 sha256.update(chunk)
@@ -129,7 +131,12 @@ def hash_file(path: Path, options: HashOptions) -> MediaSignals:
         raise UnreadableFileError(f"permission denied: {path}", code="unreadable") from exc
     except OSError as exc:
         raise UnreadableFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    video = hash_video(str(path), options)
+    try:
+        video = hash_video(str(path), options)
+    except CorruptMediaError as exc:
+        with path.open("rb") as handle:
+            _raise_if_truncated(exc, handle, size, fmt)
+        raise
     return _video_signals(video, fmt, size, sha256.hexdigest(), md5.hexdigest(), options)
 
 
@@ -141,9 +148,13 @@ def hash_bytes(data: bytes, options: HashOptions, *, name: str | None = None) ->
         fmt = sniff(data[:SNIFF_BYTES])
     except EmptyFileError as exc:
         raise EmptyFileError(f"{label}{exc.message}") from exc
-    if fmt.kind == "image":
-        return _hash_image(data, fmt, options)
-    video = hash_video(io.BytesIO(data), options)
+    try:
+        if fmt.kind == "image":
+            return _hash_image(data, fmt, options)
+        video = hash_video(io.BytesIO(data), options)
+    except CorruptMediaError as exc:
+        _raise_if_truncated(exc, io.BytesIO(data), len(data), fmt)
+        raise
     return _video_signals(
         video,
         fmt,
@@ -155,6 +166,15 @@ def hash_bytes(data: bytes, options: HashOptions, *, name: str | None = None) ->
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _raise_if_truncated(
+    exc: CorruptMediaError, stream: IO[bytes], size: int, fmt: MediaFormat
+) -> None:
+    if declares_more_than(stream, size, fmt):
+        raise TruncatedMediaError(
+            f"the {fmt.name} file is truncated: its header promises more than its {size} bytes"
+        ) from exc
 
 
 def _check_size(size: int, options: HashOptions) -> None:

@@ -9,12 +9,12 @@ than as an unknown type.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import IO, Literal
 
 from redress.signals.errors import EmptyFileError, UnsupportedMediaError
 
 # How many leading bytes sniff() needs to see.
-SNIFF_BYTES = 64
+SNIFF_BYTES = 512
 
 SniffedKind = Literal["image", "video", "audio"]
 
@@ -94,7 +94,9 @@ def _sniff(head: bytes) -> MediaFormat | None:
     if head.startswith(b"OggS"):
         # Ogg may hold Theora video; the decoder decides, audio-only is reported then.
         return MediaFormat("video", "ogg", "video/ogg")
-    if head.startswith((b"ID3", b"fLaC")) or (head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if head.startswith((b"ID3", b"fLaC")) or (
+        len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    ):
         return MediaFormat("audio", "mp3" if not head.startswith(b"fLaC") else "flac", "audio/mpeg")
     return None
 
@@ -115,3 +117,31 @@ def _sniff_iso_bmff(head: bytes) -> MediaFormat:
     if major == b"qt  ":
         return MediaFormat("video", "mov", "video/quicktime")
     return MediaFormat("video", "mp4", "video/mp4")
+
+
+def declares_more_than(stream: IO[bytes], total: int, fmt: MediaFormat) -> bool:
+    """Whether the container's own length fields promise more bytes than the ``total`` present.
+
+    Used after a decoder fails, to tell a truncated file (cut short in a
+    download or copy) from a corrupt one. Knows RIFF (WebP, AVI, WAV) and
+    ISO-BMFF (MP4, MOV, HEIF) top-level boxes; ``False`` for other formats.
+    """
+    stream.seek(0)
+    head = stream.read(12)
+    if head[:4] == b"RIFF":
+        return int.from_bytes(head[4:8], "little") + 8 > total
+    if fmt.name not in {"mp4", "mov", "HEIF", "AVIF"}:
+        return False
+    offset = 0
+    while offset + 8 <= total:
+        stream.seek(offset)
+        header = stream.read(16)
+        size = int.from_bytes(header[0:4], "big")
+        if size == 1 and len(header) >= 16:  # 64-bit "largesize"
+            size = int.from_bytes(header[8:16], "big")
+        elif size == 0:  # box runs to the end of the file
+            return False
+        if size < 8:  # not a box: corrupt rather than short
+            return False
+        offset += size
+    return offset > total

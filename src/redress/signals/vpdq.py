@@ -118,16 +118,24 @@ def hash_video(source: str | Path | IO[bytes], options: HashOptions) -> VideoHas
         container = av.open(source, mode="r")
     except av.error.InvalidDataError as exc:
         raise CorruptMediaError(f"the video container cannot be read: {exc}") from exc
+    except av.error.EOFError as exc:
+        raise TruncatedMediaError(f"the container ends before its first frame: {exc}") from exc
     except (av.error.FFmpegError, ValueError) as exc:
         raise UnsupportedMediaError(f"FFmpeg cannot open this file: {exc}") from exc
     with container:
-        if not container.streams.video:
+        # Cover art in an audio file is a one-picture "video" stream; it is not a video.
+        pictures = [
+            stream
+            for stream in container.streams.video
+            if not stream.disposition & av.stream.Disposition.attached_pic
+        ]
+        if not pictures:
             if container.streams.audio:
                 raise NoVideoFramesError(
                     "the file holds audio only, no picture to hash", code="audio_only"
                 )
             raise NoVideoFramesError("the file holds no video stream", code="no_video_frames")
-        return _hash_stream(container, container.streams.video[0], options)
+        return _hash_stream(container, pictures[0], options)
 
 
 def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHashes:

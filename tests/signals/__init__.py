@@ -1,0 +1,1 @@
+"""Tests of the signals domain (src/redress/signals/)."""

@@ -290,7 +290,22 @@ class PipelineService:
         key: KeyInfo | None,
         idempotency_key: str | None = None,
     ) -> ScanResult:
-        """A synchronous scan by hashes: accept, match, decide and record in one transaction."""
+        """A synchronous scan by hashes: match, decide and record (one INSERT for the item)
+        in the caller's transaction. Raises the item's error, if it has one."""
+        (answer,) = self.scan_hashes_many(session, [(submission, idempotency_key)], key=key)
+        if isinstance(answer, RedressError):
+            raise answer
+        return answer
+
+    def _scan_one(
+        self,
+        session: Session,
+        submission: HashSubmission,
+        *,
+        key: KeyInfo | None,
+        idempotency_key: str | None = None,
+    ) -> ScanResult:
+        # Accept first, then decide: the path that resolves idempotency-key races.
         item, created = self.accept(session, submission, key=key, idempotency_key=idempotency_key)
         if created:
             query = MatchQuery(
@@ -501,7 +516,7 @@ class PipelineService:
     ) -> ScanResult | RedressError:
         try:
             with session.begin_nested():
-                return self.scan_hashes(session, submission, key=key, idempotency_key=idem)
+                return self._scan_one(session, submission, key=key, idempotency_key=idem)
         except RedressError as exc:
             return exc
 

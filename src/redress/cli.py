@@ -74,6 +74,7 @@ def _register_domains() -> None:
     from redress.connectors.telegram import cli as telegram_cli
     from redress.evidence import cli as evidence_cli
     from redress.index import cli as index_cli
+    from redress.pipeline import cli as pipeline_cli
     from redress.signals import cli as signals_cli
     from redress.store import cli as store_cli
     from redress.web import cli as web_cli
@@ -82,6 +83,7 @@ def _register_domains() -> None:
     index_cli.register(app, bench_app)
     store_cli.register(app, bench_app)
     evidence_cli.register(app, bench_app)
+    pipeline_cli.register(app, bench_app)
     web_cli.register(app, bench_app)
     telegram_cli.register(app, bench_app)
 

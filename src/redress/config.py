@@ -137,10 +137,75 @@ class Settings(BaseSettings):
         description="Long-polling timeout of getUpdates, in seconds.",
     )
 
+    api_max_body_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=1024,
+        description="Largest request body the API accepts; bigger ones get 413.",
+    )
+    api_rate_per_second: float = Field(
+        default=200.0,
+        gt=0,
+        description="Default per-API-key request rate (token bucket refill per second).",
+    )
+    api_rate_burst: int = Field(
+        default=400,
+        ge=1,
+        description="Default per-API-key burst (token bucket size).",
+    )
+    api_key_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a verified API key is trusted without a database read (0: never).",
+    )
+    api_batch_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most items one POST /api/v1/scan/batch may carry.",
+    )
+    queue_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Bound of the scan queue; when full the API answers 503 with Retry-After.",
+    )
+    pipeline_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that process queued media in the embedded (no broker) mode.",
+    )
+    policy_path: Path | None = Field(
+        default=None,
+        description="TOML policy file (docs/pipeline.md); default: policy.toml in home if present.",
+    )
+    scan_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts before a queued item that keeps failing becomes a dead letter.",
+    )
+    scan_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker holds a queued item before another may take it over.",
+    )
+    broker_visibility_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds before Redis re-delivers a task whose worker died without acking.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds to wait for a webhook receiver to answer.",
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def effective_policy_path(self) -> Path:
+        """The policy file in force: the configured one or policy.toml in home."""
+        return self.policy_path if self.policy_path is not None else self.home / "policy.toml"
 
     @property
     def effective_database_url(self) -> str:

@@ -1,18 +1,24 @@
-"""Fixtures for the portal's in-browser hashing: a local site and the system Chromium.
+"""Fixtures of the web tests.
 
-The browser tests skip with the reason when Chromium or Playwright is
-missing, unless ``REDRESS_REQUIRE_SERVICES=1`` (CI), which makes them fail.
+The API tests get a fresh app per test, served in-process over httpx's
+ASGITransport with its lifespan running, on SQLite and on PostgreSQL. The
+portal's browser tests get the system Chromium driven by Playwright; they skip
+with the reason when Chromium or Playwright is missing, unless
+``REDRESS_REQUIRE_SERVICES=1`` (CI), which makes them fail.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from web_support import Api, serving
 
+from redress.config import Settings
 from redress.web.browser import DEFAULT_CHROMIUM, PortalSite, headless_chromium
 
 if TYPE_CHECKING:
@@ -63,3 +69,26 @@ def harness_page(chromium: Browser, portal_site: PortalSite) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(redress_home: Path, database_url: str) -> Settings:
+    return Settings(
+        home=redress_home,
+        database_url=database_url,
+        queue_size=20,
+        pipeline_threads=1,
+        api_rate_per_second=10_000.0,
+        api_rate_burst=10_000,
+    )
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async with serving(settings) as running:
+        yield running

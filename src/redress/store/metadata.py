@@ -11,6 +11,7 @@ def load_all_models() -> MetaData:
     """Import each domain's ``models`` module (registering its tables) and return the metadata."""
     import redress.connectors.telegram.models
     import redress.evidence.models
+    import redress.pipeline.models
     import redress.store.models  # noqa: F401
 
     return Base.metadata

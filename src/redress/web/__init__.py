@@ -1,6 +1,7 @@
-"""Web layer. So far: the victim portal's in-browser hashing assets
-(``static/portal/``), the hash-set definition they share with the server
-(:mod:`redress.web.hashset`) and the headless-Chromium harness that proves them
-(:mod:`redress.web.browser`, ``redress bench portal``)."""
+"""Web: the FastAPI app factory and REST API (docs/api.md), and the victim portal's
+in-browser hashing assets (``static/portal/``) with the hash-set definition they
+share with the server (:mod:`redress.web.hashset`)."""
 
-__all__: list[str] = []
+from redress.web.app import AppState, create_app
+
+__all__ = ["AppState", "create_app"]

@@ -1,4 +1,9 @@
-"""Errors of the web layer (the victim portal's hashing assets so far).
+"""Errors of the web layer, and the one JSON envelope every error is answered with.
+
+``{"ok": false, "error": "<code>", "detail": "<message>", "status": N}`` for a
+``RedressError`` (its code and status), Starlette's 404/405, a request that
+fails validation (422 ``validation_error``) and anything unexpected (500
+``internal_error``, with the traceback only in the log).
 
 Hierarchy (this module)::
 
@@ -10,7 +15,19 @@ Hierarchy (this module)::
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from redress.errors import InvalidInputError, RedressError
+from redress.pipeline.errors import QueueFullError, RateLimitedError
+
+log = logging.getLogger(__name__)
 
 
 class HashSetInvalidError(InvalidInputError):
@@ -25,3 +42,89 @@ class BrowserUnavailableError(RedressError):
 
     code = "browser_unavailable"
     status_code = 500
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response."""
+
+    ok: bool = False
+    error: str
+    detail: str
+    status: int
+
+
+def envelope(
+    code: str, detail: str, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A JSON error response in the one envelope."""
+    body = {"ok": False, "error": code, "detail": detail, "status": status}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` a route declares for its errors (the envelope model each)."""
+    return {
+        s: {"model": ErrorEnvelope, "description": _HTTP_CODES.get(s, "error")} for s in statuses
+    }
+
+
+def redress_error_response(exc: RedressError) -> JSONResponse:
+    """Render a RedressError, with Retry-After where the error carries one."""
+    headers: dict[str, str] | None = None
+    if isinstance(exc, RateLimitedError | QueueFullError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after + 0.499)))}
+    if exc.status_code == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return envelope(exc.code, exc.message, exc.status_code, headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:10]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, expected or not, answer in the envelope."""
+
+    async def on_redress(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RedressError)
+        return redress_error_response(exc)
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else code
+        headers = dict(exc.headers) if exc.headers else None
+        return envelope(code, detail, exc.status_code, headers)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return envelope("validation_error", _validation_detail(exc), 422)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return envelope("internal_error", "an internal error occurred; it has been logged", 500)
+
+    app.add_exception_handler(RedressError, on_redress)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,169 @@
+"""Build the pipeline once per process from settings: engine, services, queue, limiter.
+
+The app factory, ``redress worker`` and the CLI all call :func:`build_pipeline`,
+so the web layer, the workers and the command line run the same core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from redress.actions.interfaces import Actioner, ActionKind
+from redress.actions.webhook import WebhookSender
+from redress.config import Settings
+from redress.index.interfaces import PdqIndex
+from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
+from redress.pipeline.keys import VerifiedKeys
+from redress.pipeline.policy import load_policy
+from redress.pipeline.queue import EmbeddedQueue, JobQueue
+from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
+from redress.pipeline.service import PipelineService, ProcessReport, ScanRunner
+from redress.store.db import make_engine
+
+
+@dataclass
+class PipelineParts:
+    """Optional collaborators; anything left out is built from the settings."""
+
+    matcher: Matcher | None = None
+    index_factory: Callable[[], PdqIndex] | None = None  # the bank index (default: brute force)
+    hasher: Hasher | None = None
+    classifier: MediaClassifier | None = None
+    actioners: Mapping[ActionKind, Actioner] = field(default_factory=dict)
+    http: httpx.Client | None = None
+
+
+@dataclass
+class PipelineContainer:
+    """Everything one process needs to accept and process scans."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    service: PipelineService
+    runner: ScanRunner
+    queue: JobQueue
+    limiter: RateLimiter
+    http: httpx.Client
+    redis: Any | None
+    keys: VerifiedKeys
+    on_processed: list[Callable[[ProcessReport], None]] = field(default_factory=list)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the queue and release connections (reverse order of building)."""
+        self.queue.stop()
+        for closer in reversed(self._closers):
+            closer()
+
+
+def default_matcher(
+    settings: Settings, engine: Engine, index_factory: Callable[[], PdqIndex] | None = None
+) -> Matcher:
+    """The store's matcher over the configured database, on ``index_factory``'s index."""
+    from redress.pipeline.matching import StoreMatcher
+
+    if index_factory is None:
+        return StoreMatcher.build(settings, engine)
+    return StoreMatcher.build(settings, engine, index_factory)
+
+
+def default_hasher(settings: Settings) -> Hasher:
+    """The signals domain's hasher with options from the settings."""
+    from redress.pipeline.matching import SignalsHasher
+
+    return SignalsHasher(settings)
+
+
+def build_pipeline(
+    settings: Settings,
+    parts: PipelineParts | None = None,
+    *,
+    embedded_queue: bool = True,
+) -> PipelineContainer:
+    """Build the pipeline for ``settings``.
+
+    With ``REDRESS_BROKER_URL`` set, queued items go to Celery and rate limits live in
+    Redis; otherwise an in-process bounded queue (started here when
+    ``embedded_queue``) processes them.
+    """
+    parts = parts or PipelineParts()
+    closers: list[Callable[[], None]] = []
+    engine = make_engine(settings.effective_database_url)
+    closers.append(engine.dispose)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    http = parts.http or httpx.Client(timeout=settings.webhook_timeout)
+    if parts.http is None:
+        closers.append(http.close)
+    matcher = parts.matcher or default_matcher(settings, engine, parts.index_factory)
+    closer = getattr(matcher, "close", None)
+    if callable(closer):
+        closers.append(closer)
+    service = PipelineService(
+        matcher=matcher,
+        hasher=parts.hasher or default_hasher(settings),
+        policy=load_policy(settings.effective_policy_path),
+        classifier=parts.classifier,
+        pdq_quality_min=settings.pdq_quality_min,
+        max_attempts=settings.scan_max_attempts,
+    )
+    # Connectors add theirs (delete message, restrict user, notify case); blocking
+    # re-uploads is done here, in the store. (Imported here: it reads pipeline tables.)
+    from redress.actions.reupload import BlockReuploadActioner
+
+    actioners: dict[ActionKind, Actioner] = {
+        ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(sessions),
+        **parts.actioners,
+    }
+    runner = ScanRunner(
+        sessions,
+        service,
+        actioners=actioners,
+        webhooks=WebhookSender(http),
+        lease_seconds=settings.scan_lease_seconds,
+    )
+    redis: Any | None = None
+    queue: JobQueue
+    limiter: RateLimiter
+    on_processed: list[Callable[[ProcessReport], None]] = []
+    if settings.broker_url:
+        import redis as redis_lib
+
+        from redress.pipeline.tasks import CeleryQueue, make_celery
+
+        redis = redis_lib.Redis.from_url(settings.broker_url)
+        celery = make_celery(settings, lambda: runner)
+        queue = CeleryQueue(celery, redis, settings.queue_size)
+        limiter = RedisTokenBuckets(redis)
+    else:
+        embedded = EmbeddedQueue(
+            runner,
+            size=settings.queue_size,
+            threads=settings.pipeline_threads,
+            on_processed=lambda report: [f(report) for f in on_processed],
+        )
+        queue = embedded
+        limiter = LocalTokenBuckets()
+    container = PipelineContainer(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        service=service,
+        runner=runner,
+        queue=queue,
+        limiter=limiter,
+        http=http,
+        redis=redis,
+        keys=VerifiedKeys(settings.api_key_cache_seconds),
+        on_processed=on_processed,
+        _closers=closers,
+    )
+    if embedded_queue:
+        queue.start()
+    return container

@@ -1,0 +1,109 @@
+"""The pipeline's collaborators over the real domains: the store's matcher (with its
+index follower) and the signals hasher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from redress.actions.interfaces import ActionTarget
+from redress.config import Settings
+from redress.errors import ConfigurationError
+from redress.index import BruteForceIndex, PdqIndex
+from redress.pipeline.interfaces import MatchQuery, MediaDigest
+from redress.signals import HashOptions, hash_bytes
+from redress.store.errors import BankNotFoundError
+from redress.store.interfaces import MatchResult, MediaQuery, SightingIn, VpdqFrameIn
+from redress.store.service import Matcher
+from redress.store.store import SqlBankStore
+from redress.store.sync import IndexFollower
+
+
+def media_query(query: MatchQuery, kind: str = "image") -> MediaQuery:
+    """The store's form of a pipeline query."""
+    return MediaQuery(
+        kind="video" if query.vpdq else kind,
+        sha256=bytes.fromhex(query.sha256) if query.sha256 else None,
+        md5=bytes.fromhex(query.md5) if query.md5 else None,
+        pdq=query.pdq,
+        vpdq=tuple(VpdqFrameIn(n, f.pdq, f.ts) for n, f in enumerate(query.vpdq)),
+    )
+
+
+class StoreMatcher:
+    """Matches through ``redress.store.service.Matcher`` and records each item (and where
+    it was seen) in the seen-media history, for retroactive matching."""
+
+    def __init__(self, matcher: Matcher, follower: IndexFollower, *, follow: bool = True) -> None:
+        self.matcher = matcher
+        self.follower = follower
+        if follow:
+            follower.run()
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        index_factory: Callable[[], PdqIndex] = BruteForceIndex,
+    ) -> StoreMatcher:
+        """Load the bank index from the database and follow its changes."""
+        follower = IndexFollower(engine, index_factory, quality_min=settings.pdq_quality_min)
+        follower.start()
+        return cls(Matcher(follower, quality_min=settings.pdq_quality_min), follower)
+
+    def match(
+        self,
+        session: Session,
+        query: MatchQuery,
+        target: ActionTarget | None = None,
+        *,
+        record: bool = True,
+    ) -> list[MatchResult]:
+        """Match; with ``record``, also record the item (and its sighting) in the
+        seen-media history."""
+        if not record:
+            return self.matcher.match(session, media_query(query))
+        sighting = None
+        if target is not None and any(
+            (target.platform, target.chat_id, target.message_id, target.user_id)
+        ):
+            sighting = SightingIn(
+                platform=target.platform,
+                chat=target.chat_id,
+                message_id=target.message_id,
+                sender=target.user_id,
+            )
+        return list(self.matcher.scan(session, media_query(query), sighting).matches)
+
+    def bank_exists(self, session: Session, name: str) -> bool:
+        """Whether the bank exists."""
+        try:
+            SqlBankStore(session).get_bank(name)
+        except BankNotFoundError:
+            return False
+        return True
+
+    def check(self) -> None:
+        """Ready once the index is loaded and its follower thread runs."""
+        thread = getattr(self.follower, "_thread", None)
+        if thread is not None and not thread.is_alive():
+            raise ConfigurationError("the index follower has stopped")
+
+    def close(self) -> None:
+        """Stop following the change log."""
+        self.follower.stop()
+
+
+class SignalsHasher:
+    """Hashes media with ``redress.signals`` using options from the settings (the fast,
+    reduced-scale JPEG decode that scanning uses; never the HMA-compatible mode)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.options = HashOptions.from_settings(settings)
+
+    def hash_bytes(self, data: bytes, name: str | None = None) -> MediaDigest:
+        """Hash one item held in memory; raises ``HashError`` for bytes it cannot decode."""
+        return hash_bytes(data, self.options, name=name)

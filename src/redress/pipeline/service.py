@@ -1,0 +1,807 @@
+"""The pipeline: hash -> match -> policy -> outcome, each step recorded on the item.
+
+:class:`PipelineService` holds the rules and works inside a session the edge
+gives it (a request, a worker task, a CLI command), which commits.
+:class:`ScanRunner` is that edge for queued media: it counts the attempt,
+hashes outside any transaction, decides inside one, and only after the
+commit performs the outbox's actions and sends the job's webhook callback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from redress.actions.interfaces import (
+    Actioner,
+    ActionKind,
+    ActionRequest,
+    ActionResult,
+    ActionTarget,
+)
+from redress.actions.webhook import WebhookDelivery, WebhookSender
+from redress.errors import RedressError
+from redress.pipeline.errors import IdempotencyConflictError, UnknownBankError
+from redress.pipeline.interfaces import (
+    Hasher,
+    Matcher,
+    MatchQuery,
+    MediaClassifier,
+    MediaDigest,
+    Outcome,
+    VpdqQueryFrame,
+)
+from redress.pipeline.keys import KeyInfo
+from redress.pipeline.models import ApiKey, ScanItem
+from redress.pipeline.policy import Decision, Policy, PolicySignals
+from redress.pipeline.store import DEAD, DONE, QUEUED, ScanStore
+from redress.pipeline.text import find_personal_details
+from redress.signals.types import PdqHash
+from redress.store.interfaces import MatchResult
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    """The current UTC time (the default clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanContext:
+    """Where an item came from and what came with it, beyond its bytes or hashes."""
+
+    source: str = "api"
+    caption: str | None = None
+    reporters: int = 0
+    trusted_flagger: bool = False
+    target: ActionTarget = field(default_factory=ActionTarget)
+    banks: tuple[str, ...] = ()
+    callback_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form for the item's ``request`` column."""
+        data = asdict(self)
+        data["banks"] = list(self.banks)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScanContext:
+        """Rebuild from :meth:`to_json`."""
+        return cls(
+            source=str(data.get("source", "api")),
+            caption=data.get("caption"),
+            reporters=int(data.get("reporters", 0)),
+            trusted_flagger=bool(data.get("trusted_flagger", False)),
+            target=ActionTarget(**(data.get("target") or {})),
+            banks=tuple(data.get("banks") or ()),
+            callback_url=data.get("callback_url"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HashSubmission:
+    """A scan by hashes (a helpline, a client that hashes on its side)."""
+
+    query: MatchQuery
+    context: ScanContext = field(default_factory=ScanContext)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSubmission:
+    """A scan by upload: the media bytes themselves."""
+
+    data: bytes
+    filename: str | None = None
+    context: ScanContext = field(default_factory=ScanContext)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicMatch:
+    """A match as the submitter sees it: the bank and the kind of signal, no distance."""
+
+    bank: str
+    signal: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What the submitter of an item sees. Never near misses or distances."""
+
+    item_id: str
+    status: str
+    mode: str
+    outcome: str | None
+    priority: int | None
+    matches: tuple[PublicMatch, ...]
+    actions: tuple[str, ...]
+    personal_details: tuple[str, ...]
+    error_code: str | None
+    error_detail: str | None
+    created: bool = True
+
+
+def _query_json(query: MatchQuery) -> dict[str, Any]:
+    return {
+        "pdq": [[h.hex, h.quality] for h in query.pdq],
+        "md5": query.md5,
+        "sha256": query.sha256,
+        "vpdq": [[f.pdq.hex, f.quality, f.ts] for f in query.vpdq],
+    }
+
+
+def _query_from_json(data: Mapping[str, Any], banks: tuple[str, ...]) -> MatchQuery:
+    return MatchQuery(
+        pdq=tuple(PdqHash.from_hex(h, int(q)) for h, q in data.get("pdq", [])),
+        md5=data.get("md5"),
+        sha256=data.get("sha256"),
+        vpdq=tuple(
+            VpdqQueryFrame(PdqHash.from_hex(h, int(q)), int(q), float(ts))
+            for h, q, ts in data.get("vpdq", [])
+        ),
+        banks=banks,
+    )
+
+
+def _fingerprint(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def scan_result(item: ScanItem, *, created: bool = True) -> ScanResult:
+    """The submitter's view of an item."""
+    result = item.result or {}
+    return ScanResult(
+        item_id=item.id,
+        status=item.status,
+        mode=item.mode,
+        outcome=item.outcome,
+        priority=item.priority,
+        matches=tuple(PublicMatch(m["bank"], m["signal"]) for m in result.get("matches", [])),
+        actions=tuple(result.get("actions", [])),
+        personal_details=tuple(result.get("personal_details", [])),
+        error_code=item.error_code,
+        error_detail=item.error_detail,
+        created=created,
+    )
+
+
+class PipelineService:
+    """The rules of hash -> match -> policy -> outcome; works in a session it is given."""
+
+    def __init__(
+        self,
+        *,
+        matcher: Matcher,
+        hasher: Hasher | None,
+        policy: Policy,
+        classifier: MediaClassifier | None = None,
+        pdq_quality_min: int = 50,
+        max_attempts: int = 3,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.matcher = matcher
+        self.hasher = hasher
+        self.policy = policy
+        self.classifier = classifier
+        self.pdq_quality_min = pdq_quality_min
+        self.max_attempts = max_attempts
+        self.clock = clock
+
+    # -- accepting -------------------------------------------------------------------------
+
+    def _check_banks(self, session: Session, banks: Sequence[str]) -> None:
+        for bank in banks:
+            if not self.matcher.bank_exists(session, bank):
+                raise UnknownBankError(f"no bank named {bank!r}")
+
+    def _prepare(
+        self,
+        submission: HashSubmission | MediaSubmission,
+        key: KeyInfo | None,
+        idempotency_key: str | None,
+    ) -> ScanItem:
+        """A new, not yet stored item for a submission, with its request fingerprint."""
+        context = submission.context
+        if isinstance(submission, MediaSubmission):
+            mode = "media"
+            request: dict[str, Any] = {"context": context.to_json()}
+            fingerprint = _fingerprint(
+                {"media": hashlib.sha256(submission.data).hexdigest(), **request}
+            )
+        else:
+            mode = "hashes"
+            request = {"context": context.to_json(), "query": _query_json(submission.query)}
+            fingerprint = _fingerprint(request)
+        return ScanItem(
+            id=uuid.uuid4().hex,
+            api_key_id=key.id if key is not None else None,
+            idempotency_scope=f"key:{key.id}" if key is not None else "local",
+            idempotency_key=idempotency_key,
+            request_sha256=fingerprint,
+            mode=mode,
+            source=context.source,
+            status=QUEUED,
+            attempts=0,
+            created_at=self.clock(),
+            filename=submission.filename if isinstance(submission, MediaSubmission) else None,
+            request=request,
+            callback_url=context.callback_url,
+        )
+
+    def accept(
+        self,
+        session: Session,
+        submission: HashSubmission | MediaSubmission,
+        *,
+        key: KeyInfo | None,
+        idempotency_key: str | None,
+    ) -> tuple[ScanItem, bool]:
+        """Record an item as queued (media spooled in the database); return it and whether
+        it is new. An item already accepted under the same idempotency key is returned
+        as it is; the same key with a different request is an
+        :class:`IdempotencyConflictError`."""
+        self._check_banks(session, submission.context.banks)
+        item = self._prepare(submission, key, idempotency_key)
+        store = ScanStore(session)
+        scope, fingerprint = item.idempotency_scope, item.request_sha256
+        if idempotency_key is not None:
+            existing = store.by_idempotency(scope, idempotency_key)
+            if existing is not None:
+                if existing.request_sha256 != fingerprint:
+                    raise IdempotencyConflictError(
+                        "this Idempotency-Key was used for a different request"
+                    )
+                return existing, False
+        media = submission.data if isinstance(submission, MediaSubmission) else None
+        if idempotency_key is None:
+            return store.add(item, media), True  # nothing to race on: no savepoint needed
+        try:
+            with session.begin_nested():
+                store.add(item, media)
+        except IntegrityError:
+            # A concurrent request with the same idempotency key won the race.
+            existing = store.by_idempotency(scope, idempotency_key)
+            if existing is None:
+                raise
+            if existing.request_sha256 != fingerprint:
+                raise IdempotencyConflictError(
+                    "this Idempotency-Key was used for a different request"
+                ) from None
+            return existing, False
+        return item, True
+
+    def scan_hashes(
+        self,
+        session: Session,
+        submission: HashSubmission,
+        *,
+        key: KeyInfo | None,
+        idempotency_key: str | None = None,
+    ) -> ScanResult:
+        """A synchronous scan by hashes: match, decide and record (one INSERT for the item)
+        in the caller's transaction. Raises the item's error, if it has one."""
+        (answer,) = self.scan_hashes_many(session, [(submission, idempotency_key)], key=key)
+        if isinstance(answer, RedressError):
+            raise answer
+        return answer
+
+    def _scan_one(
+        self,
+        session: Session,
+        submission: HashSubmission,
+        *,
+        key: KeyInfo | None,
+        idempotency_key: str | None = None,
+    ) -> ScanResult:
+        # Accept first, then decide: the path that resolves idempotency-key races.
+        item, created = self.accept(session, submission, key=key, idempotency_key=idempotency_key)
+        if created:
+            query = MatchQuery(
+                pdq=submission.query.pdq,
+                md5=submission.query.md5,
+                sha256=submission.query.sha256,
+                vpdq=submission.query.vpdq,
+                banks=submission.context.banks,
+            )
+            self.decide(session, item, query, submission.context, steps=[])
+        return scan_result(item, created=created)
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def query_for(
+        self, digest: MediaDigest, banks: tuple[str, ...]
+    ) -> tuple[MatchQuery, list[str]]:
+        """The match query for hashed media, leaving out hashes too weak to match on."""
+        notes: list[str] = []
+        pdq: tuple[PdqHash, ...] = ()
+        if digest.pdq is not None:
+            if digest.hashable and digest.pdq.quality >= self.pdq_quality_min:
+                pdq = (digest.pdq,)
+            else:
+                notes.append("pdq_not_hashable_reliably")
+        frames = tuple(
+            VpdqQueryFrame(f.pdq, f.quality, f.ts)
+            for f in digest.vpdq
+            if f.quality >= self.pdq_quality_min
+        )
+        return (
+            MatchQuery(pdq=pdq, md5=digest.md5, sha256=digest.sha256, vpdq=frames, banks=banks),
+            notes,
+        )
+
+    def decide(
+        self,
+        session: Session,
+        item: ScanItem,
+        query: MatchQuery,
+        context: ScanContext,
+        *,
+        steps: list[dict[str, Any]],
+        data: bytes | None = None,
+        digest: MediaDigest | None = None,
+    ) -> Decision:
+        """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
+        decision, actions = self.evaluate(
+            session, item, query, context, steps=steps, data=data, digest=digest
+        )
+        store = ScanStore(session)
+        for action in actions:
+            store.add_action(item.id, action, item.finished_at or self.clock())
+        if item.mode == "media":
+            store.drop_media(item.id)
+        session.flush()
+        return decision
+
+    def evaluate(
+        self,
+        session: Session,
+        item: ScanItem,
+        query: MatchQuery,
+        context: ScanContext,
+        *,
+        steps: list[dict[str, Any]],
+        data: bytes | None = None,
+        digest: MediaDigest | None = None,
+    ) -> tuple[Decision, list[str]]:
+        """Match and apply the policy; set the outcome on ``item`` (stored or not) and
+        return the decision and the outbox action kinds the caller must write."""
+        now = self.clock()
+        matches: Sequence[MatchResult] = (
+            self.matcher.match(session, query, context.target, record=self._sighted(item, context))
+            if not query.empty
+            else ()
+        )
+        if query.banks:
+            matches = [m for m in matches if m.bank_name in query.banks]
+        steps.append(
+            {
+                "step": "match",
+                "at": now.isoformat(),
+                "candidates": [
+                    {
+                        "bank": m.bank_name,
+                        "purpose": m.bank_purpose.value,
+                        "entry": m.entry_id,
+                        "cases": list(m.case_ids),
+                        "signal": m.signal.value,
+                        "distance": m.distance,
+                    }
+                    for m in matches
+                ],
+            }
+        )
+        details = tuple(find_personal_details(context.caption)) if context.caption else ()
+        classifier = None
+        if self.classifier is not None and data is not None and digest is not None and not matches:
+            classifier = self.classifier.classify(data, digest)
+            steps.append({"step": "classifier", "name": self.classifier.name, **asdict(classifier)})
+        decision = self.policy.decide(
+            matches,
+            PolicySignals(
+                source=context.source,
+                reporters=context.reporters,
+                trusted_flagger=context.trusted_flagger,
+                personal_details=details,
+                classifier=classifier,
+            ),
+        )
+        steps.append(
+            {
+                "step": "policy",
+                "outcome": decision.outcome.value,
+                "priority": decision.priority,
+                "reasons": list(decision.reasons),
+                "actions": [a.value for a in decision.actions],
+            }
+        )
+        actions = [a.value for a in decision.actions]
+        if ActionKind.WEBHOOK.value in actions and not item.callback_url:
+            actions.remove(ActionKind.WEBHOOK.value)  # nowhere to send it
+        seen: dict[tuple[str, str], None] = {}
+        for m in matches:
+            seen[(m.bank_name, m.signal.value)] = None
+        item.outcome = decision.outcome.value
+        item.priority = decision.priority
+        item.status = DONE
+        item.finished_at = now
+        item.result = {
+            "matches": [{"bank": b, "signal": sig} for b, sig in seen],
+            "actions": actions,
+            "personal_details": sorted({d.kind.value for d in details}),
+        }
+        steps.append({"step": "outcome", "at": now.isoformat(), "outcome": decision.outcome.value})
+        item.steps = steps
+        return decision, actions
+
+    def scan_hashes_many(
+        self,
+        session: Session,
+        submissions: Sequence[tuple[HashSubmission, str | None]],
+        *,
+        key: KeyInfo | None,
+    ) -> list[ScanResult | RedressError]:
+        """Synchronous scans of many hash submissions (each with its own idempotency key),
+        written together: one multi-row INSERT for the items and one for their actions.
+        A bad item gets its error in its place; the others carry on."""
+        store = ScanStore(session)
+        scope = f"key:{key.id}" if key is not None else "local"
+        wanted = [k for _, k in submissions if k is not None]
+        known = store.by_idempotency_many(scope, wanted) if wanted else {}
+        banks_ok: dict[str, bool] = {}
+        answers: list[ScanResult | RedressError] = []
+        fresh: list[ScanItem] = []
+        outbox: list[tuple[str, str]] = []
+        for submission, idem in submissions:
+            try:
+                for bank in submission.context.banks:
+                    if bank not in banks_ok:
+                        banks_ok[bank] = self.matcher.bank_exists(session, bank)
+                    if not banks_ok[bank]:
+                        raise UnknownBankError(f"no bank named {bank!r}")
+                item = self._prepare(submission, key, idem)
+                existing = known.get(idem) if idem is not None else None
+                if existing is not None:
+                    if existing.request_sha256 != item.request_sha256:
+                        raise IdempotencyConflictError(
+                            "this Idempotency-Key was used for a different request"
+                        )
+                    answers.append(scan_result(existing, created=False))
+                    continue
+                query = MatchQuery(
+                    pdq=submission.query.pdq,
+                    md5=submission.query.md5,
+                    sha256=submission.query.sha256,
+                    vpdq=submission.query.vpdq,
+                    banks=submission.context.banks,
+                )
+                _, actions = self.evaluate(session, item, query, submission.context, steps=[])
+            except RedressError as exc:
+                answers.append(exc)
+                continue
+            if idem is not None:
+                known[idem] = item
+            fresh.append(item)
+            outbox.extend((item.id, a) for a in actions)
+            answers.append(scan_result(item))
+        if fresh:
+            try:
+                with session.begin_nested():
+                    session.add_all(fresh)
+                    session.flush()
+                    for item_id, kind in outbox:
+                        store.add_action(item_id, kind, self.clock())
+                    session.flush()
+            except IntegrityError:
+                # A concurrent request took one of the idempotency keys: go one by one.
+                return [
+                    a if isinstance(a, RedressError) else self._rescan(session, s, key, i)
+                    for (s, i), a in zip(submissions, answers, strict=True)
+                ]
+        return answers
+
+    def _rescan(
+        self, session: Session, submission: HashSubmission, key: KeyInfo | None, idem: str | None
+    ) -> ScanResult | RedressError:
+        try:
+            with session.begin_nested():
+                return self._scan_one(session, submission, key=key, idempotency_key=idem)
+        except RedressError as exc:
+            return exc
+
+    @staticmethod
+    def _sighted(item: ScanItem, context: ScanContext) -> bool:
+        # Media was seen somewhere; a hash lookup is a sighting only when it says where
+        # (a helpline checking a victim's hash has not seen the image on a platform).
+        target = context.target
+        return item.mode == "media" or any(
+            (target.platform, target.chat_id, target.message_id, target.user_id)
+        )
+
+    def dead_letter(self, session: Session, item: ScanItem, code: str, detail: str) -> None:
+        """Finish an item that cannot be processed, with the reason (it never blocks others)."""
+        item.status = DEAD
+        item.error_code = code
+        item.error_detail = detail[:2000]
+        item.finished_at = self.clock()
+        ScanStore(session).drop_media(item.id)
+        session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessReport:
+    """What :meth:`ScanRunner.process` did with one item."""
+
+    item_id: str
+    status: str  # done, dead, skipped (already finished), busy (leased elsewhere)
+    outcome: str | None = None
+    seconds: float = 0.0
+    retry_after: float = 0.0
+
+
+class ScanRunner:
+    """The edge for queued items (embedded queue thread or Celery task): owns transactions."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        service: PipelineService,
+        *,
+        actioners: Mapping[ActionKind, Actioner] | None = None,
+        webhooks: WebhookSender | None = None,
+        lease_seconds: float = 120.0,
+    ) -> None:
+        self.sessions = sessions
+        self.service = service
+        self.actioners = dict(actioners or {})
+        self.webhooks = webhooks
+        self.lease_seconds = lease_seconds
+
+    def process(self, item_id: str) -> ProcessReport:
+        """Process one queued item to exactly one outcome (or a dead letter).
+
+        Safe to call twice for the same item, concurrently or after a crash: the item
+        is leased and the attempt counted first (so an item that kills its worker ends
+        as a dead letter after ``max_attempts``, and a duplicate delivery during the
+        lease answers ``busy`` without counting), and the decision is written under a
+        row lock only if the item is still queued.
+        """
+        started = time.perf_counter()
+        now = self.service.clock()
+        with self.sessions.begin() as session:
+            store = ScanStore(session)
+            state, attempts = store.lease(
+                item_id, now, now + dt.timedelta(seconds=self.lease_seconds)
+            )
+            if state == "busy":
+                return ProcessReport(item_id, "busy", retry_after=self.lease_seconds)
+            if state != "leased":
+                return ProcessReport(item_id, "skipped")
+            item = store.get(item_id)
+            assert item is not None
+            if attempts > self.service.max_attempts:
+                self.service.dead_letter(
+                    session,
+                    item,
+                    "too_many_attempts",
+                    f"processing failed or crashed {attempts - 1} times",
+                )
+                return ProcessReport(item_id, DEAD, seconds=time.perf_counter() - started)
+            data = store.media(item_id) if item.mode == "media" else None
+            request = dict(item.request)
+        context = ScanContext.from_json(request.get("context", {}))
+        steps: list[dict[str, Any]] = []
+        digest: MediaDigest | None = None
+        failure: RedressError | None = None
+        try:
+            if item.mode == "media":
+                if data is None:
+                    raise RedressError("spooled media is missing", code="media_missing")
+                if self.service.hasher is None:
+                    raise RedressError("no hasher configured", code="configuration_error")
+                digest = self.service.hasher.hash_bytes(data, item.filename)
+                query, notes = self.service.query_for(digest, context.banks)
+                steps.append(
+                    {
+                        "step": "hash",
+                        "kind": digest.kind,
+                        "sha256": digest.sha256,
+                        "md5": digest.md5,
+                        "size": digest.size,
+                        "pdq": digest.pdq.hex if digest.pdq is not None else None,
+                        "quality": digest.pdq.quality if digest.pdq is not None else None,
+                        "vpdq_frames": len(digest.vpdq),
+                        "notes": notes,
+                    }
+                )
+            else:
+                query = _query_from_json(request.get("query", {}), context.banks)
+        except RedressError as exc:
+            failure = exc
+        with self.sessions.begin() as session:
+            item = ScanStore(session).get(item_id, lock=True)
+            if item is None or item.status != QUEUED:
+                return ProcessReport(item_id, "skipped")
+            if failure is not None:
+                self.service.dead_letter(session, item, failure.code, failure.message)
+                status, outcome = DEAD, None
+            else:
+                decision = self.service.decide(
+                    session, item, query, context, steps=steps, data=data, digest=digest
+                )
+                status, outcome = DONE, decision.outcome.value
+            follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
+        if follow_up:  # nothing to perform or send: skip the extra transaction
+            self.after_commit(item_id)
+        return ProcessReport(item_id, status, outcome, time.perf_counter() - started)
+
+    def after_commit(self, item_id: str) -> None:
+        """Perform the item's outbox actions that have an actioner here, and send the
+        job's webhook callback. Each action is claimed before it runs, so it runs once."""
+        with self.sessions.begin() as session:
+            store = ScanStore(session)
+            item = store.get(item_id)
+            if item is None:
+                return
+            pending = [a for a in store.actions(item_id) if a.status == "pending"]
+            secret: bytes | None = None
+            if item.api_key_id is not None:
+                key = session.get(ApiKey, item.api_key_id)
+                secret = key.webhook_secret.encode() if key is not None else None
+            result = scan_result(item)
+            context = ScanContext.from_json(item.request.get("context", {}))
+            callback_url = item.callback_url
+            mode = item.mode
+        for action in pending:
+            kind = ActionKind(action.kind)
+            runnable = kind in self.actioners or (
+                kind is ActionKind.WEBHOOK and self.webhooks is not None
+            )
+            if not runnable:
+                continue  # left pending in the outbox for a connector
+            with self.sessions.begin() as session:
+                if not ScanStore(session).claim_action(action.id):
+                    continue
+            request = ActionRequest(
+                action_id=action.id,
+                kind=kind,
+                item_id=item_id,
+                source=context.source,
+                target=context.target,
+                reason=f"outcome act: {', '.join(m.bank for m in result.matches)}",
+                banks=tuple(m.bank for m in result.matches),
+            )
+            outcome = self._perform(request, callback_url, secret, result)
+            with self.sessions.begin() as session:
+                ScanStore(session).finish_action(
+                    action.id, outcome.ok, outcome.detail, self.service.clock()
+                )
+        if mode == "media" and callback_url and secret is not None and self.webhooks is not None:
+            sent = self.webhooks.send(
+                WebhookDelivery(
+                    url=callback_url,
+                    secret=secret,
+                    event="scan.completed",
+                    delivery_id=f"{item_id}:completed",
+                    payload={"event": "scan.completed", "job": result_json(result)},
+                )
+            )
+            if not sent.ok:
+                log.warning("callback for %s failed: %s", item_id, sent.detail)
+
+    def drain_outbox(self, actioner: Actioner, *, limit: int = 100) -> int:
+        """Perform pending outbox actions of ``actioner.kind`` (oldest first), each claimed
+        before it runs so that two connector processes never run the same one. For a
+        connector in another process than the pipeline (the Telegram bot). Returns how
+        many it ran."""
+        with self.sessions.begin() as session:
+            store = ScanStore(session)
+            pending = store.pending_actions(actioner.kind.value, limit)
+            requests = []
+            for action in pending:
+                item = store.get(action.item_id)
+                if item is None:
+                    continue
+                result = scan_result(item)
+                context = ScanContext.from_json(item.request.get("context", {}))
+                requests.append(
+                    ActionRequest(
+                        action_id=action.id,
+                        kind=actioner.kind,
+                        item_id=item.id,
+                        source=context.source,
+                        target=context.target,
+                        reason=f"outcome act: {', '.join(m.bank for m in result.matches)}",
+                        banks=tuple(m.bank for m in result.matches),
+                    )
+                )
+        ran = 0
+        for request in requests:
+            with self.sessions.begin() as session:
+                if not ScanStore(session).claim_action(request.action_id):
+                    continue
+            try:
+                outcome = actioner.perform(request)
+            except RedressError as exc:
+                outcome = ActionResult(ok=False, detail=f"{exc.code}: {exc.message}")
+            with self.sessions.begin() as session:
+                ScanStore(session).finish_action(
+                    request.action_id, outcome.ok, outcome.detail, self.service.clock()
+                )
+            ran += 1
+        return ran
+
+    def _perform(
+        self, request: ActionRequest, url: str | None, secret: bytes | None, result: ScanResult
+    ) -> ActionResult:
+        if request.kind is ActionKind.WEBHOOK:
+            if self.webhooks is None or url is None or secret is None:
+                return ActionResult(ok=False, detail="no callback URL or key secret")
+            return self.webhooks.send(
+                WebhookDelivery(
+                    url=url,
+                    secret=secret,
+                    event="scan.action_required",
+                    delivery_id=request.action_id,
+                    payload={"event": "scan.action_required", "job": result_json(result)},
+                )
+            )
+        try:
+            return self.actioners[request.kind].perform(request)
+        except RedressError as exc:
+            return ActionResult(ok=False, detail=f"{exc.code}: {exc.message}")
+
+    def recover(self) -> list[str]:
+        """IDs of items accepted but unfinished (to re-queue after a restart)."""
+        with self.sessions.begin() as session:
+            return ScanStore(session).queued_ids()
+
+    def stranded(self, cutoff: dt.datetime) -> list[str]:
+        """IDs of items still queued that were accepted before ``cutoff``."""
+        with self.sessions.begin() as session:
+            return ScanStore(session).queued_ids(before=cutoff)
+
+
+def result_json(result: ScanResult) -> dict[str, Any]:
+    """The JSON the API and webhooks show for a result."""
+    return {
+        "id": result.item_id,
+        "status": result.status,
+        "mode": result.mode,
+        "outcome": result.outcome,
+        "priority": result.priority,
+        "matches": [{"bank": m.bank, "signal": m.signal} for m in result.matches],
+        "actions": list(result.actions),
+        "personal_details": list(result.personal_details),
+        "error": (
+            {"code": result.error_code, "detail": result.error_detail}
+            if result.error_code
+            else None
+        ),
+    }
+
+
+__all__ = [
+    "HashSubmission",
+    "MediaSubmission",
+    "Outcome",
+    "PipelineService",
+    "ProcessReport",
+    "PublicMatch",
+    "ScanContext",
+    "ScanResult",
+    "ScanRunner",
+    "result_json",
+    "scan_result",
+]

@@ -1,0 +1,161 @@
+"""All SQL of the pipeline's scan items, spooled media and action outbox. Only flushes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
+
+QUEUED = "queued"
+DONE = "done"
+DEAD = "dead"
+
+
+class ScanStore:
+    """Queries over ``scan_items``, ``scan_media`` and ``scan_actions``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        """The session this store writes through."""
+        return self._session
+
+    def by_idempotency(self, scope: str, key: str) -> ScanItem | None:
+        """The item already accepted under this idempotency key, if any."""
+        return self._session.scalars(
+            select(ScanItem).where(
+                ScanItem.idempotency_scope == scope, ScanItem.idempotency_key == key
+            )
+        ).first()
+
+    def by_idempotency_many(self, scope: str, keys: list[str]) -> dict[str, ScanItem]:
+        """The items already accepted under any of these idempotency keys, by key."""
+        rows = self._session.scalars(
+            select(ScanItem).where(
+                ScanItem.idempotency_scope == scope, ScanItem.idempotency_key.in_(set(keys))
+            )
+        )
+        return {row.idempotency_key: row for row in rows if row.idempotency_key is not None}
+
+    def add(self, item: ScanItem, media: bytes | None = None) -> ScanItem:
+        """Insert an item (and its media bytes, spooled in the database)."""
+        self._session.add(item)
+        if media is not None:
+            self._session.add(ScanMedia(item_id=item.id, data=media))
+        self._session.flush()
+        return item
+
+    def get(self, item_id: str, *, lock: bool = False) -> ScanItem | None:
+        """One item; ``lock`` takes a row lock (skipping it if another worker holds it)."""
+        query = select(ScanItem).where(ScanItem.id == item_id)
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return self._session.scalars(query).first()
+
+    def media(self, item_id: str) -> bytes | None:
+        """The spooled bytes of a media item."""
+        return self._session.scalars(
+            select(ScanMedia.data).where(ScanMedia.item_id == item_id)
+        ).first()
+
+    def drop_media(self, item_id: str) -> None:
+        """Delete spooled bytes once the item is processed (Redress keeps hashes, not media)."""
+        self._session.execute(delete(ScanMedia).where(ScanMedia.item_id == item_id))
+
+    def lease(self, item_id: str, now: dt.datetime, until: dt.datetime) -> tuple[str, int]:
+        """Take a queued item for processing until ``until`` and count the attempt.
+
+        Returns ``("leased", attempts)``, ``("busy", 0)`` while another worker's lease
+        runs, or ``("finished", 0)`` when the item is no longer queued. Atomic on both
+        backends (one conditional UPDATE), so duplicates of a task never both count.
+        """
+        result = self._session.execute(
+            update(ScanItem)
+            .where(
+                ScanItem.id == item_id,
+                ScanItem.status == QUEUED,
+                or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+            )
+            .values(attempts=ScanItem.attempts + 1, leased_until=until)
+        )
+        if getattr(result, "rowcount", 0):
+            attempts = self._session.scalar(select(ScanItem.attempts).where(ScanItem.id == item_id))
+            return "leased", int(attempts or 0)
+        status = self._session.scalar(select(ScanItem.status).where(ScanItem.id == item_id))
+        return ("busy", 0) if status == QUEUED else ("finished", 0)
+
+    def queued_ids(self, limit: int = 10_000, before: dt.datetime | None = None) -> list[str]:
+        """Items accepted but not yet finished, oldest first (for recovery after a restart)."""
+        query = select(ScanItem.id).where(ScanItem.status == QUEUED)
+        if before is not None:
+            query = query.where(ScanItem.created_at < before)
+        return list(self._session.scalars(query.order_by(ScanItem.created_at).limit(limit)))
+
+    def add_action(self, item_id: str, kind: str, now: dt.datetime) -> ScanAction:
+        """Put one action in the outbox (at most one per item and kind)."""
+        row = ScanAction(
+            id=f"{item_id}:{kind}",
+            item_id=item_id,
+            kind=kind,
+            status="pending",
+            attempts=0,
+            created_at=now,
+        )
+        self._session.add(row)  # flushed with the item's outcome, by the caller
+        return row
+
+    def actions(self, item_id: str) -> list[ScanAction]:
+        """The outbox rows of one item."""
+        return list(
+            self._session.scalars(
+                select(ScanAction).where(ScanAction.item_id == item_id).order_by(ScanAction.id)
+            )
+        )
+
+    def pending_actions(self, kind: str, limit: int = 100) -> list[ScanAction]:
+        """Outbox rows of one kind still waiting, oldest first."""
+        return list(
+            self._session.scalars(
+                select(ScanAction)
+                .where(ScanAction.kind == kind, ScanAction.status == "pending")
+                .order_by(ScanAction.created_at, ScanAction.id)
+                .limit(limit)
+            )
+        )
+
+    def claim_action(self, action_id: str) -> bool:
+        """Move a pending action to running; False if someone else already claimed it."""
+        result = self._session.execute(
+            update(ScanAction)
+            .where(ScanAction.id == action_id, ScanAction.status == "pending")
+            .values(status="running", attempts=ScanAction.attempts + 1)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def finish_action(self, action_id: str, ok: bool, detail: str, now: dt.datetime) -> None:
+        """Record the result of a claimed action."""
+        self._session.execute(
+            update(ScanAction)
+            .where(ScanAction.id == action_id)
+            .values(status="done" if ok else "failed", detail=detail[:2000], done_at=now)
+        )
+
+    def count_by(self, column: str) -> dict[str, int]:
+        """Item counts grouped by ``status`` or ``outcome`` (for metrics)."""
+        col = ScanItem.status if column == "status" else ScanItem.outcome
+        rows = self._session.execute(select(col, func.count()).group_by(col))
+        return {str(key): int(n) for key, n in rows if key is not None}
+
+    def count_actions(self) -> dict[str, int]:
+        """Action counts grouped by ``kind:status`` (for metrics)."""
+        rows = self._session.execute(
+            select(ScanAction.kind, ScanAction.status, func.count()).group_by(
+                ScanAction.kind, ScanAction.status
+            )
+        )
+        return {f"{kind}:{status}": int(n) for kind, status, n in rows}

@@ -1,0 +1,228 @@
+"""Scans by upload through the real pipeline: signals hash, store match, policy, outcome,
+the embedded queue, dead letters and signed job callbacks."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from sqlalchemy import select
+from web_support import Api, pdq_entry, serving
+
+from redress.actions import verify_signature
+from redress.config import Settings
+from redress.pipeline.container import PipelineParts
+from redress.pipeline.keys import ApiKeyService, Scope
+from redress.pipeline.models import ScanAction, ScanMedia
+from redress.signals import HashOptions, hash_bytes
+from redress.store.interfaces import BankPurpose
+
+pytestmark = pytest.mark.anyio
+
+
+def photo(seed: int, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> bytes:
+    """A distinct, detailed picture (PDQ quality well above 50)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    freq = rng.uniform(0.02, 0.08, 3)
+    base = np.stack(
+        [127 + 120 * np.sin(xx * f + yy * f * rng.uniform(0.3, 1.5)) for f in freq], axis=-1
+    )
+    image = Image.fromarray(base.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+        box = (x0, y0, x0 + int(rng.integers(20, 120)), y0 + int(rng.integers(20, 90)))
+        draw.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+async def wait_done(api: Api, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    queue = api.state.pipeline.queue
+    assert hasattr(queue, "drain")
+    assert queue.drain()
+    response = await api.client.get(f"/api/v1/jobs/{job_id}", headers=headers)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_upload_matching_a_confirmed_bank_acts(api: Api) -> None:
+    data = photo(1)
+    signals = hash_bytes(data, HashOptions())
+    assert signals.pdq is not None
+    api.bank("confirmed", BankPurpose.CONFIRMED_VIOLATIONS, [pdq_entry(signals.pdq.bits)])
+    headers = api.auth()
+    accepted = await api.client.post(
+        "/api/v1/scan",
+        files={"file": ("leak.jpg", data, "image/jpeg")},
+        data={"chat_id": "-100", "message_id": "5", "caption": "call 13812345678"},
+        headers=headers,
+    )
+    assert accepted.status_code == 202
+    job = await wait_done(api, accepted.json()["id"], headers)
+    assert job["status"] == "done"
+    assert job["outcome"] == "act"
+    assert job["matches"] == [{"bank": "confirmed", "signal": "pdq"}]
+    assert job["personal_details"] == ["phone"]
+    with api.state.pipeline.sessions() as session:
+        # Redress keeps hashes, not media: the spooled bytes are gone once processed.
+        assert session.get(ScanMedia, job["id"]) is None
+    # Acting blocked re-uploads: the same bytes now also match the block bank exactly.
+    again = await api.client.post(
+        "/api/v1/scan", files={"file": ("again.jpg", data)}, headers=headers
+    )
+    second = await wait_done(api, again.json()["id"], headers)
+    assert {"bank": "blocked-reuploads", "signal": "sha256"} in second["matches"]
+    assert second["outcome"] == "act"
+
+
+async def test_recompressed_copy_still_matches_a_victim_bank(api: Api) -> None:
+    original = photo(2, fmt="PNG")
+    signals = hash_bytes(original, HashOptions())
+    assert signals.pdq is not None
+    api.bank("victims", BankPurpose.VICTIM_CASES, [pdq_entry(signals.pdq.bits)])
+    copy = io.BytesIO()
+    Image.open(io.BytesIO(original)).resize((240, 180)).save(copy, format="JPEG", quality=70)
+    headers = api.auth()
+    accepted = await api.client.post(
+        "/api/v1/scan", files={"file": ("copy.jpg", copy.getvalue())}, headers=headers
+    )
+    job = await wait_done(api, accepted.json()["id"], headers)
+    assert job["outcome"] == "review"
+    assert job["actions"] == []
+
+
+async def test_unrelated_upload_is_ignored(api: Api) -> None:
+    headers = api.auth()
+    accepted = await api.client.post(
+        "/api/v1/scan", files={"file": ("cat.png", photo(3, fmt="PNG"))}, headers=headers
+    )
+    job = await wait_done(api, accepted.json()["id"], headers)
+    assert (job["status"], job["outcome"], job["matches"]) == ("done", "ignore", [])
+
+
+async def test_a_poisoned_upload_is_dead_lettered_and_the_queue_carries_on(api: Api) -> None:
+    headers = api.auth()
+    broken = photo(4)[:300]  # a JPEG cut short: sniffs as JPEG, cannot be decoded
+    bad = await api.client.post(
+        "/api/v1/scan", files={"file": ("bad.jpg", broken)}, headers=headers
+    )
+    good = await api.client.post(
+        "/api/v1/scan", files={"file": ("ok.png", photo(5, fmt="PNG"))}, headers=headers
+    )
+    assert bad.status_code == good.status_code == 202
+    dead = await wait_done(api, bad.json()["id"], headers)
+    assert dead["status"] == "dead"
+    assert dead["error"]["code"] in {"truncated", "corrupt"}
+    assert (await wait_done(api, good.json()["id"], headers))["status"] == "done"
+    letters = await api.client.get("/api/v1/dead-letters", headers=api.auth(Scope.ADMIN))
+    assert [(d["id"], d["error"]) for d in letters.json()] == [(dead["id"], dead["error"]["code"])]
+
+
+async def test_same_upload_with_the_same_idempotency_key_is_one_job(api: Api) -> None:
+    headers = {**api.auth(), "Idempotency-Key": "tg:-100:5"}
+    data = photo(6)
+    first = await api.client.post("/api/v1/scan", files={"file": ("a.jpg", data)}, headers=headers)
+    await wait_done(api, first.json()["id"], headers)
+    again = await api.client.post("/api/v1/scan", files={"file": ("a.jpg", data)}, headers=headers)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.status_code == 200  # already finished: the stored result
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await api.client.post(
+        "/api/v1/scan", files={"file": ("b.jpg", photo(7))}, headers=headers
+    )
+    assert other.status_code == 422
+    assert other.json()["error"] == "idempotency_conflict"
+
+
+class Receiver:
+    """A platform's webhook endpoint (WSGI) that verifies every delivery."""
+
+    def __init__(self) -> None:
+        self.secret = b""
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        verify_signature(self.secret, body, environ.get("HTTP_REDRESS_SIGNATURE"))
+        self.events.append(
+            (environ["HTTP_REDRESS_EVENT"], environ["HTTP_REDRESS_DELIVERY"], json.loads(body))
+        )
+        start_response("204 No Content", [])
+        return [b""]
+
+
+async def test_signed_webhooks_for_actions_and_job_completion(settings: Settings) -> None:
+    receiver = Receiver()
+    http = httpx.Client(transport=httpx.WSGITransport(app=receiver))
+    async with serving(settings, PipelineParts(http=http)) as api:
+        with api.state.pipeline.sessions.begin() as session:
+            created = ApiKeyService(session).create("platform", frozenset({Scope.SCAN}))
+        receiver.secret = created.info.webhook_secret
+        headers = {"Authorization": f"Bearer {created.token}"}
+        data = photo(8)
+        signals = hash_bytes(data, HashOptions())
+        assert signals.pdq is not None
+        api.bank("confirmed", BankPurpose.CONFIRMED_VIOLATIONS, [pdq_entry(signals.pdq.bits)])
+        accepted = await api.client.post(
+            "/api/v1/scan",
+            files={"file": ("x.jpg", data)},
+            data={"callback_url": "http://platform.test/redress"},
+            headers=headers,
+        )
+        job = await wait_done(api, accepted.json()["id"], headers)
+        assert job["actions"] == ["delete_message", "block_reupload", "webhook"]
+        with api.state.pipeline.sessions() as session:
+            states = dict(
+                session.execute(
+                    select(ScanAction.kind, ScanAction.status).where(
+                        ScanAction.item_id == job["id"]
+                    )
+                ).all()
+            )
+    http.close()
+    # The webhook and the re-upload block ran (once); deleting waits for a connector.
+    assert states == {"webhook": "done", "delete_message": "pending", "block_reupload": "done"}
+    assert [(e, d) for e, d, _ in receiver.events] == [
+        ("scan.action_required", f"{job['id']}:webhook"),
+        ("scan.completed", f"{job['id']}:completed"),
+    ]
+    assert receiver.events[1][2]["job"]["outcome"] == "act"
+    assert "distance" not in json.dumps(receiver.events)
+
+
+@pytest.mark.slow
+async def test_video_upload_matches_by_vpdq(shared_data: Path, redress_home: Path) -> None:
+    from redress.signals.types import SignalKind
+    from redress.store.interfaces import EntryIn, VpdqFrameIn
+
+    videos = shared_data / "vpdq" / "videos"
+    original = hash_bytes((videos / "chair-orig-22-sd-bar.mp4").read_bytes(), HashOptions())
+    frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in original.vpdq)
+    settings = Settings(home=redress_home, queue_size=5, pipeline_threads=1)
+    async with serving(settings) as api:
+        api.bank(
+            "victims", BankPurpose.VICTIM_CASES, [EntryIn(kind=SignalKind.VPDQ, frames=frames)]
+        )
+        headers = api.auth()
+        copy = (videos / "chair-22-with-small-logo-bar.mp4").read_bytes()
+        accepted = await api.client.post(
+            "/api/v1/scan", files={"file": ("clip.mp4", copy, "video/mp4")}, headers=headers
+        )
+        assert accepted.status_code == 202
+        job = await wait_done(api, accepted.json()["id"], headers)
+    assert job["status"] == "done"
+    assert job["matches"] == [{"bank": "victims", "signal": "vpdq"}]
+    assert job["outcome"] == "review"

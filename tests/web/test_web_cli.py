@@ -1,0 +1,79 @@
+"""`redress serve` in a real uvicorn process, and `redress openapi`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_answers_healthz_and_stops_cleanly(redress_home: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redress", "serve", "--port", str(port), "--log-level", "warning"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = None
+        # Wait for the server to come up (startup runs migrations); this is not a speed test.
+        for _ in range(600):
+            if process.poll() is not None:
+                break
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            body = response.json()
+            break
+        assert body is not None, process.stderr.read() if process.stderr else ""
+        assert body["ok"] is True
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5.0)
+        assert ready.status_code == 200
+        assert (redress_home / "redress.db").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
+    assert process.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err
+
+
+def test_openapi_command_prints_the_committed_document(redress_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "redress", "openapi"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == json.loads(COMMITTED.read_text(encoding="utf-8"))
+
+
+def test_serve_with_a_bad_policy_is_a_clear_error(redress_home: Path) -> None:
+    redress_home.mkdir(parents=True, exist_ok=True)
+    (redress_home / "policy.toml").write_text('[defaults]\nexact = "delete"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "redress", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "bad_policy" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ class PipelineParts:
     """Optional collaborators; anything left out is built from the settings."""
 
     matcher: Matcher | None = None
-    index_factory: Callable[[], PdqIndex] | None = None  # the bank index (default: brute force)
+    index_factory: Callable[[], PdqIndex] | None = None  # the bank index (default: MihIndex)
     hasher: Hasher | None = None
     classifier: MediaClassifier | None = None
     actioners: Mapping[ActionKind, Actioner] = field(default_factory=dict)

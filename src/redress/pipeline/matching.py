@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.errors import ConfigurationError
-from redress.index import BruteForceIndex, PdqIndex
+from redress.index import MihIndex, PdqIndex
 from redress.pipeline.interfaces import MatchQuery, MediaDigest
 from redress.signals import HashOptions, hash_bytes
 from redress.store.errors import BankNotFoundError
@@ -47,7 +47,7 @@ class StoreMatcher:
         cls,
         settings: Settings,
         engine: Engine,
-        index_factory: Callable[[], PdqIndex] = BruteForceIndex,
+        index_factory: Callable[[], PdqIndex] = MihIndex,
     ) -> StoreMatcher:
         """Load the bank index from the database and follow its changes."""
         follower = IndexFollower(engine, index_factory, quality_min=settings.pdq_quality_min)

@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The web tests drive the system Chromium (Debian package `chromium`) through
+# Playwright, which never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing chromium (apt)"
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+    >/tmp/redress-chromium-install.log 2>&1 || echo "chromium install failed; see /tmp/redress-chromium-install.log"
+fi
+
 VENV=${REDRESS_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

@@ -44,9 +44,13 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(chromium_path: str) -> Iterator[Browser]:
-    """The system Chromium, headless, driven by Playwright (one per test session)."""
+    """The system Chromium, headless, driven by Playwright (one per test module).
+
+    Playwright's sync API keeps an event loop running in this thread while it is
+    open; closing it after each module lets the async API tests run their own.
+    """
     with headless_chromium(chromium_path) as browser:
         yield browser
 

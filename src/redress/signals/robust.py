@@ -45,7 +45,7 @@ QUALITY_MIN = 50
 # Derived hashes are computed on the picture scaled so its longer side is at
 # most this many pixels: PDQ reduces any picture to 64x64 first, so nothing it
 # sees is lost, and the query side stays cheap.
-WORK_SIDE = 512
+WORK_SIDE = 384
 # A window smaller than this (in source pixels) or more elongated than this
 # ratio is not hashed: PDQ of a sliver or a thumbnail is not evidence.
 MIN_WINDOW_SIDE = 64
@@ -55,13 +55,13 @@ MAX_ASPECT = 3.0
 # (they are the hashes StopNCII and HMA exchange); crops and rotations are
 # many extra chances per original, so each gets a tighter radius.
 DIHEDRAL_THRESHOLD = 31
-CROP_THRESHOLD = 26
-ROTATION_THRESHOLD = 26
+CROP_THRESHOLD = 28
+ROTATION_THRESHOLD = 28
 # The query set's thresholds: the posted picture as is keeps 31; windows found
 # by normalisation are guesses, so they are held to a tighter radius.
 QUERY_WHOLE_THRESHOLD = 31
-QUERY_NORMALISED_THRESHOLD = 28
-QUERY_CENTRE_THRESHOLD = 26
+QUERY_NORMALISED_THRESHOLD = 31
+QUERY_CENTRE_THRESHOLD = 28
 
 # Border trimming: a line is part of a border when at most this share of its
 # pixels differ by more than BORDER_TOLERANCE (0-255, any channel) from the
@@ -69,7 +69,7 @@ QUERY_CENTRE_THRESHOLD = 26
 BORDER_TOLERANCE = 24
 BORDER_OUTLIERS = 0.03
 # Content-region detection works on the picture scaled to this longer side.
-REGION_SIDE = 256
+REGION_SIDE = 160
 REGION_TOLERANCE = 28
 REGION_FILL = 0.5
 # A region must cover at least this share of the picture and differ from the
@@ -77,7 +77,7 @@ REGION_FILL = 0.5
 REGION_MIN_AREA = 0.12
 REGION_MIN_CHANGE = 0.02
 # At most this share of the pixels outside a region may be content.
-REGION_OUTSIDE_CONTENT = 0.4
+REGION_OUTSIDE_CONTENT = 0.6
 # The central window every query and reference hashes (side fraction).
 CENTRE_SIDE = 0.78
 ROTATION_DEGREES = (-5.0, 5.0)
@@ -120,7 +120,7 @@ CENTRE = Window(_MARGIN, _MARGIN, 0.78, 0.78)
 # thresholds, so each one-parameter family is sampled every 3-3.5 %.
 CENTRAL_SIDES = (0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79)
 EDGE_CUTS = (0.035, 0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
-CORNER_CUTS = (0.05, 0.10, 0.15)
+CORNER_CUTS = (0.04, 0.08, 0.12, 0.16)
 
 
 def _reference_crops() -> tuple[tuple[str, Window], ...]:
@@ -137,7 +137,7 @@ def _reference_crops() -> tuple[tuple[str, Window], ...]:
         crops.append((f"cut-right{label}", Window(0.0, 0.0, keep, 1.0)))
     for cut in CORNER_CUTS:
         keep = 1 - cut
-        label = round(cut * 100)
+        label = round(cut * 1000)
         crops.append((f"keep-topleft{label}", Window(0.0, 0.0, keep, keep)))
         crops.append((f"keep-topright{label}", Window(cut, 0.0, keep, keep)))
         crops.append((f"keep-bottomleft{label}", Window(0.0, cut, keep, keep)))
@@ -246,9 +246,9 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     rgb = _as_rgb(rgb)
     out: list[DerivedHash] = []
     if _hashable_window(rgb.shape[1], rgb.shape[0]):
-        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
-        if quality >= QUALITY_MIN:
-            for name, vector in zip(DIHEDRAL_ORDER, vectors, strict=True):
+        for name, transformed in zip(DIHEDRAL_ORDER, _dihedral_pictures(rgb), strict=True):
+            vector, quality = pdqhash.compute(transformed)
+            if quality >= QUALITY_MIN:
                 pdq = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), quality)
                 out.append(DerivedHash(f"dihedral/{name}", pdq, DIHEDRAL_THRESHOLD))
     work = work_picture(rgb)
@@ -270,19 +270,26 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
 def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     """The hashes of one scanned picture: as posted, and its normalised windows.
 
-    ``whole`` (the picture as posted), ``trimmed`` (uniform borders and
+    ``whole`` (the picture as posted, hashed exactly as plain PDQ, kept
+    whatever its quality, as plain PDQ matching does), ``trimmed`` (uniform borders and
     letterbox bars removed, :func:`trim_borders`), ``region`` (each photo-like
     rectangle :func:`content_regions` finds in screenshots, memes and padded
     canvases) and ``centre`` (the central window of the best normalised
-    picture, which meets the reference's rotated windows). Windows that repeat
-    an earlier one, are tiny or elongated, or hash under quality 50 are left out.
+    picture, which meets the reference's rotated windows). Derived windows
+    that repeat an earlier one, are tiny or elongated, or hash under quality
+    50 are left out.
     """
     rgb = _as_rgb(rgb)
     rows, cols = rgb.shape[:2]
     work = work_picture(rgb)
     full = Window(0.0, 0.0, 1.0, 1.0)
-    out: list[DerivedHash] = []
-    seen: list[Window] = []
+    # The picture as posted is hashed exactly as plain PDQ hashes it (full
+    # resolution, no quality gate of its own), so the set finds everything
+    # plain PDQ finds; the references it meets are all quality >= 50.
+    vector, quality = pdqhash.compute(rgb)
+    whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
+    out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
+    seen: list[Window] = [full]
 
     def add(kind: str, window: Window, threshold: int) -> None:
         if any(_same_window(window, other) for other in seen):
@@ -292,11 +299,13 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         if derived is not None:
             out.append(derived)
 
-    add("whole", full, QUERY_WHOLE_THRESHOLD)
-    trimmed = trim_borders(work)
+    # Borders and regions are found on a small copy (1/160 of a side is
+    # precise enough for PDQ, and it keeps the query cheap).
+    small = work_picture(work, REGION_SIDE)
+    trimmed = trim_borders(small)
     add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD)
     inner = trimmed
-    for number, region in enumerate(content_regions(work)):
+    for number, region in enumerate(content_regions(small)):
         add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD)
         if number == 0:
             inner = region
@@ -405,7 +414,8 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
         if any(_same_window(window, other) for other in found):
             continue
         found.append(window)
-    return tuple(found)
+    # Tightest first: a bar the colour of one background is content for another.
+    return tuple(sorted(found, key=lambda w: w.width * w.height))
 
 
 # ---------------------------------------------------------------- internals
@@ -422,6 +432,28 @@ def _as_rgb(rgb: RgbArray) -> RgbArray:
             "a picture must be (rows, cols, 3) RGB or (rows, cols) grey", code="invalid_input"
         )
     return np.ascontiguousarray(array[:, :, :3])
+
+
+def _dihedral_pictures(rgb: RgbArray) -> list[RgbArray]:
+    """The picture turned and mirrored, in :data:`DIHEDRAL_ORDER`.
+
+    The pixels are really transformed: PDQ's DCT shortcut for the mirrored
+    hashes (``pdqhash.compute_dihedral``) is 30-90 bits away from the hash of
+    the mirrored picture on fine textures, because PDQ's sampling grid is not
+    symmetric.
+    """
+    transposed = rgb.transpose(1, 0, 2)
+    pictures = [
+        rgb,
+        np.rot90(rgb, 1),
+        np.rot90(rgb, 2),
+        np.rot90(rgb, 3),
+        rgb[::-1, :],  # Meta's "flip X": mirrored about the horizontal axis
+        rgb[:, ::-1],  # Meta's "flip Y": mirrored left to right
+        transposed,
+        transposed[::-1, ::-1],
+    ]
+    return [np.ascontiguousarray(p) for p in pictures]
 
 
 def _hashable_window(width: float, height: float) -> bool:
@@ -474,11 +506,10 @@ def _same_window(a: Window, b: Window) -> bool:
 def _border_depth(pixels: npt.NDArray[np.int16]) -> int:
     """How many leading rows of ``pixels`` are a uniform border (of the first row's colour)."""
     rows = pixels.shape[0]
-    colour = np.median(pixels[0], axis=0)
-    deviation = np.abs(pixels - colour).max(axis=2) > BORDER_TOLERANCE
-    outliers = deviation.mean(axis=1)
     limit = int(rows * 0.45)
-    uniform = outliers[:limit] <= BORDER_OUTLIERS
+    colour = np.median(pixels[0], axis=0)
+    deviation = np.abs(pixels[:limit] - colour).max(axis=2) > BORDER_TOLERANCE
+    uniform = deviation.mean(axis=1) <= BORDER_OUTLIERS
     if uniform.all():
         return limit
     return int(np.argmin(uniform))

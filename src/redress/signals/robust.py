@@ -96,7 +96,7 @@ DIHEDRAL_ORDER = (
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A rectangle inside a picture as fractions of its width and height (left, top, width, height)."""
+    """A rectangle inside a picture, as fractions of its width and height."""
 
     left: float
     top: float
@@ -290,14 +290,32 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
     out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
     seen: list[Window] = [full]
+    mirrored_whole = _window_hash(
+        np.ascontiguousarray(work[:, ::-1]),
+        full,
+        "whole-mirrored",
+        QUERY_NORMALISED_THRESHOLD,
+        (cols, rows),
+    )
+    if mirrored_whole is not None:
+        out.append(mirrored_whole)
+
+    mirrored_work = np.ascontiguousarray(work[:, ::-1])
 
     def add(kind: str, window: Window, threshold: int) -> None:
         if any(_same_window(window, other) for other in seen):
             return
         seen.append(window)
         derived = _window_hash(work, window, kind, threshold, (cols, rows))
-        if derived is not None:
-            out.append(derived)
+        if derived is None:
+            return
+        out.append(derived)
+        # The window mirrored left to right: a flipped copy that was also
+        # cropped or screenshotted meets the reference's (unflipped) crops.
+        mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
+        flipped = _window_hash(mirrored_work, mirror, f"{kind}-mirrored", threshold, (cols, rows))
+        if flipped is not None:
+            out.append(flipped)
 
     # Borders and regions are found on a small copy (1/160 of a side is
     # precise enough for PDQ, and it keeps the query cheap).
@@ -319,9 +337,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     return tuple(out)
 
 
-def match_sets(
-    reference: Sequence[DerivedHash], query: Sequence[DerivedHash]
-) -> SetMatch:
+def match_sets(reference: Sequence[DerivedHash], query: Sequence[DerivedHash]) -> SetMatch:
     """Decide whether a query set matches a reference set.
 
     Every pair is compared; a pair matches when its distance is at most the
@@ -341,10 +357,9 @@ def match_sets(
     matched = bool((margin <= 0).any())
     # Deciding pair: the smallest distance among matching pairs, else the smallest overall.
     scores = np.where(margin <= 0, distances, distances + 1000)
-    r, q = np.unravel_index(int(np.argmin(scores)), scores.shape)
-    best = PairMatch(
-        reference[r].kind, query[q].kind, int(distances[r, q]), int(limits[r, q])
-    )
+    flat = int(np.argmin(scores))
+    r, q = flat // scores.shape[1], flat % scores.shape[1]
+    best = PairMatch(reference[r].kind, query[q].kind, int(distances[r, q]), int(limits[r, q]))
     return SetMatch(matched, best)
 
 
@@ -353,7 +368,8 @@ def pair_distances(
 ) -> npt.NDArray[np.int64]:
     """All Hamming distances between ``(n, 32)`` and ``(m, 32)`` uint8 hash arrays: ``(n, m)``."""
     xor = np.bitwise_xor(left[:, np.newaxis, :], right[np.newaxis, :, :])
-    return np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
+    distances: npt.NDArray[np.int64] = np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
+    return distances
 
 
 # ---------------------------------------------------------------- normalisation
@@ -373,7 +389,9 @@ def trim_borders(rgb: RgbArray) -> Window:
     bottom = _border_depth(pixels[::-1])
     left = _border_depth(pixels.transpose(1, 0, 2))
     right = _border_depth(pixels.transpose(1, 0, 2)[::-1])
-    return Window(left / cols, top / rows, (cols - left - right) / cols, (rows - top - bottom) / rows)
+    return Window(
+        left / cols, top / rows, (cols - left - right) / cols, (rows - top - bottom) / rows
+    )
 
 
 def content_regions(rgb: RgbArray) -> tuple[Window, ...]:

@@ -68,7 +68,9 @@ _SOURCES = (
     "page",
 )
 # Sources whose originals are reported as held out (never looked at while tuning).
-_HELD_OUT = frozenset({"coffee", "camera", "hubble_deep_field", "moon", "grass", "colorwheel", "page", "clock"})
+_HELD_OUT = frozenset(
+    {"coffee", "camera", "hubble_deep_field", "moon", "grass", "colorwheel", "page", "clock"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ Edit = Callable[[Image.Image, random.Random], Image.Image]
 
 
 def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, Any]:
-    """Generate originals and edited copies, hash both ways, and return every figure as JSON data."""
+    """Generate originals and edited copies, hash both ways; return every figure as JSON data."""
     rng = random.Random(seed)
     pictures = _originals(originals, rng)
     families = _edit_families()
@@ -182,7 +184,10 @@ def _split_figures(
     return {
         "originals": sum(member),
         "originals_hashable": sum(m and h for m, h in zip(member, hashable, strict=True)),
-        "recall_hashable": {"plain": _rate(good, "plain_hit"), "redress": _rate(good, "robust_hit")},
+        "recall_hashable": {
+            "plain": _rate(good, "plain_hit"),
+            "redress": _rate(good, "robust_hit"),
+        },
         "recall_all": {"plain": _rate(chosen, "plain_hit"), "redress": _rate(chosen, "robust_hit")},
         "false_matches": {
             "plain": sum(r["plain_false"] for r in chosen),
@@ -425,12 +430,19 @@ def _screenshot(image: Image.Image, rng: random.Random) -> Image.Image:
     # Status bar: time, signal and battery icons.
     draw.text((unit, unit // 3), "21:47", fill=ink, font=_font(unit))
     for i in range(3):
-        draw.rectangle((screen_w - unit * (4 - i) - unit // 2, unit // 2, screen_w - unit * (4 - i), unit), fill=ink)
+        draw.rectangle(
+            (screen_w - unit * (4 - i) - unit // 2, unit // 2, screen_w - unit * (4 - i), unit),
+            fill=ink,
+        )
     # App bar with a back arrow, an avatar and a group name.
     bar_colour = (40, 44, 52) if dark else rng.choice(((82, 136, 193), (245, 245, 245)))
     draw.rectangle((0, unit * 2, screen_w, unit * 5), fill=bar_colour)
-    draw.ellipse((unit * 2, unit * 2 + unit // 2, unit * 4, unit * 4 + unit // 2), fill=(200, 120, 90))
-    draw.text((unit * 5, unit * 3), "Group chat  12,408 members", fill=(255, 255, 255), font=_font(unit))
+    draw.ellipse(
+        (unit * 2, unit * 2 + unit // 2, unit * 4, unit * 4 + unit // 2), fill=(200, 120, 90)
+    )
+    draw.text(
+        (unit * 5, unit * 3), "Group chat  12,408 members", fill=(255, 255, 255), font=_font(unit)
+    )
     # The picture, in a message bubble or across the screen.
     if rng.random() < 0.5:
         shown_w = round(screen_w * rng.uniform(0.7, 0.85))
@@ -443,7 +455,12 @@ def _screenshot(image: Image.Image, rng: random.Random) -> Image.Image:
         shown = _fit(shown, screen_h - unit * 12)
     y = unit * 6 + rng.randint(0, unit * 3)
     canvas.paste(shown, (x, y))
-    draw.text((x + unit // 2, y + shown.height + unit // 3), "forwarded  21:45", fill=ink, font=_font(unit))
+    draw.text(
+        (x + unit // 2, y + shown.height + unit // 3),
+        "forwarded  21:45",
+        fill=ink,
+        font=_font(unit),
+    )
     # Input bar.
     draw.rectangle((0, screen_h - unit * 3, screen_w, screen_h), fill=bar_colour)
     draw.text((unit * 2, screen_h - unit * 2), "Message", fill=(150, 150, 150), font=_font(unit))
@@ -457,11 +474,27 @@ def _sticker(image: Image.Image, rng: random.Random) -> Image.Image:
     x = rng.randint(0, out.width - size)
     y = rng.randint(0, out.height - size)
     # A round yellow face with eyes and a mouth, like an emoji sticker.
-    draw.ellipse((x, y, x + size, y + size), fill=(255, 204, 51), outline=(120, 80, 0), width=max(1, size // 20))
+    draw.ellipse(
+        (x, y, x + size, y + size),
+        fill=(255, 204, 51),
+        outline=(120, 80, 0),
+        width=max(1, size // 20),
+    )
     eye = size // 8
-    draw.ellipse((x + size // 3 - eye, y + size // 3, x + size // 3, y + size // 3 + eye), fill=(60, 40, 0))
-    draw.ellipse((x + 2 * size // 3, y + size // 3, x + 2 * size // 3 + eye, y + size // 3 + eye), fill=(60, 40, 0))
-    draw.arc((x + size // 4, y + size // 3, x + 3 * size // 4, y + 3 * size // 4), 20, 160, fill=(60, 40, 0), width=max(1, size // 16))
+    draw.ellipse(
+        (x + size // 3 - eye, y + size // 3, x + size // 3, y + size // 3 + eye), fill=(60, 40, 0)
+    )
+    draw.ellipse(
+        (x + 2 * size // 3, y + size // 3, x + 2 * size // 3 + eye, y + size // 3 + eye),
+        fill=(60, 40, 0),
+    )
+    draw.arc(
+        (x + size // 4, y + size // 3, x + 3 * size // 4, y + 3 * size // 4),
+        20,
+        160,
+        fill=(60, 40, 0),
+        width=max(1, size // 16),
+    )
     return out
 
 
@@ -470,14 +503,23 @@ def _text_overlay(image: Image.Image, rng: random.Random) -> Image.Image:
     draw = ImageDraw.Draw(out)
     font = _font(max(10, out.height // 12))
     y = rng.choice((out.height // 20, out.height - out.height // 6))
-    draw.text((out.width // 10, y), _words(rng, 3), fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    draw.text(
+        (out.width // 10, y),
+        _words(rng, 3),
+        fill=(255, 255, 255),
+        font=font,
+        stroke_width=2,
+        stroke_fill=(0, 0, 0),
+    )
     return out
 
 
 def _rotate_small(image: Image.Image, rng: random.Random) -> Image.Image:
     degrees = rng.choice((-1, 1)) * rng.uniform(4.0, 6.0)
     fill = rng.choice(((0, 0, 0), (255, 255, 255)))
-    return image.convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC, expand=rng.random() < 0.5, fillcolor=fill)
+    return image.convert("RGB").rotate(
+        degrees, resample=Image.Resampling.BICUBIC, expand=rng.random() < 0.5, fillcolor=fill
+    )
 
 
 def _brightness(image: Image.Image, rng: random.Random) -> Image.Image:

@@ -526,3 +526,42 @@ def _brightness(image: Image.Image, rng: random.Random) -> Image.Image:
     factor = rng.choice((0.75, 1.3))
     array = np.asarray(image.convert("RGB"), dtype=np.float32) * factor
     return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+
+
+def render_robustness_report(report: dict[str, Any]) -> str:
+    """The report as text: per split, recall per family (plain vs Redress) and false matches."""
+    cost = report["query_cpu_seconds"]
+    stored = report["hashes_per_original"]
+    lines = [
+        "redress bench robustness: plain PDQ (1 hash, distance <= 31) vs Redress hash sets",
+        f"originals {report['originals']} ({report['originals_hashable']} with PDQ quality"
+        f" >= 50), edited copies {report['copies']}, cross pairs {report['cross_pairs']},"
+        f" seed {report['seed']}",
+        f"hashes stored per original: plain {stored['plain']},"
+        f" Redress mean {stored['redress_mean']} (max {stored['redress_max']});"
+        f" query hashes per copy: {report['query_hashes_mean']}",
+        f"query hashing CPU: plain {cost['plain']} s, Redress {cost['redress']} s,"
+        f" ratio {cost['ratio']}x (decode included in both)",
+    ]
+    for split, figures in report["splits"].items():
+        recall = figures["recall_hashable"]
+        recall_all = figures["recall_all"]
+        false = figures["false_matches"]
+        lines += [
+            "",
+            f"[{split}] originals {figures['originals']}"
+            f" ({figures['originals_hashable']} hashable)",
+            f"  recall (hashable): plain {recall['plain']:.3f}  Redress {recall['redress']:.3f}",
+            f"  recall (all):      plain {recall_all['plain']:.3f}"
+            f"  Redress {recall_all['redress']:.3f}",
+            f"  false matches:     plain {false['plain']}  Redress {false['redress']}",
+            f"  {'family':<18} {'plain':>6} {'Redress':>8}",
+        ]
+        for family, rates in figures["families"].items():
+            lines.append(f"  {family:<18} {rates['plain']:>6.3f} {rates['redress']:>8.3f}")
+    machine = report["machine"]
+    lines += [
+        "",
+        f"machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}",
+    ]
+    return "\n".join(lines)

@@ -147,6 +147,19 @@ def _reference_crops() -> tuple[tuple[str, Window], ...]:
 
 REFERENCE_CROPS = _reference_crops()
 
+_REFINE_CUT = 0.035
+REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
+    ("refine-central", Window(_REFINE_CUT / 2, _REFINE_CUT / 2, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-topleft", Window(0.0, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-topright", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-bottomleft", Window(0.0, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-bottomright", Window(_REFINE_CUT, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-top", Window(0.0, _REFINE_CUT, 1.0, 1 - _REFINE_CUT)),
+    ("refine-bottom", Window(0.0, 0.0, 1.0, 1 - _REFINE_CUT)),
+    ("refine-left", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1.0)),
+    ("refine-right", Window(0.0, 0.0, 1 - _REFINE_CUT, 1.0)),
+)
+
 
 class HashRole(enum.StrEnum):
     """Which side of a match a derived hash belongs to."""
@@ -334,6 +347,11 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         inner.height * CENTRE_SIDE,
     )
     add("centre", centre, QUERY_CENTRE_THRESHOLD)
+    # Half-step windows: the reference samples each crop family every 3-4 %;
+    # the query's own windows, 3.5 % in from each anchor, land between those
+    # samples, so a copy cropped between two reference crops still meets one.
+    for name, window in REFINE_WINDOWS:
+        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD)
     return tuple(out)
 
 
@@ -510,6 +528,16 @@ def _rotated(work: RgbArray, degrees: float, *, expand: bool) -> RgbArray:
     image = Image.fromarray(work).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=expand)
     out: RgbArray = np.asarray(image)
     return out
+
+
+def _inside(outer: Window, inner: Window) -> Window:
+    """``inner`` (fractions of ``outer``) as fractions of the whole picture."""
+    return Window(
+        outer.left + inner.left * outer.width,
+        outer.top + inner.top * outer.height,
+        inner.width * outer.width,
+        inner.height * outer.height,
+    )
 
 
 def _same_window(a: Window, b: Window) -> bool:

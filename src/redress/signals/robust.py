@@ -5,8 +5,9 @@ a 10 % crop, a padded border, a phone screenshot or a meme caption moves every
 DCT coefficient. Redress therefore hashes *both* sides more than once:
 
 - the **reference set** of a protected picture (:func:`reference_hash_set`):
-  its eight dihedral hashes (rotations and flips), a fixed grid of crops given
-  as fractions of width and height, and two small rotations. docs/robustness.md
+  its eight dihedral hashes (rotations and flips), a fixed set of crops given
+  as fractions of width and height, and four small rotations (+-5 degrees,
+  same size and expanded). docs/robustness.md
   defines the set precisely, so that the portal's JavaScript can compute the
   same hashes on a victim's device.
 - the **query set** of a scanned picture (:func:`query_hash_set`): the picture
@@ -112,8 +113,8 @@ class Window:
         return left, top, right, bottom
 
 
-_MARGIN = (1 - 0.78) / 2
-CENTRE = Window(_MARGIN, _MARGIN, 0.78, 0.78)
+_MARGIN = (1 - CENTRE_SIDE) / 2
+CENTRE = Window(_MARGIN, _MARGIN, CENTRE_SIDE, CENTRE_SIDE)
 
 # The reference set's crop windows, named; docs/robustness.md lists them.
 # PDQ tolerates about 1.5 % of the side in crop position or scale at the crop

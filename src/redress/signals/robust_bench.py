@@ -88,6 +88,7 @@ class Original:
 
 
 Edit = Callable[[Image.Image, random.Random], Image.Image]
+_NO_MARGIN = 256
 
 
 def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, Any]:
@@ -121,7 +122,11 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
         plain_bits = np.packbits(np.asarray(plain_vector, dtype=np.uint8))[np.newaxis, :]
         plain_dist = pair_distances(plain_refs, plain_bits)[:, 0]
         plain_hits = set(np.flatnonzero(plain_dist <= PLAIN_THRESHOLD).tolist())
-        robust_hits = _robust_hits(query, ref_bits, ref_owner, ref_limit)
+        robust_hits, robust_margin = _robust_hits(query, ref_bits, ref_owner, ref_limit, index)
+        plain_others = np.delete(plain_dist, index)
+        plain_margin = (
+            int(plain_others.min()) - PLAIN_THRESHOLD if plain_others.size else _NO_MARGIN
+        )
         rows.append(
             {
                 "original": index,
@@ -131,6 +136,8 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
                 "plain_false": len(plain_hits - {index}),
                 "robust_false": len(robust_hits - {index}),
                 "query_hashes": len(query),
+                "plain_margin": plain_margin,
+                "robust_margin": robust_margin,
             }
         )
 
@@ -193,6 +200,12 @@ def _split_figures(
             "plain": sum(r["plain_false"] for r in chosen),
             "redress": sum(r["robust_false"] for r in chosen),
         },
+        # Bits by which the nearest pair of different pictures stayed outside
+        # its threshold (negative when a false match happened).
+        "closest_false_margin": {
+            "plain": min((r["plain_margin"] for r in chosen), default=_NO_MARGIN),
+            "redress": min((r["robust_margin"] for r in chosen), default=_NO_MARGIN),
+        },
         "families": per_family,
     }
 
@@ -206,14 +219,20 @@ def _robust_hits(
     ref_bits: npt.NDArray[np.uint8],
     ref_owner: npt.NDArray[np.int64],
     ref_limit: npt.NDArray[np.int64],
-) -> set[int]:
+    own: int,
+) -> tuple[set[int], int]:
+    """Originals the query set matches, and how far outside its threshold the
+    nearest pair with any *other* original stayed (negative: a false match)."""
     if not query:
-        return set()
+        return set(), _NO_MARGIN
     query_bits = np.frombuffer(b"".join(h.pdq.bits for h in query), dtype=np.uint8).reshape(-1, 32)
     distances = pair_distances(ref_bits, query_bits)
     limits = np.minimum(ref_limit[:, np.newaxis], np.array([h.threshold for h in query]))
-    hit_rows = np.flatnonzero((distances <= limits).any(axis=1))
-    return set(ref_owner[hit_rows].tolist())
+    margins = distances - limits
+    hit_rows = np.flatnonzero((margins <= 0).any(axis=1))
+    others = margins[ref_owner != own]
+    margin = int(others.min()) if others.size else _NO_MARGIN
+    return set(ref_owner[hit_rows].tolist()), margin
 
 
 def _flatten(
@@ -547,6 +566,7 @@ def render_robustness_report(report: dict[str, Any]) -> str:
         recall = figures["recall_hashable"]
         recall_all = figures["recall_all"]
         false = figures["false_matches"]
+        margin = figures["closest_false_margin"]
         lines += [
             "",
             f"[{split}] originals {figures['originals']}"
@@ -555,6 +575,8 @@ def render_robustness_report(report: dict[str, Any]) -> str:
             f"  recall (all):      plain {recall_all['plain']:.3f}"
             f"  Redress {recall_all['redress']:.3f}",
             f"  false matches:     plain {false['plain']}  Redress {false['redress']}",
+            f"  closest false pair, bits outside its threshold:"
+            f" plain {margin['plain']}  Redress {margin['redress']}",
             f"  {'family':<18} {'plain':>6} {'Redress':>8}",
         ]
         for family, rates in figures["families"].items():

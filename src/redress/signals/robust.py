@@ -25,6 +25,7 @@ are never produced, so flat or degenerate inputs cannot make confident matches.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -331,13 +332,14 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         if flipped is not None:
             out.append(flipped)
 
-    # Borders and regions are found on a small copy (1/160 of a side is
-    # precise enough for PDQ, and it keeps the query cheap).
+    # Borders are found on a small copy (1/160 of a side is precise enough
+    # for PDQ, and it keeps the query cheap); regions are searched on such a
+    # copy too, then their edges are found again on the working picture.
     small = work_picture(work, REGION_SIDE)
     trimmed = trim_borders(small)
     add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD)
     inner = trimmed
-    for number, region in enumerate(content_regions(small)):
+    for number, region in enumerate(content_regions(work)):
         add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD)
         if number == 0:
             inner = region
@@ -348,6 +350,9 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         inner.height * CENTRE_SIDE,
     )
     add("centre", centre, QUERY_CENTRE_THRESHOLD)
+    # The central window of the picture as posted too: a copy rotated with an
+    # expanded canvas has no clean border, and its region is a guess.
+    add("centre-whole", CENTRE, QUERY_CENTRE_THRESHOLD)
     # Half-step windows: the reference samples each crop family every 3-4 %;
     # the query's own windows, 3.5 % in from each anchor, land between those
     # samples, so a copy cropped between two reference crops still meets one.
@@ -420,9 +425,13 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     outer lines), pixels that differ from it are "content"; the rectangle is
     grown from the densest band of content rows and columns, refined by turns.
     Rectangles covering under 12 % of the picture, or more elongated than 3:1,
-    are dropped; so is one equal to the whole picture.
+    are dropped; so is one equal to the whole picture. The search runs on a
+    copy at most 160 pixels long; each rectangle's edges are then found again
+    at the resolution given (a photo may be a third of a tall screenshot, so
+    one small pixel would be several percent of the photo).
     """
-    small = work_picture(_as_rgb(rgb), REGION_SIDE).astype(np.int16)
+    picture = _as_rgb(rgb)
+    small = work_picture(picture, REGION_SIDE).astype(np.int16)
     rows, cols = small.shape[:2]
     if rows < 16 or cols < 16:
         return ()
@@ -448,6 +457,7 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
             continue
         if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
             continue
+        window = _refine_region(picture, colour, window, small.shape[0])
         if any(_same_window(window, other) for other in found):
             continue
         found.append(window)
@@ -456,6 +466,41 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _refine_region(
+    picture: RgbArray, colour: npt.NDArray[np.float64], window: Window, small_rows: int
+) -> Window:
+    """The window's edges found again at ``picture``'s resolution, near the coarse ones."""
+    rows, cols = picture.shape[:2]
+    if rows <= small_rows:
+        return window
+    pad = 2 * math.ceil(rows / small_rows)  # two small pixels, in picture pixels
+    left, top, right, bottom = window.pixels(cols, rows)
+    left, top = max(0, left - pad), max(0, top - pad)
+    right, bottom = min(cols, right + pad), min(rows, bottom + pad)
+    area = picture[top:bottom, left:right].astype(np.int16)
+    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > REGION_TOLERANCE)
+    if box is None:
+        return window
+    inner_top, inner_bottom, inner_left, inner_right = box
+    refined = Window(
+        (left + inner_left) / cols,
+        (top + inner_top) / rows,
+        (inner_right - inner_left) / cols,
+        (inner_bottom - inner_top) / rows,
+    )
+    # The fine search only adjusts edges; a jump means it latched onto something else.
+    return refined if _close_window(refined, window, 2.5 * pad / rows, 2.5 * pad / cols) else window
+
+
+def _close_window(a: Window, b: Window, rows_tolerance: float, cols_tolerance: float) -> bool:
+    return (
+        abs(a.left - b.left) <= cols_tolerance
+        and abs(a.left + a.width - b.left - b.width) <= cols_tolerance
+        and abs(a.top - b.top) <= rows_tolerance
+        and abs(a.top + a.height - b.top - b.height) <= rows_tolerance
+    )
 
 
 def _as_rgb(rgb: RgbArray) -> RgbArray:

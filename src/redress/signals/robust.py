@@ -317,7 +317,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
 
     mirrored_work = np.ascontiguousarray(work[:, ::-1])
 
-    def add(kind: str, window: Window, threshold: int) -> None:
+    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = True) -> None:
         if any(_same_window(window, other) for other in seen):
             return
         seen.append(window)
@@ -325,6 +325,8 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         if derived is None:
             return
         out.append(derived)
+        if not mirrored:
+            return
         # The window mirrored left to right: a flipped copy that was also
         # cropped or screenshotted meets the reference's (unflipped) crops.
         mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
@@ -357,7 +359,9 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # the query's own windows, 3.5 % in from each anchor, land between those
     # samples, so a copy cropped between two reference crops still meets one.
     for name, window in REFINE_WINDOWS:
-        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD)
+        # Not mirrored: a copy both mirrored and cropped off the grid is rare,
+        # and nine more hashes would cost a third of the query's budget.
+        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD, mirrored=False)
     return tuple(out)
 
 

@@ -308,9 +308,9 @@ def _originals(count: int, rng: random.Random) -> list[Original]:
         name = names[attempts % len(names)]
         rgb = sources[name]
         rows, cols = rgb.shape[:2]
-        side_h = int(rows * rng.uniform(0.4, 0.7))
-        side_w = int(cols * rng.uniform(0.4, 0.7))
-        if min(side_h, side_w) < 160:
+        side_h = int(rows * rng.uniform(0.25, 0.6))
+        side_w = int(cols * rng.uniform(0.25, 0.6))
+        if min(side_h, side_w) < 112:
             continue
         top = rng.randrange(0, rows - side_h + 1)
         left = rng.randrange(0, cols - side_w + 1)

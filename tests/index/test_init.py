@@ -14,6 +14,8 @@ def test_public_names_are_pinned() -> None:
         "IndexStats",
         "MihIndex",
         "PdqIndex",
+        "RobustHit",
+        "RobustIndex",
         "VideoComparison",
         "VideoIndex",
         "VideoMatch",

@@ -2,12 +2,14 @@
 
 ``MihIndex`` is the fast exact index (multi-index hashing, C inner loop,
 snapshots); ``BruteForceIndex`` the reference it is tested against; both are
-``PdqIndex``es. ``VideoIndex`` matches vPDQ videos with Meta's semantics.
+``PdqIndex``es. ``RobustIndex`` searches robust hash sets (docs/robustness.md)
+over them. ``VideoIndex`` matches vPDQ videos with Meta's semantics.
 """
 
 from redress.index.brute import BruteForceIndex
 from redress.index.interfaces import IndexHit, PdqIndex
 from redress.index.mih import ChunkLayout, IndexStats, MihIndex
+from redress.index.robust import RobustHit, RobustIndex
 from redress.index.video import (
     FrameHit,
     VideoComparison,
@@ -27,6 +29,8 @@ __all__ = [
     "IndexStats",
     "MihIndex",
     "PdqIndex",
+    "RobustHit",
+    "RobustIndex",
     "VideoComparison",
     "VideoIndex",
     "VideoMatch",

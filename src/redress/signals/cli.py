@@ -26,6 +26,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this domain's commands to the root app and the bench group."""
     app.command("hash")(hash_command)
     bench.command("hash")(bench_hash_command)
+    bench.command("robustness")(bench_robustness_command)
 
 
 def hash_command(
@@ -122,6 +123,20 @@ def bench_hash_command(
                 clips = default_sample_videos() or [synthetic_video(Path(scratch))]
         report = run_hash_bench(count=count, repeat=repeat, videos=clips)
     typer.echo(json.dumps(report, indent=2) if as_json else render_report(report))
+
+
+def bench_robustness_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    originals: Annotated[
+        int, typer.Option("--originals", min=4, help="Protected pictures to generate.")
+    ] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for tiles and edits.")] = 2026,
+) -> None:
+    """Recall per edit family and false matches: plain PDQ vs Redress's robust hash sets."""
+    from redress.signals.robust_bench import render_robustness_report, run_robustness_bench
+
+    report = run_robustness_bench(originals=originals, seed=seed)
+    typer.echo(json.dumps(report, indent=2) if as_json else render_robustness_report(report))
 
 
 def _hash_one(path: Path, options: HashOptions) -> dict[str, Any]:

@@ -1,0 +1,659 @@
+"""Robust matching: hash sets that find crops, borders, screenshots, memes and flips.
+
+Plain PDQ (one hash per picture, distance <= 31) misses most re-shared copies:
+a 10 % crop, a padded border, a phone screenshot or a meme caption moves every
+DCT coefficient. Redress therefore hashes *both* sides more than once:
+
+- the **reference set** of a protected picture (:func:`reference_hash_set`):
+  its eight dihedral hashes (rotations and flips), a fixed set of crops given
+  as fractions of width and height, and four small rotations (+-5 degrees,
+  same size and expanded). docs/robustness.md
+  defines the set precisely, so that the portal's JavaScript can compute the
+  same hashes on a victim's device.
+- the **query set** of a scanned picture (:func:`query_hash_set`): the picture
+  as posted, the picture with uniform borders and letterbox bars trimmed, the
+  photo-like rectangle found inside screenshots, meme templates and padded
+  canvases (:func:`content_regions`), and a central window of the normalised
+  picture (which meets the reference's rotated windows).
+
+Every derived hash carries its own threshold; a pair matches when its distance
+is within the smaller of the two thresholds (:func:`match_sets`). Derived hashes
+whose PDQ quality is under 50, or that come from tiny or extreme-aspect windows,
+are never produced, so flat or degenerate inputs cannot make confident matches.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pdqhash
+from PIL import Image
+
+from redress.errors import InvalidInputError
+from redress.signals.options import HashOptions
+from redress.signals.pdq import RgbArray, load_rgb, open_image
+from redress.signals.sniff import sniff
+from redress.signals.types import PdqHash
+
+# Plain PDQ's threshold (StopNCII, Hasher-Matcher-Actioner).
+PLAIN_THRESHOLD = 31
+# Every derived hash must be at least this good (Meta's own PDQ quality floor).
+QUALITY_MIN = 50
+# Derived hashes are computed on the picture scaled so its longer side is at
+# most this many pixels: PDQ reduces any picture to 64x64 first, so nothing it
+# sees is lost, and the query side stays cheap.
+WORK_SIDE = 384
+# A window smaller than this (in source pixels) or more elongated than this
+# ratio is not hashed: PDQ of a sliver or a thumbnail is not evidence.
+MIN_WINDOW_SIDE = 64
+MAX_ASPECT = 3.0
+
+# The reference set's thresholds. The dihedral hashes keep plain PDQ's 31
+# (they are the hashes StopNCII and HMA exchange); crops and rotations are
+# many extra chances per original, so each gets a tighter radius.
+DIHEDRAL_THRESHOLD = 31
+CROP_THRESHOLD = 28
+ROTATION_THRESHOLD = 28
+# The query set's thresholds: the posted picture as is keeps 31; windows found
+# by normalisation are guesses, so they are held to a tighter radius.
+QUERY_WHOLE_THRESHOLD = 31
+QUERY_NORMALISED_THRESHOLD = 31
+QUERY_CENTRE_THRESHOLD = 28
+
+# Border trimming: a line is part of a border when at most this share of its
+# pixels differ by more than BORDER_TOLERANCE (0-255, any channel) from the
+# border's colour; JPEG noise stays well inside that.
+BORDER_TOLERANCE = 24
+BORDER_OUTLIERS = 0.03
+# Content-region detection works on the picture scaled to this longer side.
+REGION_SIDE = 160
+REGION_TOLERANCE = 28
+REGION_FILL = 0.5
+# A region must cover at least this share of the picture and differ from the
+# whole picture by at least REGION_MIN_CHANGE of a side to be worth a hash.
+REGION_MIN_AREA = 0.12
+REGION_MIN_CHANGE = 0.02
+# At most this share of the pixels outside a region may be content.
+REGION_OUTSIDE_CONTENT = 0.6
+# The central window every query and reference hashes (side fraction).
+CENTRE_SIDE = 0.78
+ROTATION_DEGREES = (-5.0, 5.0)
+
+DIHEDRAL_ORDER = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flipx",
+    "flipy",
+    "flipplus1",
+    "flipminus1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A rectangle inside a picture, as fractions of its width and height."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The window in pixels of a ``width`` x ``height`` picture: (left, top, right, bottom)."""
+        left = round(self.left * width)
+        top = round(self.top * height)
+        right = max(left + 1, min(width, round((self.left + self.width) * width)))
+        bottom = max(top + 1, min(height, round((self.top + self.height) * height)))
+        return left, top, right, bottom
+
+
+_MARGIN = (1 - CENTRE_SIDE) / 2
+CENTRE = Window(_MARGIN, _MARGIN, CENTRE_SIDE, CENTRE_SIDE)
+
+# The reference set's crop windows, named; docs/robustness.md lists them.
+# PDQ tolerates about 1.5 % of the side in crop position or scale at the crop
+# thresholds, so each one-parameter family is sampled every 3-3.5 %.
+CENTRAL_SIDES = (0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79)
+EDGE_CUTS = (0.035, 0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
+CORNER_CUTS = (0.04, 0.08, 0.12, 0.16)
+
+
+def _reference_crops() -> tuple[tuple[str, Window], ...]:
+    crops: list[tuple[str, Window]] = []
+    for side in CENTRAL_SIDES:
+        margin = (1 - side) / 2
+        crops.append((f"central{round(side * 100)}", Window(margin, margin, side, side)))
+    for cut in EDGE_CUTS:
+        keep = 1 - cut
+        label = round(cut * 1000)
+        crops.append((f"cut-top{label}", Window(0.0, cut, 1.0, keep)))
+        crops.append((f"cut-bottom{label}", Window(0.0, 0.0, 1.0, keep)))
+        crops.append((f"cut-left{label}", Window(cut, 0.0, keep, 1.0)))
+        crops.append((f"cut-right{label}", Window(0.0, 0.0, keep, 1.0)))
+    for cut in CORNER_CUTS:
+        keep = 1 - cut
+        label = round(cut * 1000)
+        crops.append((f"keep-topleft{label}", Window(0.0, 0.0, keep, keep)))
+        crops.append((f"keep-topright{label}", Window(cut, 0.0, keep, keep)))
+        crops.append((f"keep-bottomleft{label}", Window(0.0, cut, keep, keep)))
+        crops.append((f"keep-bottomright{label}", Window(cut, cut, keep, keep)))
+    return tuple(crops)
+
+
+REFERENCE_CROPS = _reference_crops()
+
+_REFINE_CUT = 0.035
+REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
+    ("refine-central", Window(_REFINE_CUT / 2, _REFINE_CUT / 2, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-topleft", Window(0.0, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-topright", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-bottomleft", Window(0.0, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-bottomright", Window(_REFINE_CUT, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
+    ("refine-top", Window(0.0, _REFINE_CUT, 1.0, 1 - _REFINE_CUT)),
+    ("refine-bottom", Window(0.0, 0.0, 1.0, 1 - _REFINE_CUT)),
+    ("refine-left", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1.0)),
+    ("refine-right", Window(0.0, 0.0, 1 - _REFINE_CUT, 1.0)),
+)
+
+
+class HashRole(enum.StrEnum):
+    """Which side of a match a derived hash belongs to."""
+
+    REFERENCE = "reference"
+    QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedHash:
+    """One hash of a picture's hash set: what it is of, the hash, and its match radius.
+
+    ``kind`` names the derivation (``dihedral/original``, ``crop86-3``,
+    ``rotate+5``, ``whole``, ``trimmed``, ``region``, ``centre``); ``threshold``
+    is the largest distance at which this hash may match.
+    """
+
+    kind: str
+    pdq: PdqHash
+    threshold: int
+
+    @property
+    def quality(self) -> int:
+        """PDQ's quality score of this hash (0-100)."""
+        return self.pdq.quality
+
+
+@dataclass(frozen=True, slots=True)
+class PairMatch:
+    """The closest matching pair between a reference set and a query set."""
+
+    reference_kind: str
+    query_kind: str
+    distance: int
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetMatch:
+    """The verdict of :func:`match_sets`: matched or not, with the deciding pair."""
+
+    matched: bool
+    best: PairMatch | None
+
+    @property
+    def distance(self) -> int | None:
+        """The deciding pair's distance (``None`` when either set is empty)."""
+        return None if self.best is None else self.best.distance
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode_picture(data: bytes, options: HashOptions) -> RgbArray:
+    """Decode image bytes into the RGB picture a viewer shows (EXIF orientation applied).
+
+    Raises the signals domain's :class:`~redress.signals.errors.HashError`
+    subclasses for empty, corrupt, unsupported or oversized input.
+    """
+    from redress.signals.errors import EmptyFileError, UnsupportedMediaError
+    from redress.signals.sniff import SNIFF_BYTES
+
+    if not data:
+        raise EmptyFileError("the file is empty")
+    fmt = sniff(data[:SNIFF_BYTES])
+    if fmt.kind != "image":
+        raise UnsupportedMediaError(f"robust hash sets are for still images; got {fmt.name}")
+    decoded = open_image(data, fmt, options.max_image_pixels)
+    return load_rgb(decoded, fmt, compat_hma=False)
+
+
+def work_picture(rgb: RgbArray, side: int = WORK_SIDE) -> RgbArray:
+    """The picture scaled (box filter) so its longer side is at most ``side`` pixels."""
+    rows, cols = rgb.shape[:2]
+    longest = max(rows, cols)
+    if longest <= side:
+        return rgb
+    scale = side / longest
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    resized = Image.fromarray(_as_rgb(rgb)).resize(size, Image.Resampling.BOX)
+    out: RgbArray = np.asarray(resized)
+    return out
+
+
+# ---------------------------------------------------------------- hash sets
+
+
+def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
+    """The hashes stored for one protected picture (at most 64; docs/robustness.md).
+
+    ``rgb`` is the oriented picture (``(rows, cols, 3)`` uint8). The set is:
+    the eight dihedral PDQ hashes of the whole picture (threshold 31), then one
+    hash per window of :data:`REFERENCE_CROPS` and one per small rotation
+    (:data:`ROTATION_DEGREES`, the rotated picture's central window), each at a
+    tighter threshold. Hashes under quality 50 are left out.
+    """
+    rgb = _as_rgb(rgb)
+    out: list[DerivedHash] = []
+    if _hashable_window(rgb.shape[1], rgb.shape[0]):
+        for name, transformed in zip(DIHEDRAL_ORDER, _dihedral_pictures(rgb), strict=True):
+            vector, quality = pdqhash.compute(transformed)
+            if quality >= QUALITY_MIN:
+                pdq = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), quality)
+                out.append(DerivedHash(f"dihedral/{name}", pdq, DIHEDRAL_THRESHOLD))
+    work = work_picture(rgb)
+    rows, cols = rgb.shape[:2]
+    for name, window in REFERENCE_CROPS:
+        derived = _window_hash(work, window, name, CROP_THRESHOLD, (cols, rows))
+        if derived is not None:
+            out.append(derived)
+    for degrees in ROTATION_DEGREES:
+        for expand in (False, True):
+            rotated = _rotated(work, degrees, expand=expand)
+            kind = f"rotate{degrees:+.0f}{'-expanded' if expand else ''}"
+            derived = _window_hash(rotated, CENTRE, kind, ROTATION_THRESHOLD, None)
+            if derived is not None:
+                out.append(derived)
+    return tuple(out)
+
+
+def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
+    """The hashes of one scanned picture: as posted, and its normalised windows.
+
+    ``whole`` (the picture as posted, hashed exactly as plain PDQ, kept
+    whatever its quality, as plain PDQ matching does), ``trimmed`` (uniform borders and
+    letterbox bars removed, :func:`trim_borders`), ``region`` (each photo-like
+    rectangle :func:`content_regions` finds in screenshots, memes and padded
+    canvases) and ``centre`` (the central window of the best normalised
+    picture, which meets the reference's rotated windows). Derived windows
+    that repeat an earlier one, are tiny or elongated, or hash under quality
+    50 are left out.
+    """
+    rgb = _as_rgb(rgb)
+    rows, cols = rgb.shape[:2]
+    work = work_picture(rgb)
+    full = Window(0.0, 0.0, 1.0, 1.0)
+    # The picture as posted is hashed exactly as plain PDQ hashes it (full
+    # resolution, no quality gate of its own), so the set finds everything
+    # plain PDQ finds; the references it meets are all quality >= 50.
+    vector, quality = pdqhash.compute(rgb)
+    whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
+    out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
+    seen: list[Window] = [full]
+    mirrored_whole = _window_hash(
+        np.ascontiguousarray(work[:, ::-1]),
+        full,
+        "whole-mirrored",
+        QUERY_NORMALISED_THRESHOLD,
+        (cols, rows),
+    )
+    if mirrored_whole is not None:
+        out.append(mirrored_whole)
+
+    mirrored_work = np.ascontiguousarray(work[:, ::-1])
+
+    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = True) -> None:
+        if any(_same_window(window, other) for other in seen):
+            return
+        seen.append(window)
+        derived = _window_hash(work, window, kind, threshold, (cols, rows))
+        if derived is None:
+            return
+        out.append(derived)
+        if not mirrored:
+            return
+        # The window mirrored left to right: a flipped copy that was also
+        # cropped or screenshotted meets the reference's (unflipped) crops.
+        mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
+        flipped = _window_hash(mirrored_work, mirror, f"{kind}-mirrored", threshold, (cols, rows))
+        if flipped is not None:
+            out.append(flipped)
+
+    # Borders are found on a small copy (1/160 of a side is precise enough
+    # for PDQ, and it keeps the query cheap); regions are searched on such a
+    # copy too, then their edges are found again on the working picture.
+    small = work_picture(work, REGION_SIDE)
+    trimmed = trim_borders(small)
+    add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD)
+    inner = trimmed
+    for number, region in enumerate(content_regions(work)):
+        add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD)
+        if number == 0:
+            inner = region
+    centre = Window(
+        inner.left + inner.width * (1 - CENTRE_SIDE) / 2,
+        inner.top + inner.height * (1 - CENTRE_SIDE) / 2,
+        inner.width * CENTRE_SIDE,
+        inner.height * CENTRE_SIDE,
+    )
+    add("centre", centre, QUERY_CENTRE_THRESHOLD)
+    # The central window of the picture as posted too: a copy rotated with an
+    # expanded canvas has no clean border, and its region is a guess.
+    add("centre-whole", CENTRE, QUERY_CENTRE_THRESHOLD)
+    # Half-step windows: the reference samples each crop family every 3-4 %;
+    # the query's own windows, 3.5 % in from each anchor, land between those
+    # samples, so a copy cropped between two reference crops still meets one.
+    for name, window in REFINE_WINDOWS:
+        # Not mirrored: a copy both mirrored and cropped off the grid is rare,
+        # and nine more hashes would cost a third of the query's budget.
+        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD, mirrored=False)
+    return tuple(out)
+
+
+def match_sets(reference: Sequence[DerivedHash], query: Sequence[DerivedHash]) -> SetMatch:
+    """Decide whether a query set matches a reference set.
+
+    Every pair is compared; a pair matches when its distance is at most the
+    smaller of the two hashes' thresholds. The verdict names the matching pair
+    with the smallest distance (or, when none matches, the closest pair).
+    """
+    if not reference or not query:
+        return SetMatch(False, None)
+    ref_bits = np.frombuffer(b"".join(h.pdq.bits for h in reference), dtype=np.uint8)
+    query_bits = np.frombuffer(b"".join(h.pdq.bits for h in query), dtype=np.uint8)
+    distances = pair_distances(ref_bits.reshape(-1, 32), query_bits.reshape(-1, 32))
+    limits = np.minimum(
+        np.array([h.threshold for h in reference])[:, np.newaxis],
+        np.array([h.threshold for h in query])[np.newaxis, :],
+    )
+    margin = distances - limits
+    matched = bool((margin <= 0).any())
+    # Deciding pair: the smallest distance among matching pairs, else the smallest overall.
+    scores = np.where(margin <= 0, distances, distances + 1000)
+    flat = int(np.argmin(scores))
+    r, q = flat // scores.shape[1], flat % scores.shape[1]
+    best = PairMatch(reference[r].kind, query[q].kind, int(distances[r, q]), int(limits[r, q]))
+    return SetMatch(matched, best)
+
+
+def pair_distances(
+    left: npt.NDArray[np.uint8], right: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.int64]:
+    """All Hamming distances between ``(n, 32)`` and ``(m, 32)`` uint8 hash arrays: ``(n, m)``."""
+    xor = np.bitwise_xor(left[:, np.newaxis, :], right[np.newaxis, :, :])
+    distances: npt.NDArray[np.int64] = np.bitwise_count(xor).sum(axis=2, dtype=np.int64)
+    return distances
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def trim_borders(rgb: RgbArray) -> Window:
+    """The window left after removing uniform borders and letterbox bars from each side.
+
+    A side's border colour is the median of its outermost line; lines are
+    removed while at most 3 % of their pixels differ from that colour by more
+    than 24 levels (so JPEG noise and a thin watermark do not stop the trim).
+    At most 45 % of the picture is removed per side.
+    """
+    pixels = _as_rgb(rgb).astype(np.int16)
+    rows, cols = pixels.shape[:2]
+    top = _border_depth(pixels)
+    bottom = _border_depth(pixels[::-1])
+    left = _border_depth(pixels.transpose(1, 0, 2))
+    right = _border_depth(pixels.transpose(1, 0, 2)[::-1])
+    return Window(
+        left / cols, top / rows, (cols - left - right) / cols, (rows - top - bottom) / rows
+    )
+
+
+def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
+    """Photo-like rectangles inside a screenshot, meme template or padded canvas, best first.
+
+    For each distinct background colour (the colours of the picture's four
+    outer lines), pixels that differ from it are "content"; the rectangle is
+    grown from the densest band of content rows and columns, refined by turns.
+    Rectangles covering under 12 % of the picture, or more elongated than 3:1,
+    are dropped; so is one equal to the whole picture. The search runs on a
+    copy at most 160 pixels long; each rectangle's edges are then found again
+    at the resolution given (a photo may be a third of a tall screenshot, so
+    one small pixel would be several percent of the photo).
+    """
+    picture = _as_rgb(rgb)
+    small = work_picture(picture, REGION_SIDE).astype(np.int16)
+    rows, cols = small.shape[:2]
+    if rows < 16 or cols < 16:
+        return ()
+    found: list[Window] = []
+    for colour in _background_colours(small):
+        content = np.abs(small - colour).max(axis=2) > REGION_TOLERANCE
+        box = _dense_rectangle(content)
+        if box is None:
+            continue
+        top, bottom, left, right = box
+        # A photo inside a canvas sits on background: outside the rectangle,
+        # most pixels are the background colour (UI text and bars are sparse).
+        outside = content.copy()
+        outside[top:bottom, left:right] = False
+        outside_area = rows * cols - (bottom - top) * (right - left)
+        if outside_area <= 0 or outside.sum() > REGION_OUTSIDE_CONTENT * outside_area:
+            continue
+        window = Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
+        if window.width * window.height < REGION_MIN_AREA:
+            continue
+        aspect = (window.width * cols) / max(1e-9, window.height * rows)
+        if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
+            continue
+        if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
+            continue
+        window = _refine_region(picture, colour, window, small.shape[0])
+        if any(_same_window(window, other) for other in found):
+            continue
+        found.append(window)
+    # Tightest first: a bar the colour of one background is content for another.
+    return tuple(sorted(found, key=lambda w: w.width * w.height))
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _refine_region(
+    picture: RgbArray, colour: npt.NDArray[np.float64], window: Window, small_rows: int
+) -> Window:
+    """The window's edges found again at ``picture``'s resolution, near the coarse ones."""
+    rows, cols = picture.shape[:2]
+    if rows <= small_rows:
+        return window
+    pad = 2 * math.ceil(rows / small_rows)  # two small pixels, in picture pixels
+    left, top, right, bottom = window.pixels(cols, rows)
+    left, top = max(0, left - pad), max(0, top - pad)
+    right, bottom = min(cols, right + pad), min(rows, bottom + pad)
+    area = picture[top:bottom, left:right].astype(np.int16)
+    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > REGION_TOLERANCE)
+    if box is None:
+        return window
+    inner_top, inner_bottom, inner_left, inner_right = box
+    refined = Window(
+        (left + inner_left) / cols,
+        (top + inner_top) / rows,
+        (inner_right - inner_left) / cols,
+        (inner_bottom - inner_top) / rows,
+    )
+    # The fine search only adjusts edges; a jump means it latched onto something else.
+    return refined if _close_window(refined, window, 2.5 * pad / rows, 2.5 * pad / cols) else window
+
+
+def _close_window(a: Window, b: Window, rows_tolerance: float, cols_tolerance: float) -> bool:
+    return (
+        abs(a.left - b.left) <= cols_tolerance
+        and abs(a.left + a.width - b.left - b.width) <= cols_tolerance
+        and abs(a.top - b.top) <= rows_tolerance
+        and abs(a.top + a.height - b.top - b.height) <= rows_tolerance
+    )
+
+
+def _as_rgb(rgb: RgbArray) -> RgbArray:
+    array = np.asarray(rgb)
+    if array.dtype != np.uint8:
+        raise InvalidInputError("a picture must be a uint8 array", code="invalid_input")
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, np.newaxis], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] < 1 or array.shape[1] < 1:
+        raise InvalidInputError(
+            "a picture must be (rows, cols, 3) RGB or (rows, cols) grey", code="invalid_input"
+        )
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def _dihedral_pictures(rgb: RgbArray) -> list[RgbArray]:
+    """The picture turned and mirrored, in :data:`DIHEDRAL_ORDER`.
+
+    The pixels are really transformed: PDQ's DCT shortcut for the mirrored
+    hashes (``pdqhash.compute_dihedral``) is 30-90 bits away from the hash of
+    the mirrored picture on fine textures, because PDQ's sampling grid is not
+    symmetric.
+    """
+    transposed = rgb.transpose(1, 0, 2)
+    pictures = [
+        rgb,
+        np.rot90(rgb, 1),
+        np.rot90(rgb, 2),
+        np.rot90(rgb, 3),
+        rgb[::-1, :],  # Meta's "flip X": mirrored about the horizontal axis
+        rgb[:, ::-1],  # Meta's "flip Y": mirrored left to right
+        transposed,
+        transposed[::-1, ::-1],
+    ]
+    return [np.ascontiguousarray(p) for p in pictures]
+
+
+def _hashable_window(width: float, height: float) -> bool:
+    if min(width, height) < MIN_WINDOW_SIDE:
+        return False
+    return max(width, height) / min(width, height) <= MAX_ASPECT
+
+
+def _window_hash(
+    work: RgbArray,
+    window: Window,
+    kind: str,
+    threshold: int,
+    source_size: tuple[int, int] | None,
+) -> DerivedHash | None:
+    rows, cols = work.shape[:2]
+    size_w, size_h = source_size if source_size is not None else (cols, rows)
+    if not _hashable_window(window.width * size_w, window.height * size_h):
+        return None
+    left, top, right, bottom = window.pixels(cols, rows)
+    if right - left < 16 or bottom - top < 16:
+        return None
+    crop = np.ascontiguousarray(work[top:bottom, left:right])
+    vector, quality = pdqhash.compute(crop)
+    if quality < QUALITY_MIN:
+        return None
+    bits = np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes()
+    return DerivedHash(kind, PdqHash(bits, int(quality)), threshold)
+
+
+def _rotated(work: RgbArray, degrees: float, *, expand: bool) -> RgbArray:
+    # Counter-clockwise by ``degrees`` about the centre, bicubic; either the
+    # same size or grown to hold the whole rotated picture (``expand``), the
+    # two ways apps rotate. The corners the rotation uncovers fall outside the
+    # central window.
+    image = Image.fromarray(work).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=expand)
+    out: RgbArray = np.asarray(image)
+    return out
+
+
+def _inside(outer: Window, inner: Window) -> Window:
+    """``inner`` (fractions of ``outer``) as fractions of the whole picture."""
+    return Window(
+        outer.left + inner.left * outer.width,
+        outer.top + inner.top * outer.height,
+        inner.width * outer.width,
+        inner.height * outer.height,
+    )
+
+
+def _same_window(a: Window, b: Window) -> bool:
+    return (
+        abs(a.left - b.left) < REGION_MIN_CHANGE
+        and abs(a.top - b.top) < REGION_MIN_CHANGE
+        and abs(a.left + a.width - b.left - b.width) < REGION_MIN_CHANGE
+        and abs(a.top + a.height - b.top - b.height) < REGION_MIN_CHANGE
+    )
+
+
+def _border_depth(pixels: npt.NDArray[np.int16]) -> int:
+    """How many leading rows of ``pixels`` are a uniform border (of the first row's colour)."""
+    rows = pixels.shape[0]
+    limit = int(rows * 0.45)
+    colour = np.median(pixels[0], axis=0)
+    deviation = np.abs(pixels[:limit] - colour).max(axis=2) > BORDER_TOLERANCE
+    uniform = deviation.mean(axis=1) <= BORDER_OUTLIERS
+    if uniform.all():
+        return limit
+    return int(np.argmin(uniform))
+
+
+def _background_colours(small: npt.NDArray[np.int16]) -> list[npt.NDArray[np.float64]]:
+    lines = (small[0], small[-1], small[:, 0], small[:, -1])
+    colours: list[npt.NDArray[np.float64]] = []
+    for line in lines:
+        colour = np.median(line, axis=0)
+        # A side counts as background only when mostly one colour.
+        if (np.abs(line - colour).max(axis=1) > REGION_TOLERANCE).mean() > 0.5:
+            continue
+        if any(np.abs(colour - c).max() <= REGION_TOLERANCE for c in colours):
+            continue
+        colours.append(colour)
+    return colours
+
+
+def _dense_rectangle(content: npt.NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the densest rectangle of content, or None."""
+    rows, cols = content.shape
+    top, bottom, left, right = 0, rows, 0, cols
+    for _ in range(3):
+        row_fill = content[:, left:right].mean(axis=1)
+        run = _best_run(row_fill)
+        if run is None:
+            return None
+        top, bottom = run
+        col_fill = content[top:bottom, :].mean(axis=0)
+        run = _best_run(col_fill)
+        if run is None:
+            return None
+        left, right = run
+    return top, bottom, left, right
+
+
+def _best_run(fill: npt.NDArray[np.float64]) -> tuple[int, int] | None:
+    """The contiguous run of lines at least REGION_FILL full with the most content."""
+    dense = fill >= REGION_FILL
+    if not dense.any():
+        return None
+    # Bridge one-line gaps (a thin bright line across a photo is still the photo).
+    bridged = dense.copy()
+    bridged[1:-1] |= dense[:-2] & dense[2:]
+    edges = np.diff(np.concatenate([[0], bridged.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    masses = [float(fill[s:e].sum()) for s, e in zip(starts, ends, strict=True)]
+    best = int(np.argmax(masses))
+    return int(starts[best]), int(ends[best])

@@ -1,0 +1,49 @@
+"""`redress bench robustness` runs end to end and reports plain PDQ beside Redress (no timing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redress", "bench", "robustness", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_bench_robustness_reports_both_matchers_per_family(redress_home: Path) -> None:
+    pytest.importorskip("skimage")
+    result = run_bench("--json", "--originals", "6", "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["originals"] == 6
+    assert report["copies"] == 6 * len(report["families"])
+    assert report["cross_pairs"] == report["copies"] * 5
+    assert {"crop90", "screenshot", "meme", "flip", "rotate5"} <= set(report["families"])
+    assert report["hashes_per_original"]["plain"] == 1
+    assert report["hashes_per_original"]["redress_max"] <= 64
+    assert report["query_cpu_seconds"]["ratio"] > 0
+    assert set(report["splits"]) == {"tuning", "held_out", "all"}
+    every = report["splits"]["all"]
+    assert set(every["families"]) == set(report["families"])
+    # The robust sets find at least what plain PDQ finds, and more on re-shared edits.
+    assert every["recall_hashable"]["redress"] > every["recall_hashable"]["plain"]
+    assert every["families"]["recompress"]["redress"] >= every["families"]["recompress"]["plain"]
+    assert every["false_matches"]["redress"] <= every["false_matches"]["plain"]
+
+    text = run_bench("--originals", "4", "--seed", "7")
+    assert text.returncode == 0, text.stderr
+    assert "plain PDQ" in text.stdout
+    assert "[held_out]" in text.stdout
+    assert "screenshot" in text.stdout

@@ -12,7 +12,6 @@ Hierarchy (this module)::
     │   ├── HashSetInvalidError       400  a submitted hash set breaks hashset.json
     │   ├── DeclarationMissingError   400  a portal case without both declarations
     │   └── TooManyHashesError        413  a portal case over REDRESS_PORTAL_MAX_HASHES
-    ├── PinLockedError                429  too many wrong PINs for a case: locked for a while
     └── BrowserUnavailableError       500  headless Chromium or Playwright is missing
 """
 
@@ -52,17 +51,6 @@ class TooManyHashesError(InvalidInputError):
 
     code = "too_many_hashes"
     status_code = 413
-
-
-class PinLockedError(RedressError):
-    """Too many wrong PINs for a case; every attempt is refused until ``locked_until``."""
-
-    code = "pin_locked"
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class BrowserUnavailableError(RedressError):
@@ -115,7 +103,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def redress_error_response(exc: RedressError) -> JSONResponse:
     """Render a RedressError, with Retry-After where the error carries one."""
     headers: dict[str, str] | None = None
-    if isinstance(exc, RateLimitedError | QueueFullError | PinLockedError):
+    if isinstance(exc, RateLimitedError | QueueFullError):
         headers = {"Retry-After": str(max(1, round(exc.retry_after + 0.499)))}
     if exc.status_code == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}

@@ -173,6 +173,8 @@ def test_victim_protects_checks_and_withdraws_without_sending_her_files(
     assert page.locator(".flag.low_quality").count() == 1
     assert page.locator(".preview.failed").count() == 0
     page.screenshot(path=str(shots / "portal-create-en.png"))
+    page.evaluate("document.getElementById('progress').scrollIntoView()")
+    page.screenshot(path=str(shots / "portal-files-en.png"))
     number, pin = open_case(page)
     assert re.fullmatch(r"RC-[A-Z0-9-]+", number)
     assert "cannot be recovered" in page.inner_text("#created")
@@ -239,6 +241,8 @@ def test_chinese_portal_is_fully_translated_and_wrong_pins_lock_out(
     allowed = {"Redress", "English", "PIN", "UTC", "JPEG", "iPhone", "Cookie"}
     assert [w for w in words if not set(w.split()) <= allowed] == []
     page.screenshot(path=str(shots / "portal-create-zh.png"))
+    page.evaluate("document.getElementById('progress').scrollIntoView()")
+    page.screenshot(path=str(shots / "portal-files-zh.png"))
     number, pin = open_case(page)
     assert "无法找回" in page.inner_text("#created")
 

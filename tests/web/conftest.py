@@ -44,9 +44,10 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(chromium_path: str) -> Iterator[Browser]:
-    """The system Chromium, headless, driven by Playwright (one per test session)."""
+    """The system Chromium, headless, driven by Playwright (one per test module: Playwright's
+    sync API holds an event loop while it runs, which would stop later async tests)."""
     with headless_chromium(chromium_path) as browser:
         yield browser
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,15 @@ def case_body(paths: list[Path], **extra: Any) -> dict[str, Any]:
     }
     body.update(extra)
     return body
+
+
+def visible_text(page: str) -> str:
+    """A page's human-readable text (tags and scripts removed), plus the messages its
+    script shows (the translated JSON block)."""
+    block = re.search(
+        r'<script type="application/json" id="portal-messages">(.*?)</script>', page, re.S
+    )
+    messages = list(json.loads(block.group(1)).values()) if block else []
+    body = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    body = re.sub(r"<[^>]+>", " ", body)
+    return html.unescape(body) + " " + " ".join(messages)

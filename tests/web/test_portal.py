@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from portal_support import PORTAL_IMAGES, case_body, image_hash_set, scan_body
+from portal_support import PORTAL_IMAGES, case_body, image_hash_set, scan_body, visible_text
+from test_portal_i18n import zh_catalog
 from web_support import Api, serving
 
 from redress.config import Settings
@@ -184,3 +185,39 @@ async def test_hashes_and_pins_are_not_logged(
     assert hashes["pdq"] not in logged
     assert hashes["md5"] not in logged
     assert created["pin"] not in logged
+
+
+# (Here, before any browser test: Playwright's sync API holds an event loop for the session.)
+async def test_chinese_pages_contain_no_untranslated_strings(api: Api, shared_data: Path) -> None:
+    created = (
+        await api.client.post(
+            "/protect/api/cases",
+            json=case_body([shared_data / "pdq" / PORTAL_IMAGES[0]]),
+        )
+    ).json()
+    pages = [
+        (await api.client.get("/protect?lang=zh")).text,
+        (await api.client.get("/protect/status?lang=zh")).text,
+        (
+            await api.client.post(
+                "/protect/status?lang=zh",
+                data={"case_number": created["case_number"], "pin": created["pin"]},
+            )
+        ).text,
+        (
+            await api.client.post(
+                "/protect/status?lang=zh", data={"case_number": created["case_number"], "pin": "1"}
+            )
+        ).text,
+    ]
+    msgids = [m for m in zh_catalog() if len(m) > 3]
+    for page in pages:
+        text = visible_text(page)
+        assert '<html lang="zh-Hans">' in page
+        leaked = [m for m in msgids if m in page or m in text]
+        assert leaked == []
+        # Any run of two or more English words is a leak, bar the names kept on purpose.
+        allowed = {"Redress", "English", "PIN", "UTC", "JPEG", "iPhone", "Cookie", "RC"}
+        words = re.findall(r"[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})+", text)
+        english = [w for w in words if not set(w.split()) <= allowed]
+        assert english == [], english

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import uvicorn
-from portal_support import PORTAL_IMAGES, scan_body
-from test_portal_i18n import visible_text
+from portal_support import PORTAL_IMAGES, scan_body, visible_text
 
 from redress.config import Settings
 from redress.pipeline.keys import ApiKeyService, Scope

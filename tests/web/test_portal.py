@@ -221,3 +221,46 @@ async def test_chinese_pages_contain_no_untranslated_strings(api: Api, shared_da
         words = re.findall(r"[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})+", text)
         english = [w for w in words if not set(w.split()) <= allowed]
         assert english == [], english
+
+
+async def test_status_counts_removals_of_copies_that_matched_her_case(
+    api: Api, shared_data: Path
+) -> None:
+    import datetime as dt
+
+    from redress.pipeline.models import ScanAction
+
+    path = images(shared_data)[0]
+    created = await create(api, case_body([path]))
+    auth = api.auth(Scope.SCAN)
+    matcher = api.state.pipeline.service.matcher
+    assert isinstance(matcher, StoreMatcher)
+    matcher.follower.poll()
+    seen = {
+        **scan_body(path),
+        "target": {"platform": "telegram", "chat_id": "-5", "message_id": "1"},
+    }
+    scanned = (await api.client.post("/api/v1/scan", json=seen, headers=auth)).json()
+    assert scanned["outcome"] == "review"  # her bank's matches go to people first
+    # A reviewer confirmed it and the connector deleted the message.
+    done_at = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
+    with api.state.pipeline.sessions.begin() as session:
+        session.add(
+            ScanAction(
+                id=f"{scanned['id']}:delete_message",
+                item_id=scanned["id"],
+                kind="delete_message",
+                status="done",
+                attempts=1,
+                created_at=done_at,
+                done_at=done_at,
+            )
+        )
+    status = await api.client.post(
+        "/protect/status?lang=zh",
+        data={"case_number": created["case_number"], "pin": created["pin"]},
+    )
+    removed = re.search(r'id="case-removed">([^<]*)<', status.text)
+    assert removed is not None
+    assert removed.group(1).startswith("1")
+    assert "2026年11月24日" in removed.group(1)

@@ -264,3 +264,17 @@ async def test_status_counts_removals_of_copies_that_matched_her_case(
     assert removed is not None
     assert removed.group(1).startswith("1")
     assert "2026年11月24日" in removed.group(1)
+
+
+async def test_copies_seen_before_the_case_count_at_once(api: Api, shared_data: Path) -> None:
+    path = images(shared_data)[2]
+    auth = api.auth(Scope.SCAN)
+    # Posted in a group before she opened her case: nothing to match yet, but recorded.
+    assert await scan_matches(api, scan_body(path), auth) == []
+    created = await create(api, case_body([path]))
+    status = await api.client.post(
+        "/protect/status", data={"case_number": created["case_number"], "pin": created["pin"]}
+    )
+    matches = re.search(r'id="case-matches">([^<]*)<', status.text)
+    assert matches is not None
+    assert matches.group(1).startswith("1")

@@ -15,8 +15,9 @@ logged.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -31,7 +32,8 @@ from redress.errors import InvalidInputError
 from redress.pipeline.matching import StoreMatcher
 from redress.pipeline.ratelimit import LocalTokenBuckets
 from redress.store.interfaces import CaseStatus
-from redress.store.service import CaseService
+from redress.store.service import CaseService, RetroMatcher
+from redress.store.sync import SeenFollower
 from redress.web.app import app_state
 from redress.web.errors import error_responses
 from redress.web.hashset import HashSetSpec, load_hash_set_spec, portal_static_dir
@@ -60,6 +62,24 @@ PIN_FORM_BURST = 20
 router = APIRouter()
 
 
+@dataclass
+class RetroSlot:
+    """The app's retroactive matcher, built on the first case (it follows the seen-media
+    history incrementally, so it is kept for the app's life)."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _retro: RetroMatcher | None = None
+
+    def get(self, engine: Any, quality_min: int) -> RetroMatcher:
+        """The matcher, built once for ``engine``."""
+        with self._lock:
+            if self._retro is None:
+                from redress.index import MihIndex
+
+                self._retro = RetroMatcher(SeenFollower(engine, MihIndex, quality_min=quality_min))
+            return self._retro
+
+
 @dataclass(frozen=True)
 class PortalContext:
     """What the portal builds once per app: templates per language, limits, buckets."""
@@ -69,6 +89,7 @@ class PortalContext:
     spec: HashSetSpec
     limits: PortalLimits
     buckets: LocalTokenBuckets
+    retro: RetroSlot
 
 
 def build_environments() -> dict[str, jinja2.Environment]:
@@ -128,6 +149,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             pdq_quality_min=settings.pdq_quality_min,
         ),
         buckets=LocalTokenBuckets(),
+        retro=RetroSlot(),
     )
     setattr(app.state, PORTAL_STATE_KEY, context)
     app.include_router(router)
@@ -233,9 +255,13 @@ async def status_page(request: Request) -> Response:
     )
 
 
-def _service(request: Request, session: Any, actor: str = "victim") -> PortalService:
+def _service(
+    request: Request, session: Any, actor: str = "victim", retro: RetroMatcher | None = None
+) -> PortalService:
     context = _context(request)
-    cases = CaseService(session, actor=actor, default_threshold=context.settings.pdq_threshold)
+    cases = CaseService(
+        session, actor=actor, default_threshold=context.settings.pdq_threshold, retro=retro
+    )
     return PortalService(session, cases, context.limits)
 
 
@@ -348,8 +374,12 @@ async def create_case(request: Request) -> JSONResponse:
     files = parse_files(body["files"], context.spec)
 
     def create() -> tuple[str, str, str]:
-        with app_state(request).pipeline.sessions.begin() as session:
-            created = _service(request, session, actor="portal").create(
+        pipeline = app_state(request).pipeline
+        # Her pictures may have been seen already: the new entries are searched in the
+        # seen-media history and those matches recorded at once (retroactive matching).
+        retro = context.retro.get(pipeline.engine, context.settings.pdq_quality_min)
+        with pipeline.sessions.begin() as session:
+            created = _service(request, session, actor="portal", retro=retro).create(
                 files,
                 depicted=declarations.get("depicted") is True,
                 adult=declarations.get("adult") is True,

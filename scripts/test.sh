@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The web tests drive the system Chromium (Debian package `chromium`) through
-# Playwright, which never downloads a browser of its own.
+# Playwright, which never downloads a browser of its own (plus a CJK font so
+# the Chinese pages render in screenshots).
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "== installing chromium (apt)"
-  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei) \
     >/tmp/redress-chromium-install.log 2>&1 || echo "chromium install failed; see /tmp/redress-chromium-install.log"
 fi
 

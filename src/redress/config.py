@@ -197,6 +197,41 @@ class Settings(BaseSettings):
         description="Seconds to wait for a webhook receiver to answer.",
     )
 
+    portal_protects: str = Field(
+        default="",
+        description="What the victim portal says this deployment protects (platforms, groups); "
+        "empty: a translated general phrase.",
+    )
+    portal_under18_url: str = Field(
+        default="https://takeitdown.ncmec.org/",
+        description="Where the portal sends people whose pictures were taken under 18.",
+    )
+    portal_max_hashes: int = Field(
+        default=5000,
+        ge=1,
+        description="Most hashes (PDQ, dihedral, MD5, SHA-256, vPDQ frames) one portal case holds.",
+    )
+    portal_case_rate_per_hour: float = Field(
+        default=10.0,
+        gt=0,
+        description="Portal cases one client IP may create per hour (token-bucket refill).",
+    )
+    portal_case_burst: int = Field(
+        default=5,
+        ge=1,
+        description="Portal cases one client IP may create at once (token-bucket size).",
+    )
+    portal_pin_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong PINs in a row after which a case's status page locks.",
+    )
+    portal_pin_lock_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="How long a case's status page stays locked after too many wrong PINs.",
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

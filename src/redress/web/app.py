@@ -109,6 +109,9 @@ def create_app(
     from redress.web import api
 
     app.include_router(api.router)
+    from redress.web import portal
+
+    portal.install(app, settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -9,7 +9,9 @@ Hierarchy (this module)::
 
     RedressError
     ├── InvalidInputError
-    │   └── HashSetInvalidError       400  a submitted hash set breaks hashset.json
+    │   ├── HashSetInvalidError       400  a submitted hash set breaks hashset.json
+    │   ├── DeclarationMissingError   400  a portal case without both declarations
+    │   └── TooManyHashesError        413  a portal case over REDRESS_PORTAL_MAX_HASHES
     └── BrowserUnavailableError       500  headless Chromium or Playwright is missing
 """
 
@@ -35,6 +37,20 @@ class HashSetInvalidError(InvalidInputError):
 
     code = "bad_hash_set"
     status_code = 400
+
+
+class DeclarationMissingError(InvalidInputError):
+    """A portal case needs both declarations: she is the person shown, and an adult."""
+
+    code = "declaration_required"
+    status_code = 400
+
+
+class TooManyHashesError(InvalidInputError):
+    """A portal case carries more hashes than ``REDRESS_PORTAL_MAX_HASHES``."""
+
+    code = "too_many_hashes"
+    status_code = 413
 
 
 class BrowserUnavailableError(RedressError):

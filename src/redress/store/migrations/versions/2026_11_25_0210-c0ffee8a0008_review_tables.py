@@ -77,7 +77,9 @@ def upgrade() -> None:
         sa.Column("decided_at", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.ForeignKeyConstraint(
-            ["decided_by"], ["review_user.id"], name=op.f("fk_review_cluster_decided_by_review_user")
+            ["decided_by"],
+            ["review_user.id"],
+            name=op.f("fk_review_cluster_decided_by_review_user"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_review_cluster")),
     )
@@ -105,7 +107,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["cluster_id"], ["review_cluster.id"], name=op.f("fk_review_item_cluster_id_review_cluster")
+            ["cluster_id"],
+            ["review_cluster.id"],
+            name=op.f("fk_review_item_cluster_id_review_cluster"),
         ),
         sa.ForeignKeyConstraint(
             ["leased_by"], ["review_user.id"], name=op.f("fk_review_item_leased_by_review_user")
@@ -149,7 +153,9 @@ def upgrade() -> None:
         sa.Column("opened_at", TS, nullable=False),
         sa.Column("closed_at", TS, nullable=True),
         sa.ForeignKeyConstraint(
-            ["cluster_id"], ["review_cluster.id"], name=op.f("fk_review_appeal_cluster_id_review_cluster")
+            ["cluster_id"],
+            ["review_cluster.id"],
+            name=op.f("fk_review_appeal_cluster_id_review_cluster"),
         ),
         sa.ForeignKeyConstraint(
             ["original_decider"],

@@ -75,6 +75,7 @@ class CsrfError(RedressError):
 
     code = "csrf_failed"
     status_code = 403
+    actor: str = ""  # who sent the refused form (for the audit log)
 
 
 class LeaseError(RedressError):

@@ -124,7 +124,7 @@ async def csrf_of(client: httpx.AsyncClient, path: str = "/review/dashboard") ->
 
 async def test_every_route_allows_exactly_its_roles(site: Site) -> None:
     routes = {
-        (method, route.path)
+        (method, route.path)  # type: ignore[attr-defined]
         for route in console.router.routes
         for method in route.methods  # type: ignore[attr-defined]
         if method != "HEAD"
@@ -177,7 +177,8 @@ async def test_csrf_is_checked_on_every_form(site: Site) -> None:
     page = await site.client.get(f"/review/items/{item.group(1)}")
     version = re.search(r'name="version" value="(\d+)"', page.text)
     cluster = re.search(r'name="cluster_id" value="(\d+)"', page.text)
-    assert version is not None and cluster is not None
+    assert version is not None
+    assert cluster is not None
     form = {
         "cluster_id": cluster.group(1),
         "version": version.group(1),
@@ -237,7 +238,9 @@ async def test_tampered_and_stale_forms_change_nothing(site: Site) -> None:
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     version = re.search(r'name="version" value="(\d+)"', page.text)
     cluster = re.search(r'name="cluster_id" value="(\d+)"', page.text)
-    assert csrf and version and cluster
+    assert csrf
+    assert version
+    assert cluster
     good = {
         "csrf_token": csrf.group(1),
         "cluster_id": cluster.group(1),

@@ -436,10 +436,11 @@ def _decision(form: Mapping[str, list[str]], item_id: int) -> DecisionRequest:
         version=_int(form, "version"),
         outcome=outcome,
         reason_code=_one(form, "reason_code") or "",
-        actions=tuple(form.get("actions") or ()),
+        # The form carries every outcome's fields; only the chosen outcome's count.
+        actions=tuple(form.get("actions") or ()) if outcome is Outcome.CONFIRMED else (),
         note=(_one(form, "note") or "").strip()[:2000] or None,
-        escalate_to=_one(form, "escalate_to") or None,
-        disable_entries=_one(form, "disable_entries") == "1",
+        escalate_to=(_one(form, "escalate_to") or None) if outcome is Outcome.ESCALATED else None,
+        disable_entries=outcome is Outcome.NOT_VIOLATION and _one(form, "disable_entries") == "1",
     )
 
 

@@ -557,6 +557,9 @@ def dashboard(request: Request) -> Response:
     try:
         with _service(request) as service:
             viewer = _viewer(service, request, REPORT_READERS)
+            follow = service.import_pending()
+        _after_commit(request, follow)
+        with _service(request) as service:
             board = service.dashboard(viewer)
     except RedressError as exc:
         return _error(request, exc, viewer)
@@ -566,11 +569,21 @@ def dashboard(request: Request) -> Response:
         {
             "viewer": viewer,
             "board": board,
+            "duration": duration,
             "outcomes": bar_chart(board.by_outcome, title="Decisions by outcome"),
             "banks": stacked_days(board.by_bank_day, board.days, title="Matches by bank per day"),
             "chats": stacked_days(board.by_chat_day, board.days, title="Matches by group per day"),
         },
     )
+
+
+def duration(seconds: float | None) -> str:
+    """A time to decision as people read it: minutes under an hour, else hours."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @router.get("/audit")

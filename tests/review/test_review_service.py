@@ -294,3 +294,56 @@ def test_dashboard_measures_time_to_decision(review: Console) -> None:
     assert board.median_seconds is not None
     assert 7000 < board.median_seconds < 7300
     assert sum(sum(days.values()) for days in board.by_bank_day.values()) == 1
+
+
+def test_bulk_escalation_to_law_enforcement_exports_evidence(review: Console) -> None:
+    from sqlalchemy import select
+
+    from redress.evidence.interfaces import CaptureRequest, MessageFacts, Trigger, TriggerKind
+    from redress.evidence.models import LedgerEntryRow
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+    from redress.web.console import build_review_service
+
+    mod = review.user("mod@example.org", Role.MODERATOR)
+    review.scan(VICTIM, chat="-1001", message="1")
+    review.scan(flip(VICTIM, 3), chat="-1003", message="3")
+    with review.pipeline.sessions.begin() as session:
+        evidence = build_evidence_service(SqlEvidenceStore(session), review.settings)
+        captured = evidence.capture(
+            CaptureRequest(
+                content=b"stored exactly as given",
+                media_type="image/png",
+                message=MessageFacts(platform="telegram", chat_id="-1001", message_id="1"),
+                trigger=Trigger(TriggerKind.MATCH),
+                connector="telegram-bot",
+                operator="test",
+            )
+        )
+    with review.pipeline.sessions.begin() as session:
+        service = build_review_service(session, review.settings)
+        service.import_pending()
+        (row,) = service.queue(mod)
+        view = service.item_view(mod, row.item_id)
+        assert any(captured.id in e for e in view.evidence)
+    with review.pipeline.sessions.begin() as session:
+        service = build_review_service(session, review.settings)
+        (result,) = service.bulk_decide(
+            mod,
+            [
+                DecisionRequest(
+                    0,
+                    row.item_id,
+                    0,
+                    Outcome.ESCALATED,
+                    "law_enforcement",
+                    escalate_to="law_enforcement",
+                )
+            ],
+        )
+    assert result.export_items == (captured.id,)
+    assert list((review.settings.home / "exports").glob("cluster-*.zip"))
+    with review.pipeline.sessions() as session:
+        kinds = list(session.scalars(select(LedgerEntryRow.kind)))
+        assert build_review_service(session, review.settings).queue(mod) == []
+    assert "review:cluster:escalated" in kinds

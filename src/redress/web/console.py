@@ -78,15 +78,16 @@ def _service(request: Request) -> Iterator[ReviewService]:
     state = app_state(request)
     try:
         with state.pipeline.sessions.begin() as session:
-            yield _build(session, state.settings)
+            yield build_review_service(session, state.settings)
     except CsrfError as exc:
         # The refused request was rolled back; its audit row gets its own transaction.
         with state.pipeline.sessions.begin() as session:
-            _build(session, state.settings).audit_csrf(exc.actor, request.url.path)
+            build_review_service(session, state.settings).audit_csrf(exc.actor, request.url.path)
         raise
 
 
-def _build(session: Session, settings: Any) -> ReviewService:
+def build_review_service(session: Session, settings: Any) -> ReviewService:
+    """The review service for one request, wired to the evidence ledger and store."""
     from redress.evidence.service import build_evidence_service
     from redress.evidence.store import SqlEvidenceStore
 

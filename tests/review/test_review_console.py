@@ -277,3 +277,35 @@ async def test_tampered_and_stale_forms_change_nothing(site: Site) -> None:
         f"{second}:block_reupload": "done",
         f"{second}:delete_message": "pending",
     }
+
+
+async def test_bulk_decides_every_selected_cluster(site: Site) -> None:
+    site.user("mod@example.org", Role.MODERATOR)
+    a = site.scan(VICTIM, "-1001", "1")
+    other = bytes(reversed(VICTIM))  # a different image of no bank: not reviewed
+    site.scan(other, "-1002", "2")
+    await login(site.client, "mod@example.org")
+    queue = await site.client.get("/review/")
+    ids = re.findall(r'name="item_ids" value="(\d+)"', queue.text)
+    assert len(ids) == 1
+    csrf = await csrf_of(site.client, "/review/")
+    empty = await site.client.post(
+        "/review/bulk",
+        data={"csrf_token": csrf, "outcome": "confirmed", "reason_code": "ncii_match"},
+    )
+    assert empty.status_code == 400
+    assert "select one or more clusters" in empty.text
+    done = await site.client.post(
+        "/review/bulk",
+        data={
+            "csrf_token": csrf,
+            "item_ids": ids,
+            "outcome": "not_violation",
+            "reason_code": "false_match",
+            "actions": ["delete_message"],  # ignored: not a confirmation
+        },
+    )
+    assert done.status_code == 303
+    assert "Nothing waiting" in (await site.client.get("/review/")).text
+    with site.state.pipeline.sessions() as session:
+        assert site.service(session).outbox([a]) == []

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -174,6 +175,17 @@ def _after_commit(request: Request, scan_ids: list[str]) -> None:
         runner.after_commit(scan_id)
 
 
+def _import(request: Request) -> None:
+    """Bring the pipeline's new review items into the queue, then run the actions of
+    copies that followed an earlier decision."""
+    try:
+        with _service(request) as service:
+            follow = service.import_pending()
+    except IntegrityError:
+        return  # a concurrent request imported the same items first; nothing is lost
+    _after_commit(request, follow)
+
+
 def static_files() -> StaticFiles:
     """The console's own CSS and JavaScript (no third-party assets)."""
     return StaticFiles(directory=str(HERE / "static" / "review"))
@@ -284,8 +296,7 @@ def queue(
     try:
         with _service(request) as service:
             viewer = _viewer(service, request, QUEUE_READERS)
-            follow = service.import_pending()
-        _after_commit(request, follow)
+        _import(request)
         with _service(request) as service:
             try:
                 min_priority = int(priority) if priority else None
@@ -558,8 +569,7 @@ def dashboard(request: Request) -> Response:
     try:
         with _service(request) as service:
             viewer = _viewer(service, request, REPORT_READERS)
-            follow = service.import_pending()
-        _after_commit(request, follow)
+        _import(request)
         with _service(request) as service:
             board = service.dashboard(viewer)
     except RedressError as exc:

@@ -309,3 +309,12 @@ async def test_bulk_decides_every_selected_cluster(site: Site) -> None:
     assert "Nothing waiting" in (await site.client.get("/review/")).text
     with site.state.pipeline.sessions() as session:
         assert site.service(session).outbox([a]) == []
+
+
+async def test_logins_from_one_address_are_rate_limited(site: Site) -> None:
+    statuses = []
+    for n in range(console.LOGIN_BURST + 1):
+        answer = await login(site.client, f"nobody{n}@example.org", "wrong password here")
+        statuses.append(answer.status_code)
+    assert statuses == [401] * console.LOGIN_BURST + [429]
+    assert "rate limit" in answer.text

@@ -55,6 +55,9 @@ from redress.web.app import app_state
 from redress.web.charts import bar_chart, stacked_days
 
 COOKIE = "redress_review"
+#: Login attempts per client address: a burst of 10, then one a minute.
+LOGIN_BURST = 10
+LOGIN_RATE_PER_SECOND = 1 / 60
 LOGIN_COOKIE = "redress_review_login"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -228,8 +231,14 @@ async def login(request: Request) -> Response:
         return _error(request, CsrfError("the login form expired; reload the page"))
     email = _one(form, "email") or ""
     password = _one(form, "password") or ""
+    client = request.client.host if request.client else "unknown"
 
     def work() -> Any:
+        # Per address, across accounts (password spraying); the per-account lock-out
+        # is in the service.
+        app_state(request).pipeline.limiter.take(
+            f"review-login:{client}", LOGIN_RATE_PER_SECOND, LOGIN_BURST
+        )
         with _service(request) as service:
             try:
                 return service.login(email, password)

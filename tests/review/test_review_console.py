@@ -318,3 +318,61 @@ async def test_logins_from_one_address_are_rate_limited(site: Site) -> None:
         statuses.append(answer.status_code)
     assert statuses == [401] * console.LOGIN_BURST + [429]
     assert "rate limit" in answer.text
+
+
+def pixel(png: bytes) -> tuple[int, int, int]:
+    import io
+
+    from PIL import Image
+
+    value = Image.open(io.BytesIO(png)).convert("RGB").getpixel((50, 50))
+    assert isinstance(value, tuple)
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+async def test_media_stays_grey_and_blurred_until_revealed(site: Site) -> None:
+    import io
+
+    from PIL import Image
+
+    from redress.evidence.interfaces import CaptureRequest, MessageFacts, Trigger, TriggerKind
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+
+    picture = Image.new("RGB", (200, 120), "#d03030")
+    raw = io.BytesIO()
+    picture.save(raw, format="PNG")
+    with site.state.pipeline.sessions.begin() as session:
+        build_evidence_service(SqlEvidenceStore(session), site.state.settings).capture(
+            CaptureRequest(
+                content=raw.getvalue(),
+                media_type="image/png",
+                message=MessageFacts(platform="telegram", chat_id="-1001", message_id="1"),
+                trigger=Trigger(TriggerKind.MATCH),
+                connector="telegram-bot",
+                operator="test",
+            )
+        )
+    site.user("mod@example.org", Role.MODERATOR)
+    site.scan(VICTIM, "-1001", "1")
+    await login(site.client, "mod@example.org")
+    queue = await site.client.get("/review/")
+    item = re.search(r'href="/review/items/(\d+)"', queue.text)
+    assert item is not None
+    page = await site.client.get(f"/review/items/{item.group(1)}")
+    assert 'id="media" src=' in page.text
+    hidden = await site.client.get(f"/review/items/{item.group(1)}/media")
+    assert hidden.status_code == 200
+    r, g, b = pixel(hidden.content)
+    assert r == g == b  # greyscale on the server, whatever the page does
+    csrf = await csrf_of(site.client, f"/review/items/{item.group(1)}")
+    shown = await site.client.post(
+        f"/review/items/{item.group(1)}/reveal",
+        data={"csrf_token": csrf},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert shown.json()["today"] == 1
+    clear = await site.client.get(f"/review/items/{item.group(1)}/media")
+    r, g, b = pixel(clear.content)
+    assert r > 150
+    assert g < 100

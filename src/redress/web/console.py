@@ -391,9 +391,23 @@ def item_media(request: Request, item_id: str) -> Response:
     if not data:
         return Response(status_code=404, headers=HEADERS)
     thumb = _thumbnail(data, revealed)
-    if thumb is None:
-        return Response(status_code=404, headers=HEADERS)
-    return Response(thumb, media_type="image/png", headers=HEADERS)
+    if thumb is not None:
+        return Response(thumb, media_type="image/png", headers=HEADERS)
+    video = _video_type(data)
+    if video is not None and revealed:
+        # A video plays (muted, by the page) only once revealed; before, nothing is sent.
+        return Response(data, media_type=video, headers=HEADERS)
+    return Response(status_code=404, headers=HEADERS)
+
+
+def _video_type(data: bytes) -> str | None:
+    from redress.signals.sniff import sniff
+
+    try:
+        found = sniff(data[:4096])
+    except RedressError:
+        return None
+    return found.media_type if found.kind == "video" else None
 
 
 def _thumbnail(data: bytes, revealed: bool) -> bytes | None:

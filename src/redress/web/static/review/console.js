@@ -32,6 +32,7 @@
       shield.classList.add("revealed");
       var img = document.getElementById("media");
       if (img && img.tagName === "IMG") img.src = img.src.split("?")[0] + "?revealed=" + Date.now();
+      if (img && img.tagName === "VIDEO") { img.muted = true; img.src = img.dataset.src; }
       var counter = document.getElementById("exposure");
       if (counter) {
         counter.textContent = "seen today " + answer.today + "/" + answer.soft_limit;

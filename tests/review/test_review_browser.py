@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 CHROMIUM = os.environ.get("REDRESS_CHROMIUM", DEFAULT_CHROMIUM)
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+THIRD = bytes(range(64, 96))
 
 
 def _missing(reason: str) -> None:
@@ -269,13 +270,7 @@ def test_a_moderator_works_the_queue_in_a_real_browser(
     page.wait_for_load_state()
     assert page.locator("#error-message").get_attribute("data-code") == "same_moderator"
 
-    # A stale lease: the first moderator walked away, so a second one takes over.
-    with served.state.pipeline.sessions.begin() as session:
-        from sqlalchemy import update
-
-        from redress.review.models import ReviewItem
-
-        session.execute(update(ReviewItem).values(leased_until=dt.datetime.now(dt.UTC)))
+    # The appeal goes to a different moderator.
     other = _login(browser, served, "second@example.org")
     other.goto(item_url)
     other.check("#o-not_violation")
@@ -289,6 +284,51 @@ def test_a_moderator_works_the_queue_in_a_real_browser(
     page.go_back()
     page.goto(item_url)
     assert "not_violation" in page.locator("#cluster-outcome").inner_text()
+
+    # A stale lease: the first moderator walks away from another item; after the lease
+    # expires a second one takes it over, and the first one's form is refused.
+    with served.state.pipeline.sessions.begin() as session:
+        CaseService(session).create([EntryIn(kind=SignalKind.PDQ, value=THIRD, quality=100)])
+    follower = getattr(served.state.pipeline.service.matcher, "follower", None)
+    if follower is not None:
+        follower.poll()
+    third = _scan(served, THIRD, "-1005", "3", None)
+    page.goto(served.url + "/review/")
+    page.click("a.open")
+    page.wait_for_selector("#decide")
+    stale_url = page.url
+    with served.state.pipeline.sessions.begin() as session:
+        from sqlalchemy import update
+
+        from redress.review.models import ReviewItem
+
+        session.execute(update(ReviewItem).values(leased_until=dt.datetime.now(dt.UTC)))
+    other.goto(stale_url)
+    other.wait_for_selector("#decide")
+    page.check("#o-needs_info")
+    page.select_option("#reason", "need_context")
+    page.click("#submit-decision")
+    page.wait_for_load_state()
+    assert page.locator("#error-message").get_attribute("data-code") == "lease_lost"
+    assert "expired" in page.locator("#error-message").inner_text()
+    fields = {
+        name: other.locator(f"#decide input[name={name}]").get_attribute("value") or ""
+        for name in ("csrf_token", "cluster_id", "version")
+    }
+    other.check("#o-not_violation")
+    other.select_option("#reason", "false_match")
+    other.click("#submit-decision")
+    other.wait_for_url("**/review/?decided=*")
+    # A double submit (the same form sent again, with the session's cookie) is refused.
+    again = other.request.post(
+        stale_url + "/decide",
+        form={**fields, "outcome": "not_violation", "reason_code": "false_match"},
+        max_redirects=0,
+    )
+    assert again.status == 409
+    assert "already decided" in again.text()
+    with served.state.pipeline.sessions() as session:
+        assert served.service(session).outbox([third]) == []
 
     # Role limits: a moderator cannot open admin pages.
     page.goto(served.url + "/review/users")

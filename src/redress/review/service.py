@@ -528,6 +528,9 @@ class ReviewService:
         item = self._item(viewer, item_id)
         if item.status != OPEN:
             return item
+        appeal = self.store.open_appeal(item.cluster_id)
+        if appeal is not None and appeal.original_decider == viewer.user_id:
+            return item  # they may look, but the appeal is for someone else to take
         now = self.clock()
         until = now + dt.timedelta(seconds=self.config.lease_seconds)
         self.store.lease_cluster(item.cluster_id, viewer.user_id, now, until)
@@ -733,13 +736,13 @@ class ReviewService:
                 f"cluster {cluster.id} was already decided ({cluster.outcome}); nothing changed"
             )
         now = self.clock()
+        appeal = self.store.open_appeal(cluster.id)
+        if appeal is not None and appeal.original_decider == viewer.user_id:
+            raise SameModeratorError("an appeal must be decided by a different moderator")
         if item.leased_by != viewer.user_id or item.leased_until is None or item.leased_until < now:
             raise LeaseError("your lease on this item expired; open it again from the queue")
         if item.version != request.version:
             raise LeaseError("the item changed since you opened it; reload it and decide again")
-        appeal = self.store.open_appeal(cluster.id)
-        if appeal is not None and appeal.original_decider == viewer.user_id:
-            raise SameModeratorError("an appeal must be decided by a different moderator")
         return self._apply(viewer, cluster, outcome, request, actions, appeal, now)
 
     def _apply(

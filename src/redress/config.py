@@ -232,6 +232,52 @@ class Settings(BaseSettings):
         description="How long a case's status page stays locked after too many wrong PINs.",
     )
 
+    review_lease_seconds: int = Field(
+        default=900,
+        gt=0,
+        description="Seconds a moderator holds a review item before another may take it.",
+    )
+    review_exposure_soft_limit: int = Field(
+        default=40,
+        ge=1,
+        description="Media reveals per moderator per day after which the console warns.",
+    )
+    review_login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console logins in a row before the account is locked.",
+    )
+    review_lockout_seconds: int = Field(
+        default=900,
+        gt=0,
+        description="Seconds a console account stays locked after too many failed logins.",
+    )
+    review_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="Hours a console session lasts before the moderator logs in again.",
+    )
+    review_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure (set it when served behind TLS).",
+    )
+    review_takedown_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="Hours to act on an item matching a victim's case (TAKE IT DOWN Act notice).",
+    )
+    review_deadline_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="Hours to decide any other review item.",
+    )
+    review_cluster_distance: int = Field(
+        default=31,
+        ge=0,
+        le=256,
+        description="PDQ distance within which review items are copies of one image (a cluster).",
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -112,6 +112,10 @@ def create_app(
     from redress.web import portal
 
     portal.install(app, settings)
+    from redress.web import console
+
+    app.include_router(console.router)
+    app.mount("/review/static", console.static_files(), name="review-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -22,8 +22,8 @@ from redress.pipeline.container import PipelineContainer, PipelineParts, build_p
 from redress.pipeline.models import ScanItem
 from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
 from redress.signals import HashOptions, hash_bytes
-from redress.store.interfaces import BankPurpose
 from redress.store.db import make_engine
+from redress.store.interfaces import BankPurpose
 from redress.store.media import entries_for_signals
 from redress.store.migrate import upgrade
 from redress.store.service import BankService, CaseService
@@ -130,12 +130,15 @@ def counts(world: World) -> tuple[int, int]:
 def test_a_match_is_captured_encrypted_and_its_ledger_entry_verifies(world: World) -> None:
     item_id = submit(world, VICTIM)
     report = world.pipeline.runner.process(item_id)
-    assert report.status == "done" and report.outcome == "review"
+    assert report.status == "done"
+    assert report.outcome == "review"
     with world.pipeline.sessions.begin() as session:
         item = session.get(ScanItem, item_id)
-        assert item is not None and item.evidence_item_id is not None
+        assert item is not None
+        assert item.evidence_item_id is not None
         row = session.get(EvidenceItemRow, item.evidence_item_id)
-        assert row is not None and row.case_id == str(world.case_id)
+        assert row is not None
+        assert row.case_id == str(world.case_id)
         service = evidence(session, world.settings)
         blob = world.settings.effective_evidence_dir / "blobs" / row.blob_name
         assert VICTIM not in blob.read_bytes()  # encrypted at rest
@@ -146,8 +149,10 @@ def test_a_match_is_captured_encrypted_and_its_ledger_entry_verifies(world: Worl
         assert record["evidence"]["message"]["chat_id"] == "-1001234"
         assert record["evidence"]["connector"] == "telegram-bot"
         trigger = record["trigger"]
-        assert trigger["kind"] == "match" and trigger["bank"] == "victim-cases"
-        assert trigger["case_id"] == str(world.case_id) and trigger["distance"] == 0
+        assert trigger["kind"] == "match"
+        assert trigger["bank"] == "victim-cases"
+        assert trigger["case_id"] == str(world.case_id)
+        assert trigger["distance"] == 0
         assert "bank" not in record["evidence"]  # detector facts stay in the trigger
         ledger = service.ledger
         size, root = ledger.size(), ledger.root()
@@ -157,7 +162,8 @@ def test_a_match_is_captured_encrypted_and_its_ledger_entry_verifies(world: Worl
         proof = ledger.inclusion_proof(capture.seq, size)
         assert verify_inclusion(leaf_hash(capture.body), capture.seq, size, proof.hashes, root)
         decided = json.loads(ledger.entries_for_item(row.id)[1].body)["facts"]
-        assert decided["outcome"] == "review" and decided["scan_item"] == item_id
+        assert decided["outcome"] == "review"
+        assert decided["scan_item"] == item_id
         assert [s["step"] for s in item.steps or []][-1] == "evidence"
 
 
@@ -177,7 +183,8 @@ def test_a_non_matching_scan_stores_nothing(world: World) -> None:
     assert counts(world) == (0, 0)
     with world.pipeline.sessions() as session:
         item = session.get(ScanItem, item_id)
-        assert item is not None and item.evidence_item_id is None
+        assert item is not None
+        assert item.evidence_item_id is None
 
 
 def test_act_deletes_only_after_the_item_is_preserved(world: World) -> None:
@@ -196,7 +203,8 @@ def test_a_reported_item_without_a_match_is_captured_as_a_report(world: World) -
     assert report.outcome == "ignore"
     with world.pipeline.sessions() as session:
         item = session.get(ScanItem, item_id)
-        assert item is not None and item.evidence_item_id is not None
+        assert item is not None
+        assert item.evidence_item_id is not None
         opened = evidence(session, world.settings).open(item.evidence_item_id, "t", "check")
         assert opened.content == STRANGER
         assert json.loads(opened.record)["trigger"]["kind"] == "report"

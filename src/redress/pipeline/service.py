@@ -54,7 +54,7 @@ from redress.pipeline.policy import Decision, Policy, PolicySignals
 from redress.pipeline.store import DEAD, DONE, QUEUED, ScanStore
 from redress.pipeline.text import find_personal_details
 from redress.signals.types import PdqHash
-from redress.store.interfaces import MatchResult
+from redress.store.interfaces import MatchResult, case_key
 
 log = logging.getLogger(__name__)
 
@@ -689,7 +689,8 @@ class PipelineService:
         by_case: dict[str | None, list[Mapping[str, Any]]] = {}
         for candidate in candidates:  # nearest first
             for case in candidate.get("cases") or [None]:
-                by_case.setdefault(None if case is None else str(case), []).append(candidate)
+                key = None if case is None else case_key(int(case))
+                by_case.setdefault(key, []).append(candidate)
         triggers = []
         for case, matched in by_case.items():
             best = matched[0]

@@ -19,8 +19,15 @@ from redress.evidence.models import EvidenceItemRow, LedgerEntryRow
 from redress.evidence.service import EvidenceService, build_evidence_service
 from redress.evidence.store import SqlEvidenceStore
 from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
+from redress.pipeline.interfaces import MatchQuery
 from redress.pipeline.models import ScanItem
-from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
+from redress.pipeline.service import (
+    HashSubmission,
+    MediaSubmission,
+    ScanContext,
+    ScanResult,
+    SightingFacts,
+)
 from redress.signals import HashOptions, hash_bytes
 from redress.store.db import make_engine
 from redress.store.interfaces import BankPurpose
@@ -208,3 +215,34 @@ def test_a_reported_item_without_a_match_is_captured_as_a_report(world: World) -
         opened = evidence(session, world.settings).open(item.evidence_item_id, "t", "check")
         assert opened.content == STRANGER
         assert json.loads(opened.record)["trigger"]["kind"] == "report"
+
+
+def test_hash_scan_decisions_are_logged_without_an_item(world: World) -> None:
+    options = HashOptions.from_settings(world.settings)
+    known = hash_bytes(KNOWN, options).pdq
+    stranger = hash_bytes(STRANGER, options).pdq
+    assert known is not None
+    assert stranger is not None
+    with world.pipeline.sessions.begin() as session:
+        answers = world.pipeline.service.scan_hashes_many(
+            session,
+            [
+                (HashSubmission(MatchQuery(pdq=(known,))), None),
+                (HashSubmission(MatchQuery(pdq=(stranger,))), None),
+            ],
+            key=None,
+        )
+    first, second = answers
+    assert isinstance(first, ScanResult)
+    assert isinstance(second, ScanResult)
+    assert first.outcome == "act"
+    assert second.outcome == "ignore"
+    with world.pipeline.sessions() as session:
+        rows = session.scalars(select(LedgerEntryRow)).all()
+        assert session.scalar(select(func.count()).select_from(EvidenceItemRow)) == 0
+    [entry] = rows  # one decision (act); the ignored lookup is not a decision about anyone
+    body = json.loads(entry.body)
+    assert body["kind"] == "pipeline:scan:decided"
+    assert body["facts"]["scan_item"] == first.item_id
+    assert body["facts"]["mode"] == "hashes"
+    assert body["facts"]["evidence_items"] == []

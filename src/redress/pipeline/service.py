@@ -536,6 +536,8 @@ class PipelineService:
         answers: list[ScanResult | RedressError] = []
         fresh: list[ScanItem] = []
         outbox: list[tuple[str, str]] = []
+        recorders: dict[int, EvidenceRecorder] = {}
+        decided: list[tuple[ScanItem, ScanContext, Decision]] = []
         for submission, idem in submissions:
             try:
                 for bank in submission.context.banks:
@@ -562,7 +564,7 @@ class PipelineService:
                 decision, actions = self.evaluate(
                     session, item, query, submission.context, steps=[]
                 )
-                self.preserve(session, item, submission.context, decision)
+                decided.append((item, submission.context, decision))
             except RedressError as exc:
                 answers.append(exc)
                 continue
@@ -585,6 +587,9 @@ class PipelineService:
                     a if isinstance(a, RedressError) else self._rescan(session, s, key, i)
                     for (s, i), a in zip(submissions, answers, strict=True)
                 ]
+            # Logged once the items are in: a batch that fell back above logs per item.
+            for item, context, decision in decided:
+                self.preserve(session, item, context, decision, recorders=recorders)
         return answers
 
     def _rescan(
@@ -607,6 +612,7 @@ class PipelineService:
         *,
         data: bytes | None = None,
         digest: MediaDigest | None = None,
+        recorders: dict[int, EvidenceRecorder] | None = None,
     ) -> list[str]:
         """Capture a matched or reported item's bytes as evidence and log the decision.
 
@@ -617,6 +623,7 @@ class PipelineService:
         decisions are appended to the evidence ledger (``pipeline:scan:decided``),
         against each captured item. Runs in the decision's transaction, so a retried
         item is either fully preserved once or not at all. Returns the item IDs.
+        ``recorders`` lets a batch share one recorder per session.
         """
         if self.evidence is None:
             return []
@@ -630,7 +637,10 @@ class PipelineService:
         )
         if decision.outcome is Outcome.IGNORE and not candidates and not context.reporters:
             return []  # nothing matched, nothing reported: not a decision about anyone
-        recorder = self.evidence(session)
+        shared = recorders.get(id(session)) if recorders is not None else None
+        recorder = shared if shared is not None else self.evidence(session)
+        if recorders is not None:  # a batch builds its recorder (keys, signer) once
+            recorders[id(session)] = recorder
         captured: list[dict[str, Any]] = []
         if data is not None and (candidates or context.reporters):
             for trigger in self._triggers(item, context, candidates):

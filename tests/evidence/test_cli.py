@@ -32,6 +32,16 @@ def test_capture_export_verify_delete(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \xff\xd9")
     missing = tmp_path / "missing.jpg"
+    created = redress(
+        "case",
+        "create",
+        "--pdq",
+        "f8f8f0cee0f4a84f06370a22028f67f0b36e2ed596621e1d33e6b39c4e9c9b22",
+        "--json",
+        home=home,
+    )
+    assert created.returncode == 0, created.stderr
+    case_number = json.loads(created.stdout)["case_number"]
     captured = redress(
         "evidence",
         "capture",
@@ -40,7 +50,7 @@ def test_capture_export_verify_delete(tmp_path: Path) -> None:
         "--operator",
         "ngo",
         "--case",
-        "case-9",
+        case_number,
         home=home,
     )
     assert captured.returncode == 1  # one file failed, the other was captured
@@ -56,7 +66,7 @@ def test_capture_export_verify_delete(tmp_path: Path) -> None:
         "evidence",
         "export",
         "--case",
-        "case-9",
+        case_number,
         "--to",
         str(tmp_path / "p.zip"),
         "--actor",

@@ -13,8 +13,8 @@ def test_pipeline_surface() -> None:
         "HashSubmission", "Hasher", "KeyInfo", "MatchQuery", "Matcher", "MediaClassifier",
         "MediaDigest", "MediaSubmission", "Outcome", "PersonalDetail", "PipelineContainer",
         "PipelineParts", "PipelineService", "Policy", "PolicySignals", "ProcessReport",
-        "PublicMatch", "ScanContext", "ScanResult", "ScanRunner", "Scope", "SourceRule",
-        "VpdqQueryFrame", "build_pipeline", "find_personal_details", "load_policy",
+        "PublicMatch", "ScanContext", "ScanResult", "ScanRunner", "Scope", "SightingFacts",
+        "SourceRule", "VpdqQueryFrame", "build_pipeline", "find_personal_details", "load_policy",
     }  # fmt: skip
     for name in redress.pipeline.__all__:
         assert getattr(redress.pipeline, name) is not None

@@ -25,3 +25,21 @@ def test_upgrade_and_downgrade(database_url: str) -> None:
     assert not tables(database_url) & TABLES
     upgrade(database_url)
     assert tables(database_url) >= TABLES
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_scan_item_evidence_column_up_and_down(database_url: str) -> None:
+    upgrade(database_url)
+    assert "evidence_item_id" in columns(database_url, "scan_items")
+    downgrade(database_url, "c0ffee8a0008")  # the revision before the evidence column
+    assert "evidence_item_id" not in columns(database_url, "scan_items")
+    assert tables(database_url) >= TABLES
+    upgrade(database_url)
+    assert "evidence_item_id" in columns(database_url, "scan_items")

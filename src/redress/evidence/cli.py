@@ -94,12 +94,22 @@ def capture_command(
     link: Annotated[str | None, typer.Option(help="Message link.")] = None,
     trigger: Annotated[TriggerKind, typer.Option(help="Why it is captured.")] = TriggerKind.REPORT,
     reference: Annotated[str | None, typer.Option(help="The report or match ID.")] = None,
-    case: Annotated[str | None, typer.Option(help="Victim case ID.")] = None,
+    case: Annotated[
+        str | None, typer.Option(help="The victim case it belongs to (its number, RC-...).")
+    ] = None,
     media_type: Annotated[str | None, typer.Option(help="Media type; default: guessed.")] = None,
 ) -> None:
     """Capture files as evidence (one JSON line per file; exits 1 if any failed)."""
     failed = False
     settings = _settings(ctx)
+    case_id = None
+    if case:
+        # Items name a case by the store's case key, so withdrawal finds and erases them.
+        from redress.store.interfaces import case_key
+        from redress.store.store import SqlCaseStore
+
+        with _service(settings) as service:
+            case_id = case_key(SqlCaseStore(service.store.session).get_case(case).id)
     for path in paths:
         try:
             content = path.read_bytes()
@@ -115,7 +125,7 @@ def capture_command(
                             message_id=message_id,
                             message_link=link,
                         ),
-                        trigger=Trigger(trigger, reference=reference, case_id=case),
+                        trigger=Trigger(trigger, reference=reference, case_id=case_id),
                         connector="redress-cli",
                         operator=operator,
                         file_name=path.name,
@@ -190,7 +200,10 @@ def export_command(
         "evidence.zip"
     ),
     case: Annotated[
-        str | None, typer.Option("--case", help="Export every item captured for this case.")
+        str | None,
+        typer.Option(
+            "--case", help="Export every item captured for this case (its number, RC-...)."
+        ),
     ] = None,
     recipient: Annotated[
         Path | None,
@@ -209,7 +222,9 @@ def export_command(
     with _service(_settings(ctx)) as service:
         ids = list(item_ids or [])
         if case:
-            ids.extend(service.item_ids_for_case(case))
+            from redress.evidence.cases import item_ids_for_case_number
+
+            ids.extend(item_ids_for_case_number(service, service.store.session, case))
         if not ids:
             raise ExportError("name items to export, or a --case with captured items")
         result = service.export(

@@ -33,6 +33,7 @@ from redress.pipeline.service import (
     ScanContext,
     ScanResult,
     ScanRunner,
+    SightingFacts,
 )
 from redress.pipeline.text import DetailKind, PersonalDetail, find_personal_details
 
@@ -64,6 +65,7 @@ __all__ = [
     "ScanResult",
     "ScanRunner",
     "Scope",
+    "SightingFacts",
     "SourceRule",
     "VpdqQueryFrame",
     "build_pipeline",

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from redress.actions.interfaces import Actioner, ActionKind
 from redress.actions.webhook import WebhookSender
 from redress.config import Settings
+from redress.evidence.interfaces import EvidenceRecorder
 from redress.index.interfaces import PdqIndex
 from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
 from redress.pipeline.keys import VerifiedKeys
 from redress.pipeline.policy import load_policy
 from redress.pipeline.queue import EmbeddedQueue, JobQueue
 from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
-from redress.pipeline.service import PipelineService, ProcessReport, ScanRunner
+from redress.pipeline.service import EvidenceFactory, PipelineService, ProcessReport, ScanRunner
 from redress.store.db import make_engine
 
 
@@ -37,6 +38,9 @@ class PipelineParts:
     classifier: MediaClassifier | None = None
     actioners: Mapping[ActionKind, Actioner] = field(default_factory=dict)
     http: httpx.Client | None = None
+    # Where matched and reported media are preserved (default: the evidence service
+    # over the same database and REDRESS_HOME's keys).
+    evidence: EvidenceFactory | None = None
 
 
 @dataclass
@@ -81,6 +85,17 @@ def default_hasher(settings: Settings) -> Hasher:
     return SignalsHasher(settings)
 
 
+def default_evidence(settings: Settings) -> EvidenceFactory:
+    """The evidence service writing through the decision's session (keys from settings)."""
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+
+    def recorder(session: Session) -> EvidenceRecorder:
+        return build_evidence_service(SqlEvidenceStore(session), settings)
+
+    return recorder
+
+
 def build_pipeline(
     settings: Settings,
     parts: PipelineParts | None = None,
@@ -112,6 +127,7 @@ def build_pipeline(
         classifier=parts.classifier,
         pdq_quality_min=settings.pdq_quality_min,
         max_attempts=settings.scan_max_attempts,
+        evidence=parts.evidence or default_evidence(settings),
     )
     # Connectors add theirs (delete message, restrict user, notify case); blocking
     # re-uploads is done here, in the store. (Imported here: it reads pipeline tables.)

@@ -77,6 +77,8 @@ class ScanItem(Base):
     steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_detail: Mapped[str | None] = mapped_column(Text)
+    # The evidence item captured for the item (the first, when several cases matched).
+    evidence_item_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ScanMedia(Base):

@@ -31,6 +31,13 @@ from redress.actions.interfaces import (
 )
 from redress.actions.webhook import WebhookDelivery, WebhookSender
 from redress.errors import RedressError
+from redress.evidence.interfaces import (
+    CaptureRequest,
+    EvidenceRecorder,
+    MessageFacts,
+    Trigger,
+    TriggerKind,
+)
 from redress.pipeline.errors import IdempotencyConflictError, UnknownBankError
 from redress.pipeline.interfaces import (
     Hasher,
@@ -47,16 +54,71 @@ from redress.pipeline.policy import Decision, Policy, PolicySignals
 from redress.pipeline.store import DEAD, DONE, QUEUED, ScanStore
 from redress.pipeline.text import find_personal_details
 from redress.signals.types import PdqHash
-from redress.store.interfaces import MatchResult
+from redress.store.interfaces import MatchResult, case_key
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+EvidenceFactory = Callable[[Session], EvidenceRecorder]
+"""Builds the evidence recorder that writes through the session a decision is made in."""
 
 
 def utcnow() -> dt.datetime:
     """The current UTC time (the default clock)."""
     return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _from_iso(value: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class SightingFacts:
+    """What the platform showed about the message an item came in (evidence facts).
+
+    A connector fills this in; the pipeline keeps it with the item and puts it in the
+    capture record when the item is preserved as evidence. ``raw`` is the platform's
+    own object (e.g. the Bot API update) as JSON text, unchanged. Dates are UTC.
+    """
+
+    connector: str | None = None  # the code that collected it, e.g. "telegram-bot"
+    chat_title: str | None = None
+    message_link: str | None = None
+    sender_name: str | None = None
+    message_date: dt.datetime | None = None
+    edit_date: dt.datetime | None = None
+    forward_origin: str | None = None
+    content_protected: bool | None = None
+    media_group_id: str | None = None
+    raw: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form (dates as ISO 8601)."""
+        data = asdict(self)
+        data["message_date"] = _iso(self.message_date)
+        data["edit_date"] = _iso(self.edit_date)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SightingFacts:
+        """Rebuild from :meth:`to_json`."""
+        protected = data.get("content_protected")
+        return cls(
+            connector=data.get("connector"),
+            chat_title=data.get("chat_title"),
+            message_link=data.get("message_link"),
+            sender_name=data.get("sender_name"),
+            message_date=_from_iso(data.get("message_date")),
+            edit_date=_from_iso(data.get("edit_date")),
+            forward_origin=data.get("forward_origin"),
+            content_protected=None if protected is None else bool(protected),
+            media_group_id=data.get("media_group_id"),
+            raw=data.get("raw"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +132,19 @@ class ScanContext:
     target: ActionTarget = field(default_factory=ActionTarget)
     banks: tuple[str, ...] = ()
     callback_url: str | None = None
+    sighting: SightingFacts | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe form for the item's ``request`` column."""
         data = asdict(self)
         data["banks"] = list(self.banks)
+        data["sighting"] = self.sighting.to_json() if self.sighting is not None else None
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScanContext:
         """Rebuild from :meth:`to_json`."""
+        sighting = data.get("sighting")
         return cls(
             source=str(data.get("source", "api")),
             caption=data.get("caption"),
@@ -88,6 +153,7 @@ class ScanContext:
             target=ActionTarget(**(data.get("target") or {})),
             banks=tuple(data.get("banks") or ()),
             callback_url=data.get("callback_url"),
+            sighting=SightingFacts.from_json(sighting) if sighting else None,
         )
 
 
@@ -131,6 +197,7 @@ class ScanResult:
     error_code: str | None
     error_detail: str | None
     created: bool = True
+    evidence_item_id: str | None = None  # for the connector that acts; not shown to submitters
 
 
 def _query_json(query: MatchQuery) -> dict[str, Any]:
@@ -174,6 +241,7 @@ def scan_result(item: ScanItem, *, created: bool = True) -> ScanResult:
         error_code=item.error_code,
         error_detail=item.error_detail,
         created=created,
+        evidence_item_id=item.evidence_item_id,
     )
 
 
@@ -190,6 +258,7 @@ class PipelineService:
         pdq_quality_min: int = 50,
         max_attempts: int = 3,
         clock: Clock = utcnow,
+        evidence: EvidenceFactory | None = None,
     ) -> None:
         self.matcher = matcher
         self.hasher = hasher
@@ -198,6 +267,7 @@ class PipelineService:
         self.pdq_quality_min = pdq_quality_min
         self.max_attempts = max_attempts
         self.clock = clock
+        self.evidence = evidence
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -356,6 +426,9 @@ class PipelineService:
         decision, actions = self.evaluate(
             session, item, query, context, steps=steps, data=data, digest=digest
         )
+        # Preserve before any action is written: an act outcome must never delete
+        # something that was not captured, and the spool is dropped just below.
+        self.preserve(session, item, context, decision, data=data, digest=digest)
         store = ScanStore(session)
         for action in actions:
             store.add_action(item.id, action, item.finished_at or self.clock())
@@ -463,6 +536,8 @@ class PipelineService:
         answers: list[ScanResult | RedressError] = []
         fresh: list[ScanItem] = []
         outbox: list[tuple[str, str]] = []
+        recorders: dict[int, EvidenceRecorder] = {}
+        decided: list[tuple[ScanItem, ScanContext, Decision]] = []
         for submission, idem in submissions:
             try:
                 for bank in submission.context.banks:
@@ -486,7 +561,10 @@ class PipelineService:
                     vpdq=submission.query.vpdq,
                     banks=submission.context.banks,
                 )
-                _, actions = self.evaluate(session, item, query, submission.context, steps=[])
+                decision, actions = self.evaluate(
+                    session, item, query, submission.context, steps=[]
+                )
+                decided.append((item, submission.context, decision))
             except RedressError as exc:
                 answers.append(exc)
                 continue
@@ -509,6 +587,9 @@ class PipelineService:
                     a if isinstance(a, RedressError) else self._rescan(session, s, key, i)
                     for (s, i), a in zip(submissions, answers, strict=True)
                 ]
+            # Logged once the items are in: a batch that fell back above logs per item.
+            for item, context, decision in decided:
+                self.preserve(session, item, context, decision, recorders=recorders)
         return answers
 
     def _rescan(
@@ -519,6 +600,135 @@ class PipelineService:
                 return self._scan_one(session, submission, key=key, idempotency_key=idem)
         except RedressError as exc:
             return exc
+
+    # -- evidence --------------------------------------------------------------------------
+
+    def preserve(
+        self,
+        session: Session,
+        item: ScanItem,
+        context: ScanContext,
+        decision: Decision,
+        *,
+        data: bytes | None = None,
+        digest: MediaDigest | None = None,
+        recorders: dict[int, EvidenceRecorder] | None = None,
+    ) -> list[str]:
+        """Capture a matched or reported item's bytes as evidence and log the decision.
+
+        One evidence item per victim case among the matches (so one victim's
+        withdrawal erases her copy and no other), or one without a case when no
+        match names a case. The trigger (bank, entry, distance) is kept apart from
+        the evidence facts (the message as the platform showed it). Review and act
+        decisions are appended to the evidence ledger (``pipeline:scan:decided``),
+        against each captured item. Runs in the decision's transaction, so a retried
+        item is either fully preserved once or not at all. Returns the item IDs.
+        ``recorders`` lets a batch share one recorder per session.
+        """
+        if self.evidence is None:
+            return []
+        candidates: list[dict[str, Any]] = next(
+            (
+                s.get("candidates", [])
+                for s in reversed(item.steps or [])
+                if s.get("step") == "match"
+            ),
+            [],
+        )
+        if decision.outcome is Outcome.IGNORE and not candidates and not context.reporters:
+            return []  # nothing matched, nothing reported: not a decision about anyone
+        shared = recorders.get(id(session)) if recorders is not None else None
+        recorder = shared if shared is not None else self.evidence(session)
+        if recorders is not None:  # a batch builds its recorder (keys, signer) once
+            recorders[id(session)] = recorder
+        captured: list[dict[str, Any]] = []
+        if data is not None and (candidates or context.reporters):
+            for trigger in self._triggers(item, context, candidates):
+                evidence = recorder.capture(
+                    CaptureRequest(
+                        content=data,
+                        media_type=str(getattr(digest, "media_type", "") or "")
+                        or "application/octet-stream",
+                        message=_message_facts(context),
+                        trigger=trigger,
+                        connector=(context.sighting.connector if context.sighting else None)
+                        or context.source,
+                        operator=context.source,
+                        file_name=item.filename,
+                    )
+                )
+                captured.append({"id": evidence.id, "case": trigger.case_id})
+        if captured:
+            item.evidence_item_id = captured[0]["id"]
+            item.steps = [*(item.steps or []), {"step": "evidence", "items": captured}]
+        facts: dict[str, Any] = {
+            "scan_item": item.id,
+            "source": context.source,
+            "mode": item.mode,
+            "outcome": decision.outcome.value,
+            "priority": decision.priority,
+            "reasons": list(decision.reasons),
+            "actions": list((item.result or {}).get("actions", [])),
+            "matches": [
+                {
+                    "bank": c["bank"],
+                    "entry": c["entry"],
+                    "signal": c["signal"],
+                    "distance": c["distance"],
+                }
+                for c in candidates
+            ],
+            "evidence_items": [c["id"] for c in captured],
+        }
+        for evidence_id in [c["id"] for c in captured] or [None]:
+            recorder.record_event("pipeline:scan:decided", "pipeline", facts, item_id=evidence_id)
+        return [c["id"] for c in captured]
+
+    @staticmethod
+    def _triggers(
+        item: ScanItem, context: ScanContext, candidates: Sequence[Mapping[str, Any]]
+    ) -> list[Trigger]:
+        if not candidates:
+            return [
+                Trigger(
+                    TriggerKind.REPORT,
+                    reference=item.id,
+                    details={"scan_item": item.id, "reporters": context.reporters},
+                )
+            ]
+        by_case: dict[str | None, list[Mapping[str, Any]]] = {}
+        for candidate in candidates:  # nearest first
+            for case in candidate.get("cases") or [None]:
+                key = None if case is None else case_key(int(case))
+                by_case.setdefault(key, []).append(candidate)
+        triggers = []
+        for case, matched in by_case.items():
+            best = matched[0]
+            triggers.append(
+                Trigger(
+                    TriggerKind.MATCH,
+                    reference=item.id,
+                    case_id=case,
+                    bank=str(best["bank"]),
+                    distance=int(best["distance"]),
+                    details={
+                        "scan_item": item.id,
+                        "entry": best["entry"],
+                        "signal": best["signal"],
+                        "purpose": best["purpose"],
+                        "matches": [
+                            {
+                                "bank": m["bank"],
+                                "entry": m["entry"],
+                                "signal": m["signal"],
+                                "distance": m["distance"],
+                            }
+                            for m in matched
+                        ],
+                    },
+                )
+            )
+        return triggers
 
     @staticmethod
     def _sighted(item: ScanItem, context: ScanContext) -> bool:
@@ -773,6 +983,35 @@ class ScanRunner:
             return ScanStore(session).queued_ids(before=cutoff)
 
 
+def _message_facts(context: ScanContext) -> MessageFacts:
+    """The evidence's message facts from a scan's context (what the platform showed)."""
+    target, sighting = context.target, context.sighting or SightingFacts()
+    raw: dict[str, Any] | None = None
+    if sighting.raw:
+        try:
+            parsed = json.loads(sighting.raw)
+        except ValueError:
+            parsed = None
+        raw = parsed if isinstance(parsed, dict) else {"text": sighting.raw}
+    return MessageFacts(
+        platform=target.platform or context.source,
+        chat_id=target.chat_id,
+        chat_title=sighting.chat_title,
+        message_id=target.message_id,
+        message_link=sighting.message_link,
+        sender_id=target.user_id,
+        sender_name=sighting.sender_name,
+        forward_origin=(
+            {"description": sighting.forward_origin} if sighting.forward_origin else None
+        ),
+        message_date=sighting.message_date,
+        edit_date=sighting.edit_date,
+        content_protected=sighting.content_protected,
+        caption=context.caption,
+        raw=raw,
+    )
+
+
 def result_json(result: ScanResult) -> dict[str, Any]:
     """The JSON the API and webhooks show for a result."""
     return {
@@ -802,6 +1041,7 @@ __all__ = [
     "ScanContext",
     "ScanResult",
     "ScanRunner",
+    "SightingFacts",
     "result_json",
     "scan_result",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -49,6 +49,9 @@ from redress.store.interfaces import (
 )
 from redress.store.service import DEFAULT_CASE_BANK, BankService, CaseService, RetroMatcher
 from redress.store.sync import SeenFollower
+
+if TYPE_CHECKING:
+    from redress.evidence.cases import EvidenceErasure
 
 bank_app = typer.Typer(
     help="Banks of known hashes: create, fill, import, export.", no_args_is_help=True
@@ -476,10 +479,13 @@ def case_status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show a case's status, or change it with --set."""
-    with _engine(ctx) as (engine, _settings), Session(engine) as session:
-        cases = CaseService(session, actor="admin")
+    with _engine(ctx) as (engine, settings), Session(engine) as session:
+        erasure = _evidence_erasure(session, settings)
+        cases = CaseService(session, actor="admin", closures=[erasure])
         case = cases.set_status(case_number, set_status) if set_status else cases.get(case_number)
         session.commit()
+    if erasure.erased:
+        typer.echo(f"erased {len(erasure.erased)} evidence items captured for the case", err=True)
     if as_json:
         _echo_json(_case_json(case))
     else:
@@ -493,10 +499,24 @@ def case_withdraw(
     pin: Annotated[str, typer.Option(prompt=True, hide_input=True, help="The case PIN.")],
 ) -> None:
     """Withdraw a case (the victim's choice); its hashes stop matching within a second."""
-    with _engine(ctx) as (engine, _settings), Session(engine) as session:
-        case = CaseService(session).withdraw(case_number, pin)
+    with _engine(ctx) as (engine, settings), Session(engine) as session:
+        erasure = _evidence_erasure(session, settings)
+        case = CaseService(session, closures=[erasure]).withdraw(case_number, pin)
         session.commit()
     typer.echo(f"{case.case_number}: {case.status.value}; its hashes no longer match")
+    typer.echo(
+        f"erased {len(erasure.erased)} evidence items captured for the case "
+        "(copies already exported in evidence packages cannot be recalled)"
+    )
+
+
+def _evidence_erasure(session: Session, settings: Settings) -> EvidenceErasure:
+    """Closing a case erases its evidence in the same transaction (the victim's request)."""
+    from redress.evidence.cases import EvidenceErasure
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+
+    return EvidenceErasure(build_evidence_service(SqlEvidenceStore(session), settings))
 
 
 def scan(

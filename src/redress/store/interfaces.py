@@ -367,3 +367,22 @@ class SeenStore(Protocol):
     def matches_for_item(self, item_id: int) -> list[MatchResult]:
         """The matches recorded for an item."""
         ...
+
+
+class CaseClosure(Protocol):
+    """Told, inside the status change's transaction, that a victim case closed.
+
+    ``CaseService`` calls it when a case becomes Withdrawn or Deleted, after its
+    hashes were removed from matching, so other domains can honour the victim's
+    request too (the evidence domain erases what it captured for the case: its
+    items' triggers name the case by :func:`case_key`).
+    """
+
+    def case_closed(self, case: CaseRead, status: CaseStatus, actor: str) -> None:
+        """The case is now ``status`` (Withdrawn or Deleted), at ``actor``'s request."""
+        ...
+
+
+def case_key(case_id: int) -> str:
+    """How other domains name a case in their own records (evidence triggers): its ID."""
+    return str(case_id)

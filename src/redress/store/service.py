@@ -39,6 +39,7 @@ from redress.store.interfaces import (
     BankPurpose,
     BankRead,
     BankStats,
+    CaseClosure,
     CaseCreated,
     CaseRead,
     CaseStatus,
@@ -375,8 +376,10 @@ class CaseService:
         actor: str = "cli",
         hasher: PasswordHasher | None = None,
         default_threshold: int = 31,
+        closures: Sequence[CaseClosure] = (),
     ) -> None:
         self.session = session
+        self.closures = tuple(closures)
         self.cases = SqlCaseStore(session)
         self.bank_service = BankService(
             session, default_threshold=default_threshold, retro=None, actor=actor
@@ -459,7 +462,11 @@ class CaseService:
             f"case:{case.case_number}",
             {"from": case.status.value, "removed_entries": len(removed)},
         )
-        return self.cases.get_case(updated.case_number)
+        closed = self.cases.get_case(updated.case_number)
+        if status.closed:
+            for closure in self.closures:  # e.g. erase the case's evidence, same transaction
+                closure.case_closed(closed, status, actor or self.actor)
+        return closed
 
     def withdraw(self, case_number: str, pin: str) -> CaseRead:
         """The victim withdraws her case (PIN required); its hashes stop matching."""

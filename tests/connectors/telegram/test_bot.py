@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from redress.connectors.embedded import EmbeddedSink
+from redress.config import Settings
 from redress.connectors.interfaces import (
     ActionKind,
     Decision,
@@ -15,10 +19,20 @@ from redress.connectors.interfaces import (
     MediaOrigin,
     UserReport,
 )
+from redress.connectors.sink import PipelineSink, handoff_actioners
 from redress.connectors.telegram.bot import GroupGuard, GuardOptions
 from redress.connectors.telegram.client import BotApiClient
+from redress.connectors.telegram.ratelimit import SendLimiter
 from redress.connectors.telegram.store import GroupSettings, RecordKind, RecordRead, TelegramStore
+from redress.evidence.service import build_evidence_service
+from redress.evidence.store import SqlEvidenceStore
+from redress.pipeline.container import PipelineParts, build_pipeline
+from redress.signals import HashOptions, SignalKind, hash_bytes
+from redress.store.interfaces import BankPurpose
+from redress.store.media import entries_for_signals
+from redress.store.service import BankService
 
+from .conftest import Sleeps
 from .fake_bot_api import FakeBotApi, chat, jpeg, private_chat, user, webp
 
 pytestmark = pytest.mark.anyio
@@ -39,8 +53,47 @@ def setup_group(fake: FakeBotApi, **rights: bool) -> None:
     fake.add_member(GROUP["id"], MALLORY)
 
 
+class EvidenceFirst:
+    """ASGI wrapper of the fake Bot API: at each deleteMessage, looks in the evidence
+    store for the message being deleted (what Telegram would destroy)."""
+
+    def __init__(self, app: Any, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.settings = settings
+        self.found: list[tuple[int, list[bytes]]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/deleteMessage"):
+            body = b""
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            params = json.loads(body or b"{}")
+            with self.sessions() as session:
+                service = build_evidence_service(SqlEvidenceStore(session), self.settings)
+                items = service.items_for_message(
+                    "telegram", str(params["chat_id"]), str(params["message_id"])
+                )
+                contents = [service.open(i.id, "test", "before delete").content for i in items]
+            self.found.append((int(params["message_id"]), contents))
+
+            async def replay() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+
 async def test_known_photo_is_preserved_then_deleted_and_a_notice_posted(
-    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi,
+    sink: PipelineSink,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    sleeps: Sleeps,
 ) -> None:
     setup_group(fake)
     msg = fake.message(
@@ -49,38 +102,55 @@ async def test_known_photo_is_preserved_then_deleted_and_a_notice_posted(
     fake.push("message", msg)
     innocent = fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, seed=40)))
     fake.push("message", innocent)
+    watcher = EvidenceFirst(fake.app, sessions, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=watcher)) as http:
+        limiter = SendLimiter(clock=sleeps.clock, sleep=sleeps)
+        api = BotApiClient(http, fake.token, sleep=sleeps, limiter=limiter)
+        guard = GroupGuard(api, sink, sessions, GuardOptions(portal_url="https://x/protect"))
+        assert await guard.poll_once() == 2
+        api.close()
 
-    assert await guard.poll_once() == 2
-
+    # When deleteMessage arrived, the photo's original bytes were already evidence.
+    assert watcher.found == [(msg["message_id"], [jpeg(256, 256, 2)])]
     assert (GROUP["id"], msg["message_id"]) not in fake.messages  # deleted
     assert (GROUP["id"], innocent["message_id"]) in fake.messages  # left alone
     scanned = records(sessions, RecordKind.SCANNED)
     assert [r.detail["outcome"] for r in scanned] == ["act", "ignore"]
+    assert scanned[1].detail["evidence_ref"] is None  # nothing kept of the innocent photo
     hit = scanned[0]
-    assert hit.detail["matches"][0].startswith("victim-bank/image-2@")
+    assert hit.detail["matches"][0].startswith("victim-bank/")
+    assert hit.detail["matches"][0].endswith("@0")
     assert hit.detail["caption"] == "her name is ..."
     assert hit.detail["link"] == f"https://t.me/c/1234567890/{msg['message_id']}"
     # The largest PhotoSize was fetched, not the thumbnail.
     assert fake.called("getFile")[0]["file_id"] == msg["photo"][-1]["file_id"]
-    # Evidence exists on disk before the deletion record names it.
-    evidence = hit.detail["evidence_ref"]
-    digest = evidence.removeprefix("sha256:")
-    assert (sink.evidence_dir / digest[:2] / digest / "original").read_bytes() == jpeg(256, 256, 2)
+    # The evidence item and its capture ledger entry, with the message facts.
+    with sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        item = service.item(hit.detail["evidence_ref"])
+        kinds = [e.kind for e in service.ledger.entries_for_item(item.id)]
+        record = json.loads(service.open(item.id, "test", "check").record)
+    assert item.chat_id == str(GROUP["id"])
+    assert item.message_id == str(msg["message_id"])
+    assert kinds[:2] == ["evidence:item:captured", "pipeline:scan:decided"]
+    message = record["evidence"]["message"]
+    assert message["message_link"] == hit.detail["link"]
+    assert message["sender_id"] == str(MALLORY["id"])
+    assert message["caption"] == "her name is ..."
+    assert record["trigger"]["bank"] == "victim-bank"
     actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
     assert actions == ["delete_message", "post_notice"]
     assert "removed" in fake.sent[-1]["text"]
-    order = [name for name, _ in fake.calls]
-    assert order.index("deleteMessage") > order.index("getFile")
 
 
-async def test_second_match_by_the_same_sender_bans_them(
+async def test_a_bank_whose_policy_restricts_the_user_bans_the_sender(
     fake: FakeBotApi, guard: GroupGuard
 ) -> None:
     setup_group(fake)
-    for seed in (1, 3):
-        fake.push(
-            "message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, seed)))
-        )
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    await guard.poll_once()
+    assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] != "kicked"
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 7))))
     await guard.poll_once()
     assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "kicked"
     assert len(fake.called("banChatMember")) == 1
@@ -171,7 +241,7 @@ async def test_oversize_file_is_a_too_large_record_not_a_crash(
 
 
 async def test_self_hosted_server_lifts_the_limit(
-    fake: FakeBotApi, http: object, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, http: object, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
     import httpx
 
@@ -284,13 +354,49 @@ async def test_every_media_kind_is_scanned(
     fake.push("message", fake.message(GROUP, ALICE, video=fake.video(b"mp4")))
     await guard.poll_once()
     kinds = [(r.detail["kind"], r.detail["outcome"]) for r in records(sessions, RecordKind.SCANNED)]
-    assert kinds == [
-        ("sticker", "act"),
-        ("document", "act"),
-        ("animation", "ignore"),
-        ("video_note", "ignore"),
-        ("video", "ignore"),
-    ]
+    assert kinds == [("sticker", "act"), ("document", "act")]
+    # Those "videos" are a few junk bytes: the pipeline cannot decode them, and says so.
+    failed = [r.detail["code"] for r in records(sessions, RecordKind.SCAN_FAILED)]
+    assert len(failed) == 3
+    assert all(code for code in failed)
+
+
+async def test_a_video_matches_by_vpdq_and_is_preserved_then_deleted(
+    fake: FakeBotApi,
+    api: BotApiClient,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    shared_data: Path,
+) -> None:
+    clip = (shared_data / "vpdq" / "videos" / "chair-22-sd-grey-bar.mp4").read_bytes()
+    signals = hash_bytes(clip, HashOptions.from_settings(settings))
+    with sessions.begin() as session:  # only the frame hashes: no byte-identical shortcut
+        banks = BankService(session)
+        banks.create("video-bank", BankPurpose.CONFIRMED_VIOLATIONS)
+        entries = [e for e in entries_for_signals(signals) if e.kind is SignalKind.VPDQ]
+        assert len(entries) == 1
+        banks.add("video-bank", entries)
+    container = build_pipeline(
+        settings, PipelineParts(actioners=handoff_actioners("telegram")), embedded_queue=False
+    )
+    try:
+        sink = PipelineSink(container, connector="telegram-bot")
+        guard = GroupGuard(api, sink, sessions, GuardOptions(portal_url="https://x/protect"))
+        setup_group(fake)
+        msg = fake.message(GROUP, MALLORY, video=fake.video(clip))
+        fake.push("message", msg)
+        await guard.poll_once()
+    finally:
+        container.close()
+    [scanned] = records(sessions, RecordKind.SCANNED)
+    assert scanned.detail["outcome"] == "act"
+    assert scanned.detail["matches"][0].startswith("video-bank/")
+    assert (GROUP["id"], msg["message_id"]) not in fake.messages
+    with sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        opened = service.open(scanned.detail["evidence_ref"], "test", "check")
+    assert opened.content == clip
+    assert json.loads(opened.record)["trigger"]["details"]["signal"] == "vpdq"
 
 
 async def test_malformed_and_unknown_updates_are_recorded_and_skipped(
@@ -326,7 +432,7 @@ async def test_rate_limited_notice_waits_retry_after_then_succeeds(
 
 
 async def test_report_files_into_the_sink_and_acknowledges_privately(
-    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, guard: GroupGuard, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     setup_group(fake)
     fake.started.add(ALICE["id"])
@@ -335,20 +441,28 @@ async def test_report_files_into_the_sink_and_acknowledges_privately(
     )
     fake.push("message", fake.message(GROUP, ALICE, text="/report", reply_to_message=target))
     await guard.poll_once()
-    [report] = sink.reports
-    assert report.reporter.id == ALICE["id"]
-    assert report.message.message_id == target["message_id"]
-    assert report.media[0].origin is MediaOrigin.REPORT
-    assert isinstance(report.media[0].content, bytes)
     [row] = records(sessions, RecordKind.REPORT)
-    assert row.detail["reference"] == "R-1"
+    reference = row.detail["reference"]
+    assert reference.startswith("ledger:")
     ack = fake.sent[-1]
     assert ack["chat"]["id"] == ALICE["id"]
-    assert "R-1" in ack["text"]
+    assert reference in ack["text"]
+    # The reported photo matched nothing, yet it is preserved, with the report as trigger.
+    with sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        [item] = service.items_for_message("telegram", str(GROUP["id"]), str(target["message_id"]))
+        opened = service.open(item.id, "test", "check")
+        [filed] = service.ledger.entries([int(reference.removeprefix("ledger:"))])
+    assert opened.content == jpeg(256, 256, 70)
+    assert json.loads(opened.record)["trigger"]["kind"] == "report"
+    assert filed.kind == "telegram:report:filed"
+    facts = json.loads(filed.body)["facts"]
+    assert facts["reporter_id"] == str(ALICE["id"])
+    assert facts["evidence_items"] == [item.id]
 
 
 async def test_report_ack_to_a_user_who_never_started_the_bot_is_recorded(
-    fake: FakeBotApi, guard: GroupGuard, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, guard: GroupGuard, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
     setup_group(fake)
     fake.blocked.add(ALICE["id"])
@@ -358,7 +472,8 @@ async def test_report_ack_to_a_user_who_never_started_the_bot_is_recorded(
         fake.message(GROUP, ALICE, text="/report@redress_guard_bot", reply_to_message=target),
     )
     await guard.poll_once()
-    assert len(sink.reports) == 1
+    [report] = records(sessions, RecordKind.REPORT)
+    assert report.detail["reference"].startswith("ledger:")
     [alert] = records(sessions, RecordKind.ALERT)
     assert alert.detail["action"] == "acknowledge_report"
     assert alert.detail["error"].endswith("Forbidden: bot was blocked by the user")
@@ -383,7 +498,7 @@ async def test_start_explains_the_portal_in_her_language(
 async def test_restart_resumes_at_the_persisted_offset_without_double_processing(
     fake: FakeBotApi,
     api: BotApiClient,
-    sink: EmbeddedSink,
+    sink: PipelineSink,
     sessions: sessionmaker[Session],
 ) -> None:
     setup_group(fake)
@@ -410,7 +525,7 @@ async def test_restart_resumes_at_the_persisted_offset_without_double_processing
 class InterleavingSink:
     """Really hashes (via the embedded sink) but yields to the loop mid-way, logging order."""
 
-    def __init__(self, inner: EmbeddedSink) -> None:
+    def __init__(self, inner: PipelineSink) -> None:
         self.inner = inner
         self.log: list[tuple[int, int, str]] = []
 
@@ -428,7 +543,7 @@ class InterleavingSink:
 
 
 async def test_chats_run_side_by_side_while_each_chat_keeps_its_order(
-    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
     other = chat(-1005555555555, "Other group")
     setup_group(fake)
@@ -461,7 +576,7 @@ class PolicySink:
     """The embedded sink's real match, with another policy's actions (and evidence or not)."""
 
     def __init__(
-        self, inner: EmbeddedSink, actions: tuple[ActionKind, ...], evidence: bool
+        self, inner: PipelineSink, actions: tuple[ActionKind, ...], evidence: bool
     ) -> None:
         self.inner = inner
         self.actions = actions
@@ -483,7 +598,7 @@ class PolicySink:
 
 
 async def test_no_deletion_without_evidence(
-    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
     setup_group(fake)
     msg = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
@@ -498,7 +613,7 @@ async def test_no_deletion_without_evidence(
 
 
 async def test_restrict_instead_of_ban_when_the_policy_says_so(
-    fake: FakeBotApi, api: BotApiClient, sink: EmbeddedSink, sessions: sessionmaker[Session]
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
     setup_group(fake)
     with sessions.begin() as session:

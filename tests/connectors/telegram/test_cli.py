@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from redress.connectors.embedded import pdq_of_image
-
 from .fake_bot_api import jpeg
 
 
@@ -53,15 +51,14 @@ def test_import_telegram_export_reports_matches_and_problems(
     (folder / "result.json").write_text(
         json.dumps({"name": "G", "type": "public_supergroup", "id": 4321, "messages": messages})
     )
-    hashes = tmp_path / "bank.txt"
-    hashes.write_text(f"# victim bank\n{pdq_of_image(jpeg(256, 256, 5))[0].hex()},case-17\n")
+    assert redress("bank", "create", "victims", "--purpose", "victim_cases").returncode == 0
+    added = redress("bank", "add", "victims", str(folder / "photos" / "a.jpg"))
+    assert added.returncode == 0, added.stderr
     report = tmp_path / "report.jsonl"
     result = redress(
         "import",
         "telegram-export",
         str(folder),
-        "--hashes",
-        str(hashes),
         "--json",
         "--out",
         str(report),
@@ -72,7 +69,9 @@ def test_import_telegram_export_reports_matches_and_problems(
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["message_id"], r["kind"]) for r in lines] == [(1, "match"), (3, "unsafe_path")]
     assert lines[0]["link"] == "https://t.me/maskpark/1"
-    assert lines[0]["matches"][0].startswith("case-17@")
+    assert lines[0]["matches"][0].startswith("victims/")
+    assert lines[0]["outcome"] == "review"  # a victim-cases bank: a person decides
+    assert lines[0]["evidence_ref"]  # preserved on the spot all the same
     assert report.read_text().splitlines() == result.stdout.splitlines()
     assert "3 messages, 3 media" in result.stderr
     assert "Traceback" not in result.stderr

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from redress.connectors.embedded import EmbeddedSink
+from redress.config import Settings
 from redress.connectors.interfaces import Decision, IncomingMedia, Outcome, UserReport
+from redress.connectors.sink import PipelineSink
 from redress.connectors.telegram.errors import ExportError, ExportPathError
 from redress.connectors.telegram.export import (
     ExportImporter,
@@ -19,6 +20,10 @@ from redress.connectors.telegram.export import (
     ImportTally,
     safe_media_path,
 )
+from redress.evidence.models import EvidenceItemRow
+from redress.evidence.service import build_evidence_service
+from redress.evidence.store import SqlEvidenceStore
+from redress.pipeline.container import PipelineContainer
 
 from .fake_bot_api import jpeg
 
@@ -58,7 +63,7 @@ async def collect(importer: ExportImporter, folder: Path) -> list[ExportRecord]:
 
 
 async def test_single_chat_export_finds_matches_with_links_dates_and_senders(
-    tmp_path: Path, sink: EmbeddedSink
+    tmp_path: Path, sink: PipelineSink, pipeline: PipelineContainer, settings: Settings
 ) -> None:
     folder = tmp_path / "ChatExport_2024-03-01"
     folder.mkdir()
@@ -80,7 +85,7 @@ async def test_single_chat_export_finds_matches_with_links_dates_and_senders(
     assert [(r.message_id, r.kind) for r in records] == [
         (2, ExportRecordKind.MATCH),
         (4, ExportRecordKind.SCANNED),
-        (5, ExportRecordKind.SCANNED),
+        (5, ExportRecordKind.UNREADABLE),  # a few bytes of MP4 header: no video to hash
     ]
     hit = records[0]
     assert hit.link == "https://t.me/c/1987654321/2"
@@ -88,17 +93,28 @@ async def test_single_chat_export_finds_matches_with_links_dates_and_senders(
     assert hit.sender == "Mallory"
     assert hit.sender_id == "user666"
     assert hit.date == "2024-03-01T12:00:02+00:00"
-    assert hit.matches[0].startswith("victim-bank/image-1@")
+    assert hit.matches[0].startswith("victim-bank/")
     assert hit.evidence_ref is not None
     assert records[1].forwarded_from == "Leaks channel"
-    # Evidence was captured with the message facts.
-    digest = hit.evidence_ref.removeprefix("sha256:")
-    facts = json.loads(next((sink.evidence_dir / digest[:2] / digest).glob("*.json")).read_text())
-    assert facts["message"]["link"] == "https://t.me/c/1987654321/2"
-    assert facts["message"]["caption"] == "see @her"
+    assert records[1].evidence_ref is None
+    # Evidence was captured with the message facts, and its capture is in the ledger.
+    with pipeline.sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        opened = service.open(hit.evidence_ref, "test", "check")
+        kinds = [e.kind for e in service.ledger.entries_for_item(hit.evidence_ref)]
+    assert opened.content == jpeg(256, 256, 1)
+    message_facts = json.loads(opened.record)["evidence"]["message"]
+    assert message_facts["message_link"] == "https://t.me/c/1987654321/2"
+    assert message_facts["caption"] == "see @her"
+    assert kinds[0] == "evidence:item:captured"
+    # Importing the same export again answers from the first scan: nothing captured twice.
+    again = await collect(ExportImporter(sink), folder)
+    assert [r.evidence_ref for r in again] == [r.evidence_ref for r in records]
+    with pipeline.sessions() as session:
+        assert session.query(EvidenceItemRow).count() == 1
 
 
-async def test_public_chat_links_use_the_username(tmp_path: Path, sink: EmbeddedSink) -> None:
+async def test_public_chat_links_use_the_username(tmp_path: Path, sink: PipelineSink) -> None:
     folder = tmp_path / "pub"
     folder.mkdir()
     write(
@@ -114,7 +130,7 @@ async def test_public_chat_links_use_the_username(tmp_path: Path, sink: Embedded
     assert record.link == "https://t.me/maskpark/9"
 
 
-async def test_full_account_export_reads_every_chat(tmp_path: Path, sink: EmbeddedSink) -> None:
+async def test_full_account_export_reads_every_chat(tmp_path: Path, sink: PipelineSink) -> None:
     folder = tmp_path / "DataExport_2024-03-01"
     folder.mkdir()
     (folder / "chats" / "chat_01" / "photos").mkdir(parents=True)
@@ -165,7 +181,7 @@ async def test_full_account_export_reads_every_chat(tmp_path: Path, sink: Embedd
 
 
 async def test_missing_corrupt_and_unsafe_media_are_recorded_and_the_rest_continues(
-    tmp_path: Path, sink: EmbeddedSink
+    tmp_path: Path, sink: PipelineSink
 ) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -202,7 +218,7 @@ async def test_missing_corrupt_and_unsafe_media_are_recorded_and_the_rest_contin
         ExportRecordKind.MATCH,
     ]
     assert records[0].detail == NOT_INCLUDED
-    assert "unreadable_media" in (records[3].detail or "")
+    assert "[truncated]" in (records[3].detail or "")  # the signals domain's error code
     assert "refused" in (records[4].detail or "")
 
 
@@ -213,7 +229,7 @@ def test_safe_media_path_refuses_escapes(tmp_path: Path) -> None:
             safe_media_path(tmp_path, bad)
 
 
-async def test_not_an_export_is_a_clear_error(tmp_path: Path, sink: EmbeddedSink) -> None:
+async def test_not_an_export_is_a_clear_error(tmp_path: Path, sink: PipelineSink) -> None:
     with pytest.raises(ExportError, match=r"no result\.json"):
         await collect(ExportImporter(sink), tmp_path)
     (tmp_path / "result.json").write_text('{"name": "x", "messages": [{"id": 1, ')

@@ -16,7 +16,6 @@ import pytest
 import uvicorn
 from sqlalchemy.orm import Session
 
-from redress.connectors.embedded import pdq_of_image
 from redress.connectors.telegram.store import RecordKind, TelegramStore
 from redress.store.db import make_engine
 
@@ -59,7 +58,7 @@ def scanned(home: Path) -> list[int]:
 
 def run_until(env: dict[str, str], home: Path, count: int) -> subprocess.CompletedProcess[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "redress", "telegram", "run", "--hashes", env["HASHES"]],
+        [sys.executable, "-m", "redress", "telegram", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -80,15 +79,22 @@ def test_run_polls_scans_acts_and_resumes_after_a_restart(
 ) -> None:
     fake.add_chat(GROUP)
     fake.add_member(GROUP["id"], MALLORY)
-    hashes = tmp_path / "bank.txt"
-    hashes.write_text(pdq_of_image(jpeg(256, 256, 1))[0].hex() + ",case-1\n")
+    known = tmp_path / "known.jpg"
+    known.write_bytes(jpeg(256, 256, 1))
     env = dict(
         os.environ,
-        HASHES=str(hashes),
         REDRESS_TELEGRAM_BOT_TOKEN=fake.token,
         REDRESS_TELEGRAM_API_URL=served,
         REDRESS_TELEGRAM_POLL_TIMEOUT="0",
     )
+    for command in (
+        ["bank", "create", "known", "--purpose", "confirmed_violations"],
+        ["bank", "add", "known", str(known)],
+    ):
+        made = subprocess.run(
+            [sys.executable, "-m", "redress", *command], env=env, capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr
     first = fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1)))
     pushed = fake.push("message", first)
     result = run_until(env, redress_home, 1)

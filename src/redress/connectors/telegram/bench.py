@@ -3,11 +3,16 @@
 Figures and their anchors, measured in the same run:
 
 * ``bot_media_per_s``: photo messages fully handled by :class:`GroupGuard`
-  (getUpdates, getFile, download, hash, match, evidence, actions, records,
-  offset) per second. Anchors: the sink alone on the same images (the ceiling
-  the connector's overhead is compared with) and the issue's target, 100/s.
+  (getUpdates, getFile, download, then the pipeline: accept, hash, match on the
+  MIH index, policy, evidence capture for matches, outcome; then actions,
+  records, offset) per second. Anchors: the pipeline sink alone on the same
+  images (the ceiling the connector's overhead is compared with) and the
+  issue's target, 100/s.
 * ``export_messages_per_s`` / ``export_media_per_s``: a generated export
   imported through the same sink. Anchor: ``ijson`` alone parsing the same file.
+
+The bank (random PDQ hashes plus every 10th image, so a tenth of the media
+match and are captured as evidence) is created through the store, in SQLite.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from pathlib import Path
 import httpx
 import ijson
 import numpy as np
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from redress.connectors.embedded import EmbeddedSink, pdq_of_image
+from redress.config import Settings
 from redress.connectors.interfaces import (
     ActionKind,
     IncomingMedia,
@@ -33,14 +38,20 @@ from redress.connectors.interfaces import (
     MediaOrigin,
     MessageFacts,
 )
+from redress.connectors.sink import PipelineSink
 from redress.connectors.telegram.bot import GroupGuard, GuardOptions
 from redress.connectors.telegram.client import BotApiClient
 from redress.connectors.telegram.export import ExportImporter
 from redress.connectors.telegram.fakeapi import FakeBotApi, chat, jpeg, user
+from redress.connectors.telegram.runtime import pipeline_sink
 from redress.connectors.telegram.store import GroupSettings, TelegramStore
-from redress.index import BruteForceIndex
+from redress.pipeline.container import PipelineContainer
+from redress.signals import HashOptions, SignalKind, hash_bytes
 from redress.store.db import make_engine
+from redress.store.interfaces import BankPurpose, EntryIn
+from redress.store.media import entries_for_signals
 from redress.store.migrate import upgrade
+from redress.store.service import BankService
 
 TARGET_MEDIA_PER_S = 100.0
 
@@ -70,7 +81,8 @@ class BenchResult:
                 "target_per_s": TARGET_MEDIA_PER_S,
                 "ratio_to_target": _sig(self.bot_media_per_s / TARGET_MEDIA_PER_S),
                 "bank_size": self.bank_size,
-                "sink": "in-process EmbeddedSink (PDQ + brute-force index), pipeline not merged",
+                "sink": "PipelineSink: the pipeline (signals, store matcher on MihIndex, policy, "
+                "evidence) on SQLite",
             },
             "export": {
                 "messages": self.export_messages,
@@ -92,18 +104,35 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def _sink(images: list[bytes], evidence: Path, bank_size: int) -> EmbeddedSink:
+def _settings(work: Path, name: str) -> Settings:
+    return Settings(home=work / name, database_url=f"sqlite:///{work / name / 'redress.db'}")
+
+
+def _bank(settings: Settings, images: list[bytes], bank_size: int) -> None:
+    """Random PDQ hashes plus every 10th image, in a moderator-confirmed bank (acts)."""
+    (settings.home).mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    upgrade(url)
     rng = np.random.default_rng(7)
-    index = BruteForceIndex()
-    labels = {entry: f"bench/random-{entry}" for entry in range(1, bank_size + 1)}
-    index.add_many(
-        np.arange(1, bank_size + 1, dtype=np.int64),
-        rng.integers(0, 256, size=(bank_size, 32), dtype=np.uint8),
-    )
-    for n, data in enumerate(images[::10], start=bank_size + 1):  # every 10th image is known
-        index.add(n, [pdq_of_image(data)[0]])
-        labels[n] = f"bench/known-{n}"
-    return EmbeddedSink(index, labels, evidence)
+    random = rng.integers(0, 256, size=(bank_size, 32), dtype=np.uint8)
+    options = HashOptions.from_settings(settings)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            banks = BankService(session)
+            banks.create("bench", BankPurpose.CONFIRMED_VIOLATIONS)
+            banks.add("bench", [EntryIn(SignalKind.PDQ, bytes(row), quality=100) for row in random])
+            for data in images[::10]:  # every 10th image is known
+                banks.add("bench", entries_for_signals(hash_bytes(data, options)))
+    finally:
+        engine.dispose()
+
+
+def _sink(
+    settings: Settings, images: list[bytes], bank_size: int
+) -> tuple[PipelineSink, PipelineContainer]:
+    _bank(settings, images, bank_size)
+    return pipeline_sink(settings)
 
 
 async def _bot(
@@ -121,9 +150,9 @@ async def _bot(
         fake.push(
             "message", fake.message(group, posters[n % len(posters)], photo=sizes[n % len(sizes)])
         )
-    url = f"sqlite:///{work / 'bench.db'}"
-    upgrade(url)
-    engine = make_engine(url)
+    settings = _settings(work, "bot")
+    sink, pipeline = _sink(settings, images, bank_size)
+    engine = make_engine(settings.effective_database_url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions.begin() as session:  # notices are paced at 20/min per group by design
         for group in groups:
@@ -132,7 +161,6 @@ async def _bot(
                     group["id"], outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER)
                 )
             )
-    sink = _sink(images, work / "evidence-bot", bank_size)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as http:
             api = BotApiClient(http, fake.token)
@@ -148,17 +176,22 @@ async def _bot(
             api.close()
     finally:
         engine.dispose()
+        pipeline.close()
     # Anchor: the same sink on the same images, no Telegram plumbing.
-    anchor_sink = _sink(images, work / "evidence-anchor", bank_size)
-    facts = MessageFacts(
-        "telegram", -1, None, "supergroup", 1, None, None, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    )
-    start = time.perf_counter()
-    for n in range(messages):
-        await anchor_sink.receive(
-            IncomingMedia(MediaKind.PHOTO, MediaOrigin.ARRIVAL, facts, images[n % len(images)])
-        )
-    sink_rate = messages / (time.perf_counter() - start)
+    anchor_sink, anchor = _sink(_settings(work, "anchor"), images, bank_size)
+    try:
+        start = time.perf_counter()
+        for n in range(messages):
+            facts = MessageFacts(
+                "telegram", -1, None, "supergroup", n + 1, None, None,
+                dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+            )  # fmt: skip
+            await anchor_sink.receive(
+                IncomingMedia(MediaKind.PHOTO, MediaOrigin.ARRIVAL, facts, images[n % len(images)])
+            )
+        sink_rate = messages / (time.perf_counter() - start)
+    finally:
+        anchor.close()
     return bot_rate, sink_rate
 
 
@@ -191,11 +224,14 @@ async def _export(
                 media += 1
             out.write(("," if n else "") + json.dumps(msg))
         out.write("]}")
-    sink = _sink(images, work / "evidence-export", bank_size)
-    start = time.perf_counter()
-    async for _record in ExportImporter(sink).run(folder):
-        pass
-    elapsed = time.perf_counter() - start
+    sink, pipeline = _sink(_settings(work, "export"), images, bank_size)
+    try:
+        start = time.perf_counter()
+        async for _record in ExportImporter(sink).run(folder):
+            pass
+        elapsed = time.perf_counter() - start
+    finally:
+        pipeline.close()
     start = time.perf_counter()
     with (folder / "result.json").open("rb") as stream:
         parsed = sum(1 for _ in ijson.items(stream, "messages.item"))

@@ -24,14 +24,6 @@ telegram_app = typer.Typer(help="The Telegram group-guard bot.", no_args_is_help
 group_app = typer.Typer(help="Per-group settings of the bot.", no_args_is_help=True)
 telegram_app.add_typer(group_app, name="group")
 
-HashesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--hashes",
-        help="PDQ hash list (HEX[,label] per line) for the in-process matcher "
-        "(used until the pipeline is wired in).",
-    ),
-]
 _ERRORS = {ExportRecordKind.UNREADABLE, ExportRecordKind.UNSAFE_PATH}
 
 
@@ -49,21 +41,20 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 @telegram_app.command("run")
 def run(
     ctx: typer.Context,
-    hashes: HashesOption = None,
     host: Annotated[str, typer.Option(help="Webhook mode: address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Webhook mode: port to listen on.")] = 8443,
 ) -> None:
     """Guard every group the bot is in: long polling, or a webhook when one is configured."""
     from redress.connectors.telegram.bot import GroupGuard, GuardOptions
     from redress.connectors.telegram.client import BotApiClient
-    from redress.connectors.telegram.runtime import bot_token, embedded_sink, sessions_for
+    from redress.connectors.telegram.runtime import bot_token, pipeline_sink, sessions_for
     from redress.connectors.telegram.webhook import create_webhook_app
     from redress.connectors.telegram.wire import ALLOWED_UPDATES
 
     settings = cli_state(ctx).settings
     token = bot_token(settings)
-    sink = embedded_sink(settings, hashes)
-    sessions = sessions_for(settings)
+    sessions = sessions_for(settings)  # migrates an embedded database first
+    sink, pipeline = pipeline_sink(settings)
     options = GuardOptions(
         portal_url=settings.telegram_portal_url, poll_timeout=settings.telegram_poll_timeout
     )
@@ -96,7 +87,10 @@ def run(
                 typer.echo(f"telegram bot {bot_id}: long polling", err=True)
                 await guard.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        pipeline.close()
 
 
 def _actions(values: list[str]) -> tuple[ActionKind, ...]:
@@ -202,7 +196,6 @@ def records(
 def import_telegram_export(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="The export folder (holding result.json).")],
-    hashes: HashesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each record as JSON.")] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also report media with no match.")
@@ -215,8 +208,9 @@ def import_telegram_export(
         typer.Option(help="ID=NAME: a public chat's @username, for t.me links (repeat)."),
     ] = None,
 ) -> None:
-    """Scan every media file of a Telegram Desktop JSON export; record matches with links."""
-    from redress.connectors.telegram.runtime import embedded_sink
+    """Scan every media file of a Telegram Desktop JSON export against the banks; record
+    matches with links and preserve each matched item as evidence."""
+    from redress.connectors.telegram.runtime import pipeline_sink, prepare_database
 
     settings = cli_state(ctx).settings
     usernames: dict[int, str] = {}
@@ -225,7 +219,8 @@ def import_telegram_export(
         if not sep or not key.lstrip("-").isdigit() or not name:
             raise InvalidInputError(f"--username takes ID=NAME; got {item!r}")
         usernames[int(key)] = name.lstrip("@")
-    sink = embedded_sink(settings, hashes)
+    prepare_database(settings)
+    sink, pipeline = pipeline_sink(settings, source="telegram-export", connector="telegram-export")
     importer = ExportImporter(sink, usernames=usernames, max_file_bytes=settings.max_file_bytes)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     report = out or settings.home / "telegram" / "imports" / f"{stamp}.jsonl"
@@ -274,6 +269,8 @@ def import_telegram_export(
         asyncio.run(main())
     except ExportError:
         raise
+    finally:
+        pipeline.close()
     summary = ", ".join(f"{n} {k}" for k, n in sorted(tally.by_kind.items())) or "no media"
     console.print(f"{tally.messages} messages, {tally.media} media: {summary}; report: {report}")
     if errors:

@@ -1,21 +1,19 @@
 """Building the bot's parts from Settings, at the edge (CLI, bench).
 
-Until the pipeline domain is merged, the sink is the in-process
-:class:`~redress.connectors.embedded.EmbeddedSink` loaded from a PDQ hash
-list; the integrator replaces :func:`embedded_sink` with the pipeline's sink.
+The sink is :class:`~redress.connectors.sink.PipelineSink`: the pipeline built
+from the same settings (banks from the store, the MIH index following the
+database, the policy file, the evidence service).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.config import Settings
-from redress.connectors.embedded import EmbeddedSink
+from redress.connectors.sink import PipelineSink, handoff_actioners
 from redress.connectors.telegram.client import CLOUD_API_URL
 from redress.errors import ConfigurationError
-from redress.index import BruteForceIndex
+from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
 from redress.store.db import make_engine
 from redress.store.migrate import upgrade
 
@@ -51,26 +49,26 @@ def is_cloud(settings: Settings) -> bool:
     return settings.telegram_api_url.rstrip("/") == CLOUD_API_URL
 
 
-def sessions_for(settings: Settings) -> sessionmaker[Session]:
-    """Migrate the database to the newest schema and return a session factory for it."""
+def prepare_database(settings: Settings) -> str:
+    """Migrate the database to the newest schema; return its URL."""
     url = settings.effective_database_url
     upgrade(url)
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+    return url
 
 
-def embedded_sink(settings: Settings, hashes: Path | None) -> EmbeddedSink:
-    """The stand-in pipeline: PDQ hash list (``HEX[,label]`` lines) -> brute-force index."""
-    evidence = settings.home / "evidence" / "telegram"
-    lines: list[str] = []
-    if hashes is not None:
-        try:
-            lines = hashes.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read hash list {hashes}: {exc.strerror}") from exc
-    return EmbeddedSink.from_hash_lines(
-        BruteForceIndex(),
-        lines,
-        evidence,
-        threshold=settings.pdq_threshold,
-        quality_min=settings.pdq_quality_min,
+def sessions_for(settings: Settings) -> sessionmaker[Session]:
+    """Migrate the database to the newest schema and return a session factory for it."""
+    return sessionmaker(make_engine(prepare_database(settings)), expire_on_commit=False)
+
+
+def pipeline_sink(
+    settings: Settings, *, source: str = "telegram", connector: str = "telegram-bot"
+) -> tuple[PipelineSink, PipelineContainer]:
+    """The pipeline's sink for a connector, and the container to close when done.
+
+    The connector carries out deletions and bans itself, after the sink answered,
+    so those outbox actions are marked as handed to it."""
+    container = build_pipeline(
+        settings, PipelineParts(actioners=handoff_actioners(source)), embedded_queue=False
     )
+    return PipelineSink(container, source=source, connector=connector), container

@@ -1,0 +1,214 @@
+"""The :class:`MediaSink` over the real pipeline: what the Telegram bot and importer use.
+
+Each :class:`~redress.connectors.interfaces.IncomingMedia` becomes a pipeline
+:class:`~redress.pipeline.MediaSubmission` with a scan context (source, caption,
+where it was seen, the message facts for evidence) and an idempotency key built
+from the platform's identity of the item, so a re-delivered update or a second
+import of the same export is answered from the first scan and never captured
+twice. The pipeline's :class:`~redress.pipeline.ScanRunner` then hashes
+(signals), matches (the store's matcher over the MIH index, following the
+database), applies the policy and, for a matched or reported item, captures it
+as evidence in the same transaction as the outcome. Only then does the sink
+answer, so the connector deletes nothing that was not preserved.
+
+The pipeline's ``delete_message`` and ``restrict_user`` outbox actions are
+carried out by the connector itself after :meth:`PipelineSink.receive` returns;
+:class:`ConnectorHandoff` marks them in the outbox as handed over, so no other
+process picks them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redress.actions.interfaces import (
+    ActionKind as PipelineAction,
+)
+from redress.actions.interfaces import (
+    ActionRequest,
+    ActionResult,
+    ActionTarget,
+)
+from redress.connectors.interfaces import (
+    ActionKind,
+    Decision,
+    IncomingMedia,
+    MediaOrigin,
+    Outcome,
+    TooLarge,
+    UserReport,
+)
+from redress.errors import RedressError
+from redress.pipeline.container import PipelineContainer
+from redress.pipeline.models import ScanItem
+from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
+from redress.pipeline.store import DEAD, QUEUED, ScanStore
+
+# What a pipeline action means on a chat platform (the bot keeps only those the
+# group's settings allow, and bans in preference to restricting when both are).
+_CONNECTOR_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
+    PipelineAction.DELETE_MESSAGE.value: (ActionKind.DELETE_MESSAGE, ActionKind.POST_NOTICE),
+    PipelineAction.RESTRICT_USER.value: (ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER),
+}
+
+
+class ConnectorHandoff:
+    """Outbox actioner for actions the connector performs itself, after the decision."""
+
+    def __init__(self, kind: PipelineAction, connector: str) -> None:
+        self.kind = kind
+        self.connector = connector
+
+    def perform(self, request: ActionRequest) -> ActionResult:
+        """Mark the action as handed to the connector (its own records say how it went)."""
+        return ActionResult(
+            ok=True,
+            detail=f"handed to the {self.connector} connector, which carries it out after "
+            "the decision (see its records)",
+        )
+
+
+def handoff_actioners(connector: str) -> dict[PipelineAction, ConnectorHandoff]:
+    """The actioners to build the pipeline with when a connector acts on its decisions."""
+    return {
+        kind: ConnectorHandoff(kind, connector)
+        for kind in (PipelineAction.DELETE_MESSAGE, PipelineAction.RESTRICT_USER)
+    }
+
+
+class PipelineSink:
+    """Hash, match, decide and preserve through the pipeline; answer with a :class:`Decision`.
+
+    ``source`` names the connector in the pipeline (policy rules key on it, e.g. a
+    ``[sources.telegram]`` cap); ``connector`` is recorded in the evidence.
+    """
+
+    def __init__(
+        self, pipeline: PipelineContainer, *, source: str = "telegram", connector: str
+    ) -> None:
+        self.pipeline = pipeline
+        self.source = source
+        self.connector = connector
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        """Scan one item; evidence is captured (when it matched) before this returns."""
+        if isinstance(media.content, TooLarge):
+            return Decision(Outcome.REVIEW, reason=f"not fetched: {media.content.reason}")
+        # The pipeline works synchronously over the database: keep the event loop free.
+        return await asyncio.to_thread(self._receive, media, media.content)
+
+    async def report(self, report: UserReport) -> str:
+        """Scan and preserve each reported item (trigger: report), log the report in the
+        evidence ledger, and return the ledger entry's reference."""
+        items: list[str] = []
+        for media in report.media:
+            if isinstance(media.content, bytes):
+                decision = await asyncio.to_thread(self._receive, media, media.content, 1)
+                if decision.evidence_ref:
+                    items.append(decision.evidence_ref)
+        return await asyncio.to_thread(self._file_report, report, items)
+
+    # -- synchronous work, in a worker thread --------------------------------------------------
+
+    def context(self, media: IncomingMedia, reporters: int = 0) -> ScanContext:
+        """The pipeline's scan context for one item (where it was seen, what it showed)."""
+        message = media.message
+        sender = message.sender
+        return ScanContext(
+            source=self.source,
+            caption=message.caption,
+            reporters=reporters,
+            target=ActionTarget(
+                platform=message.platform,
+                chat_id=str(message.chat_id),
+                message_id=str(message.message_id),
+                user_id=str(sender.id) if sender is not None and sender.id is not None else None,
+            ),
+            banks=media.banks,
+            sighting=SightingFacts(
+                connector=self.connector,
+                chat_title=message.chat_title,
+                message_link=message.link,
+                sender_name=sender.name if sender is not None else None,
+                message_date=message.date,
+                edit_date=message.edit_date,
+                forward_origin=message.forward_origin,
+                content_protected=message.has_protected_content,
+                media_group_id=message.media_group_id,
+                raw=message.raw,
+            ),
+        )
+
+    def _receive(self, media: IncomingMedia, data: bytes, reporters: int = 0) -> Decision:
+        pipeline = self.pipeline
+        origin = MediaOrigin.REPORT if reporters else media.origin
+        submission = MediaSubmission(
+            data=data, filename=media.file_name, context=self.context(media, reporters)
+        )
+        with pipeline.sessions.begin() as session:
+            item, _created = pipeline.service.accept(
+                session, submission, key=None, idempotency_key=f"{origin}:{media.key}"
+            )
+            item_id, status = item.id, item.status
+        if status == QUEUED:
+            pipeline.runner.process(item_id)
+        with pipeline.sessions() as session:
+            done = ScanStore(session).get(item_id)
+            if done is None:  # pragma: no cover - items are never deleted
+                raise RedressError(f"scan item {item_id} vanished", code="media_missing")
+            return _decision(done)
+
+    def _file_report(self, report: UserReport, items: list[str]) -> str:
+        evidence = self.pipeline.service.evidence
+        message = report.message
+        facts: dict[str, Any] = {
+            "platform": message.platform,
+            "chat_id": str(message.chat_id),
+            "message_id": str(message.message_id),
+            "message_link": message.link,
+            "reporter_id": str(report.reporter.id) if report.reporter.id is not None else None,
+            "evidence_items": items,
+            "note": report.note,
+        }
+        if evidence is None:
+            raise RedressError("no evidence service configured", code="configuration_error")
+        with self.pipeline.sessions.begin() as session:
+            entry = evidence(session).record_event(
+                f"{self.source}:report:filed",
+                self.connector,
+                facts,
+                item_id=items[0] if items else None,
+            )
+        return f"ledger:{entry.seq}"
+
+
+def _decision(item: ScanItem) -> Decision:
+    """The connector's decision from the pipeline's finished item."""
+    if item.status == DEAD:
+        raise RedressError(
+            item.error_detail or "the item could not be processed",
+            code=item.error_code or "scan_failed",
+        )
+    if item.status == QUEUED or item.outcome is None:
+        return Decision(Outcome.REVIEW, reason="still being processed by another worker")
+    steps = item.steps or []
+    candidates: list[dict[str, Any]] = next(
+        (s.get("candidates", []) for s in steps if s.get("step") == "match"), []
+    )
+    policy = next((s for s in steps if s.get("step") == "policy"), {})
+    actions: list[ActionKind] = []
+    for action in (item.result or {}).get("actions", []):
+        for kind in _CONNECTOR_ACTIONS.get(action, ()):
+            if kind not in actions:
+                actions.append(kind)
+    return Decision(
+        outcome=Outcome(item.outcome),
+        actions=tuple(actions) if item.outcome == Outcome.ACT.value else (),
+        evidence_ref=item.evidence_item_id,
+        matches=tuple(f"{c['bank']}/{c['entry']}@{c['distance']}" for c in candidates),
+        reason="; ".join(policy.get("reasons", [])) or f"scan {item.id}",
+    )
+
+
+__all__ = ["ConnectorHandoff", "PipelineSink", "handoff_actioners"]

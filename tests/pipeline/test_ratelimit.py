@@ -46,6 +46,14 @@ def test_redis_buckets_are_shared_between_limiters(redis_url: str) -> None:
 def test_redis_buckets_refill(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     limiter = RedisTokenBuckets(client)
-    limiter.take("fast", 1_000_000.0, 1)
-    limiter.take("fast", 1_000_000.0, 1)  # refilled in well under a microsecond's work
+    # A slow bucket of one token refuses the second take...
+    limiter.take("slow", 0.001, 1)
+    with pytest.raises(RateLimitedError):
+        limiter.take("slow", 0.001, 1)
+    # ...a fast one has refilled by then, every time.
+    granted = 0
+    for _ in range(5):
+        limiter.take("fast", 1_000_000.0, 1)
+        granted += 1
+    assert granted == 5
     client.close()

@@ -138,6 +138,18 @@ def test_classifier_only_raises_review_priority_never_acts() -> None:
     assert low.outcome is Outcome.IGNORE
 
 
+def test_a_report_of_unmatched_media_goes_to_review_never_to_removal() -> None:
+    reported = Policy().decide([], PolicySignals(reporters=1))
+    assert reported.outcome is Outcome.REVIEW
+    assert reported.actions == ()
+    assert "reported" in reported.reasons
+    flagged = Policy().decide([], PolicySignals(trusted_flagger=True))
+    assert flagged.outcome is Outcome.REVIEW
+    assert flagged.priority > reported.priority  # trusted flaggers first (DSA Art. 22)
+    quiet = Policy(review_reports=False).decide([], PolicySignals(reporters=1))
+    assert quiet.outcome is Outcome.IGNORE
+
+
 def test_priority_is_capped_at_100() -> None:
     matches = [match(f"b{n}", entry=n, cases=(n,), bank_id=n) for n in range(10)]
     signals = PolicySignals(

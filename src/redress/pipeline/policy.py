@@ -85,6 +85,9 @@ class Policy:
     act_actions: tuple[ActionKind, ...] = DEFAULT_ACT_ACTIONS
     classifier_review_score: float = 0.8
     review_personal_details: bool = True
+    # A user's report (or a trusted flagger's) of media that matches nothing still
+    # deserves a human look: never-seen secretly filmed content is reported, not banked.
+    review_reports: bool = True
     banks: Mapping[str, BankRule] = field(default_factory=dict)
     sources: Mapping[str, SourceRule] = field(default_factory=dict)
 
@@ -132,6 +135,11 @@ class Policy:
         if signals.trusted_flagger or source.trusted_flagger:
             priority += 15
             reasons.append("trusted_flagger")
+        reported = signals.reporters > 0 or signals.trusted_flagger or source.trusted_flagger
+        if reported and outcome is Outcome.IGNORE and self.review_reports:
+            outcome = Outcome.REVIEW
+            priority += 40
+            reasons.append("reported")
         if signals.classifier is not None:
             score = signals.classifier
             priority += round(20 * max(0.0, min(1.0, score.score)))
@@ -221,6 +229,7 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
         ),
         classifier_review_score=float(defaults.get("classifier_review_score", 0.8)),
         review_personal_details=bool(defaults.get("review_personal_details", True)),
+        review_reports=bool(defaults.get("review_reports", True)),
         banks=banks,
         sources=sources,
     )

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from redress.web.bench_portal import generate_photos, machine_description
+from redress.machine import describe_machine
+from redress.web.bench_portal import generate_photos
 
 
 def run_redress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,7 +53,7 @@ def test_bench_portal_reports_the_browser_beside_the_server(
     assert figures["load_average"] >= 0
     assert "pdqhash" in figures["anchor"]
     assert figures["max_pdq_distance"] <= 10
-    assert figures["machine"] == machine_description()
+    assert figures["machine"] == describe_machine()
 
 
 def test_bench_portal_without_a_browser_is_a_clear_error(

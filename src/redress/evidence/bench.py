@@ -41,6 +41,7 @@ from redress.evidence.merkle import leaf_hash, verify_consistency, verify_inclus
 from redress.evidence.service import BlobStore, EvidenceService, SystemClock
 from redress.evidence.store import SqlEvidenceStore
 from redress.evidence.verify import verify_package
+from redress.machine import cpu_model
 from redress.store.db import make_engine
 from redress.store.migrate import upgrade
 
@@ -49,16 +50,8 @@ APPEND_TARGET = 2000.0
 
 def machine() -> dict[str, Any]:
     """A short description of the machine the figures come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,

@@ -39,6 +39,7 @@ import PIL
 from PIL import Image
 
 from redress.errors import ConfigurationError
+from redress.machine import cpu_model
 from redress.signals.options import HashOptions
 from redress.signals.service import hash_file
 
@@ -296,7 +297,7 @@ def _one_core() -> Iterator[int | None]:
 
 def _machine(core: int | None) -> dict[str, Any]:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores_available": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -307,16 +308,6 @@ def _machine(core: int | None) -> dict[str, Any]:
         "pyav": av.__version__,
         "numpy": np.__version__,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def default_sample_videos() -> list[Path]:

@@ -38,6 +38,7 @@ import pdqhash
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from redress.errors import ConfigurationError
+from redress.machine import cpu_model
 from redress.signals.pdq import RgbArray
 from redress.signals.robust import (
     PLAIN_THRESHOLD,
@@ -269,7 +270,7 @@ def _machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpus": os.cpu_count(),
     }
 

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from redress.config import Settings
 from redress.index import MihIndex
 from redress.index.interfaces import PdqIndex
+from redress.machine import cpu_model
 from redress.signals.types import SignalKind
 from redress.store.db import make_engine
 from redress.store.exchange import BankImporter, ExchangeFormat
@@ -204,9 +205,8 @@ def bench_backend(
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
     return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
 

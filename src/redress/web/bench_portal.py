@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import pdqhash
 from PIL import Image
 
 from redress.errors import InvalidInputError
+from redress.machine import describe_machine
 from redress.web.browser import PortalSite, hash_in_page, headless_chromium
 
 TARGET_SECONDS = 10.0
@@ -64,25 +64,6 @@ class PortalBenchResult:
     def as_dict(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict (for ``--json``)."""
         return {"bench": "portal", **asdict(self)}
-
-
-def machine_description() -> str:
-    """CPU model, core count, memory and OS, for the benchmark record."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        memory = f", {pages / 2**30:.0f} GiB RAM"
-    except (ValueError, OSError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}"
 
 
 def generate_photos(folder: Path, count: int, width: int, height: int, seed: int = 9) -> list[Path]:
@@ -227,6 +208,6 @@ def run_portal_bench(
         within_target=seconds <= target,
         max_pdq_distance=max(distances),
         chromium=version,
-        machine=machine_description(),
+        machine=describe_machine(),
         load_average=round(load, 2),
     )

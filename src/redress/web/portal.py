@@ -227,6 +227,18 @@ def _pin_problem(check: PinCheck, lang: Language) -> dict[str, Any]:
 
 
 @router.post("/protect/status", response_class=HTMLResponse, include_in_schema=False)
+def _refused(request: Request, check: PinCheck, case_number: str) -> Response:
+    """The status page after a wrong PIN or an unknown case (alike), or while locked."""
+    return render(
+        request,
+        "portal/status.html",
+        status_code=429 if check.locked_until is not None else 403,
+        report=None,
+        problem=_pin_problem(check, _language(request)),
+        case_number=case_number,
+    )
+
+
 async def status_page(request: Request) -> Response:
     """Her case's status, after the case number and PIN."""
     context = _context(request)
@@ -237,14 +249,7 @@ async def status_page(request: Request) -> Response:
         _open_case, request, case_number, form.get("pin", "")[:64]
     )
     if report is None:
-        return render(
-            request,
-            "portal/status.html",
-            status_code=429 if check.locked_until is not None else 403,
-            report=None,
-            problem=_pin_problem(check, _language(request)),
-            case_number=case_number,
-        )
+        return _refused(request, check, case_number)
     return render(
         request,
         "portal/status.html",
@@ -323,14 +328,7 @@ async def withdraw_case(request: Request) -> Response:
         _withdraw, request, case_number, form.get("pin", "")[:64]
     )
     if report is None:
-        return render(
-            request,
-            "portal/status.html",
-            status_code=429 if check.locked_until is not None else 403,
-            report=None,
-            problem=_pin_problem(check, _language(request)),
-            case_number=case_number,
-        )
+        return _refused(request, check, case_number)
     return render(
         request,
         "portal/status.html",

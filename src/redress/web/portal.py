@@ -226,7 +226,6 @@ def _pin_problem(check: PinCheck, lang: Language) -> dict[str, Any]:
     return {"kind": "wrong", "left": check.failures_left}
 
 
-@router.post("/protect/status", response_class=HTMLResponse, include_in_schema=False)
 def _refused(request: Request, check: PinCheck, case_number: str) -> Response:
     """The status page after a wrong PIN or an unknown case (alike), or while locked."""
     return render(
@@ -239,6 +238,7 @@ def _refused(request: Request, check: PinCheck, case_number: str) -> Response:
     )
 
 
+@router.post("/protect/status", response_class=HTMLResponse, include_in_schema=False)
 async def status_page(request: Request) -> Response:
     """Her case's status, after the case number and PIN."""
     context = _context(request)

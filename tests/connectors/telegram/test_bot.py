@@ -32,7 +32,7 @@ from redress.store.interfaces import BankPurpose
 from redress.store.media import entries_for_signals
 from redress.store.service import BankService
 
-from .conftest import Sleeps
+from .conftest import BAN_SEED, Sleeps
 from .fake_bot_api import FakeBotApi, chat, jpeg, private_chat, user, webp
 
 pytestmark = pytest.mark.anyio
@@ -636,3 +636,148 @@ async def test_restrict_instead_of_ban_when_the_policy_says_so(
     assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "restricted"
     actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
     assert actions == ["delete_message", "restrict_sender"]
+
+
+class Crash(BaseException):
+    """The process dying mid-batch (not an error the guard may catch and record)."""
+
+
+class DyingSink:
+    """The real sink until ``survive`` items were scanned; then the process is dead and
+    every later call dies too (the other chats' lanes die with it)."""
+
+    def __init__(self, inner: PipelineSink, survive: int) -> None:
+        self.inner = inner
+        self.survive = survive
+        self.in_flight = 0
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        if self.survive <= 0:
+            raise Crash
+        self.survive -= 1
+        self.in_flight += 1
+        try:
+            return await self.inner.receive(media)
+        finally:
+            self.in_flight -= 1
+
+    async def settled(self) -> None:
+        """Wait until the scans that began before the crash are over (their threads run on)."""
+        while self.in_flight:
+            await asyncio.sleep(0.01)
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+def evidence_count(sessions: sessionmaker[Session], settings: Settings, message_id: int) -> int:
+    with sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        return len(service.items_for_message("telegram", str(GROUP["id"]), str(message_id)))
+
+
+async def test_a_crash_mid_batch_loses_nothing_and_processes_nothing_twice(
+    fake: FakeBotApi,
+    api: BotApiClient,
+    sink: PipelineSink,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    other = chat(-1005555555555, "Other group")
+    setup_group(fake)
+    fake.add_chat(other)
+    pushed = [
+        fake.push("message", fake.message(group, ALICE, photo=fake.photo_sizes(jpeg(256, 256, s))))
+        for group, s in ((GROUP, 1), (other, 20), (GROUP, 21), (other, 22), (GROUP, 2))
+    ]
+    options = GuardOptions(portal_url="https://x/protect")
+    dying_sink = DyingSink(sink, survive=2)
+    dying = GroupGuard(api, dying_sink, sessions, options)
+    with pytest.raises(Crash):
+        await dying.poll_once()
+    await dying_sink.settled()
+    # Items were scanned (and one captured) before the crash, but the guard committed nothing
+    # and did nothing irreversible.
+    assert evidence_count(sessions, settings, pushed[0]["message"]["message_id"]) == 1
+    assert records(sessions) == []
+    assert fake.called("deleteMessage") == []
+
+    restarted = GroupGuard(api, sink, sessions, options)
+    await restarted.poll_once()  # Telegram re-delivers the whole batch
+    await restarted.poll_once()  # confirms it
+    scanned = [(r.chat_id, r.message_id) for r in records(sessions, RecordKind.SCANNED)]
+    assert sorted(scanned) == sorted(
+        (u["message"]["chat"]["id"], u["message"]["message_id"]) for u in pushed
+    )
+    assert records(sessions, RecordKind.DUPLICATE) == []
+    known = [pushed[0]["message"]["message_id"], pushed[4]["message"]["message_id"]]
+    for message_id in known:  # each known photo captured once, deleted once
+        assert evidence_count(sessions, settings, message_id) == 1
+        assert (GROUP["id"], message_id) not in fake.messages
+    assert sorted(c["message_id"] for c in fake.called("deleteMessage")) == sorted(known)
+    actions = [(r.message_id, r.detail["action"]) for r in records(sessions, RecordKind.ACTION)]
+    assert sorted(actions) == sorted(
+        (m, a) for m in known for a in ("delete_message", "post_notice")
+    )
+
+
+class DyingApi(BotApiClient):
+    """The Bot API client of a process that dies when it gets to banning someone."""
+
+    async def ban_chat_member(
+        self, chat_id: int, user_id: int, *, revoke_messages: bool = False
+    ) -> bool:
+        raise Crash
+
+
+async def test_a_crash_between_decision_and_actions_resumes_the_actions_once(
+    fake: FakeBotApi,
+    http: httpx.AsyncClient,
+    api: BotApiClient,
+    sink: PipelineSink,
+    sessions: sessionmaker[Session],
+    sleeps: Sleeps,
+) -> None:
+    setup_group(fake)
+    banned = fake.push(
+        "message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, BAN_SEED)))
+    )["message"]["message_id"]
+    known = fake.push(
+        "message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    )["message"]["message_id"]
+    options = GuardOptions(portal_url="https://x/protect")
+    dying_api = DyingApi(http, fake.token, sleep=sleeps, limiter=SendLimiter(sleep=sleeps))
+    dying = GroupGuard(dying_api, sink, sessions, options)
+    with pytest.raises(Crash):
+        await dying.poll_once()
+    dying_api.close()
+    # The decisions and the offset are committed, with the actions still to do in a journal;
+    # the first deletion happened before the crash but was not recorded.
+    assert len(records(sessions, RecordKind.SCANNED)) == 2
+    assert records(sessions, RecordKind.ACTION) == []
+    with sessions() as session:
+        assert len(TelegramStore(session).journals()) == 1
+    assert [c["message_id"] for c in fake.called("deleteMessage")] == [banned]
+
+    restarted = GroupGuard(api, sink, sessions, options)
+    await restarted.start()  # carries out the journal
+    await restarted.poll_once()
+    assert len(records(sessions, RecordKind.SCANNED)) == 2  # nothing re-scanned
+    with sessions() as session:
+        assert TelegramStore(session).journals() == []
+    actions = records(sessions, RecordKind.ACTION)
+    assert sorted((r.message_id, r.detail["action"]) for r in actions) == sorted(
+        [
+            (banned, "delete_message"),
+            (banned, "ban_sender"),
+            (banned, "post_notice"),
+            (known, "delete_message"),
+            (known, "post_notice"),
+        ]
+    )
+    assert all(r.detail.get("resumed") for r in actions)
+    assert records(sessions, RecordKind.ALERT) == []
+    assert [c["user_id"] for c in fake.called("banChatMember")] == [MALLORY["id"]]
+    assert (GROUP["id"], banned) not in fake.messages
+    assert (GROUP["id"], known) not in fake.messages
+    assert len(fake.called("sendMessage")) == 2

@@ -386,6 +386,7 @@ async def test_a_video_matches_by_vpdq_and_is_preserved_then_deleted(
         msg = fake.message(GROUP, MALLORY, video=fake.video(clip))
         fake.push("message", msg)
         await guard.poll_once()
+        sink.close()
     finally:
         container.close()
     [scanned] = records(sessions, RecordKind.SCANNED)

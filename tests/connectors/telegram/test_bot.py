@@ -782,3 +782,37 @@ async def test_a_crash_between_decision_and_actions_resumes_the_actions_once(
     assert (GROUP["id"], banned) not in fake.messages
     assert (GROUP["id"], known) not in fake.messages
     assert len(fake.called("sendMessage")) == 2
+
+
+class PeekingSink:
+    """The real sink; after each scan notes which files the bot has asked for so far."""
+
+    def __init__(self, inner: PipelineSink, fake: FakeBotApi) -> None:
+        self.inner = inner
+        self.fake = fake
+        self.asked: list[tuple[int, int]] = []
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        decision = await self.inner.receive(media)
+        self.asked.append((media.message.message_id, len(self.fake.called("getFile"))))
+        return decision
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_the_next_message_of_a_chat_downloads_while_this_one_is_scanned(
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    pushed = [
+        fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(64, 64, n))))
+        for n in range(3)
+    ]
+    peeking = PeekingSink(sink, fake)
+    guard = GroupGuard(api, peeking, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    # One file per message; by the time a message's scan ends, the next one's was asked for.
+    ids = [u["message"]["message_id"] for u in pushed]
+    assert peeking.asked == [(ids[0], 2), (ids[1], 3), (ids[2], 3)]
+    assert len(records(sessions, RecordKind.SCANNED)) == 3

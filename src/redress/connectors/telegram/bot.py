@@ -155,6 +155,9 @@ class _Job:
     duplicate: bool = False
 
 
+_Fetched = asyncio.Future[list[IncomingMedia | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class HandleResult:
     """What handling one update came to (for callers and tests)."""
@@ -316,8 +319,12 @@ class GroupGuard:
 
             async def lane(items: list[_Job]) -> None:
                 async with self._slots:
-                    for job in items:
-                        await self._guarded(job, groups)
+                    # The next message's files download while this one is scanned.
+                    ahead = self._prefetch(items[0], groups)
+                    for n, job in enumerate(items):
+                        fetched = ahead
+                        ahead = self._prefetch(items[n + 1], groups) if n + 1 < len(items) else None
+                        await self._guarded(job, groups, fetched)
 
             await asyncio.gather(*(lane(items) for items in lanes.values()))
             planned = [action for job in jobs for action in job.pending.actions]
@@ -362,10 +369,31 @@ class GroupGuard:
         job.raw_json = update.raw_json()
         return job
 
-    async def _guarded(self, job: _Job, groups: dict[int, GroupSettings]) -> None:
+    def _prefetch(self, job: _Job, groups: dict[int, GroupSettings]) -> _Fetched | None:
+        """Start downloading a message's media when it is one the guard will scan."""
+        msg = job.message
+        if msg is None or not msg.media or msg.chat.type not in _GROUP_TYPES:
+            return None
+        group = groups[msg.chat.id]
+        if msg.command == "/report" or not group.enabled:
+            return None
+        return asyncio.ensure_future(self._fetch_media(job, group))
+
+    async def _fetch_media(self, job: _Job, group: GroupSettings) -> list[IncomingMedia | None]:
+        msg = job.message
+        assert msg is not None
+        facts = _facts(job.raw_json, msg)
+        origin = MediaOrigin.EDIT if job.is_edit else MediaOrigin.ARRIVAL
+        return [
+            await self._fetch(ref, facts, origin, group.banks, job.pending) for ref in msg.media
+        ]
+
+    async def _guarded(
+        self, job: _Job, groups: dict[int, GroupSettings], fetched: _Fetched | None
+    ) -> None:
         assert job.message is not None
         try:
-            await self._message(job, groups[job.message.chat.id])
+            await self._message(job, groups[job.message.chat.id], fetched)
         except MalformedUpdateError as exc:
             job.pending.add(RecordKind.MALFORMED, error=exc.message, raw=_short(job.raw))
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the guard
@@ -375,6 +403,9 @@ class GroupGuard:
                 error=f"{type(exc).__name__}: {self.api.redact(str(exc))}",
                 raw=_short(job.raw),
             )
+        finally:
+            if fetched is not None and not fetched.done():
+                fetched.cancel()
 
     # -- the database: a few statements per batch, in a worker thread ------------
 
@@ -411,7 +442,7 @@ class GroupGuard:
 
     # -- one message -----------------------------------------------------------
 
-    async def _message(self, job: _Job, group: GroupSettings) -> None:
+    async def _message(self, job: _Job, group: GroupSettings, fetched: _Fetched | None) -> None:
         msg, pending = job.message, job.pending
         assert msg is not None
         where = {"chat_id": msg.chat.id, "message_id": msg.message_id}
@@ -439,9 +470,9 @@ class GroupGuard:
             return
         facts = _facts(job.raw_json, msg)
         origin = MediaOrigin.EDIT if job.is_edit else MediaOrigin.ARRIVAL
+        fetching = fetched if fetched is not None else self._fetch_media(job, group)
         decisions: list[Decision] = []
-        for ref in msg.media:
-            media = await self._fetch(ref, facts, origin, group.banks, pending)
+        for ref, media in zip(msg.media, await fetching, strict=True):
             if media is None:
                 continue
             try:

@@ -816,3 +816,46 @@ async def test_the_next_message_of_a_chat_downloads_while_this_one_is_scanned(
     ids = [u["message"]["message_id"] for u in pushed]
     assert peeking.asked == [(ids[0], 2), (ids[1], 3), (ids[2], 3)]
     assert len(records(sessions, RecordKind.SCANNED)) == 3
+
+
+class GarbledDeletes:
+    """ASGI wrapper of the fake Bot API: deleteMessage answers an HTML page (a broken proxy)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/deleteMessage"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/html")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"<html>gateway</html>"})
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_an_action_answered_with_garbage_is_an_alert_and_the_batch_completes(
+    fake: FakeBotApi, sink: PipelineSink, sessions: sessionmaker[Session], sleeps: Sleeps
+) -> None:
+    setup_group(fake)
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 50))))
+    transport = httpx.ASGITransport(app=GarbledDeletes(fake.app))
+    async with httpx.AsyncClient(transport=transport) as http:
+        api = BotApiClient(http, fake.token, sleep=sleeps, limiter=SendLimiter(sleep=sleeps))
+        guard = GroupGuard(api, sink, sessions, GuardOptions(portal_url="https://x/protect"))
+        assert await guard.poll_once() == 2
+        api.close()
+    [alert] = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "delete_message"
+    ]
+    assert alert.detail["code"] == "telegram_malformed_update"
+    assert "not understood" in alert.detail["hint"]
+    assert len(records(sessions, RecordKind.SCANNED)) == 2
+    assert guard.offset == fake.updates[-1]["update_id"] + 1
+    with sessions() as session:
+        assert TelegramStore(session).journals() == []

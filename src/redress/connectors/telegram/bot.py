@@ -51,6 +51,7 @@ from redress.connectors.telegram.errors import (
     BotApiUnauthorizedError,
     FileTooBigError,
     MalformedUpdateError,
+    TelegramError,
 )
 from redress.connectors.telegram.store import (
     JOURNAL_PREFIX,
@@ -657,7 +658,10 @@ class GroupGuard:
                 await self.api.restrict_chat_member(chat_id, planned.user_id)
             elif action is ActionKind.POST_NOTICE:
                 await self.api.send_message(chat_id, planned.text or text("notice", None))
-        except (BotApiError, BotApiNetworkError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed action is an alert, never a crash
+            if not isinstance(exc, TelegramError):
+                _log.exception("unexpected failure carrying out %s", action)
+                exc = TelegramError(f"{type(exc).__name__}: {self.api.redact(str(exc))}")
             gone = (
                 resumed
                 and action is ActionKind.DELETE_MESSAGE
@@ -790,7 +794,9 @@ def _hint(action: ActionKind, exc: RedressError) -> str:
         if action in {ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER}:
             return "make the bot an admin with the 'Ban users' right"
         return "the bot may not post in this chat"
-    return "the Bot API could not be reached; the action was not retried"
+    if isinstance(exc, BotApiNetworkError):
+        return "the Bot API could not be reached; the action was not retried"
+    return "the Bot API's answer was not understood; the action was not retried"
 
 
 def _short(raw: Any) -> str:

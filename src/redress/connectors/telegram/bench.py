@@ -51,7 +51,8 @@ from redress.connectors.telegram.client import BotApiClient
 from redress.connectors.telegram.export import ExportImporter
 from redress.connectors.telegram.fakeapi import FakeBotApi, chat, jpeg, user
 from redress.connectors.telegram.runtime import pipeline_sink
-from redress.connectors.telegram.store import GroupSettings, TelegramStore
+from redress.connectors.telegram.store import GroupSettings, RecordKind, TelegramStore
+from redress.errors import RedressError
 from redress.pipeline.container import PipelineContainer
 from redress.signals import HashOptions, SignalKind, hash_bytes
 from redress.store.db import make_engine
@@ -223,6 +224,12 @@ async def _bot(
             bot_rate = messages / (time.perf_counter() - start)
             bot_cpu = (time.process_time() - cpu) / messages
             api.close()
+        with sessions() as session:  # the figure counts only if every message was scanned
+            scanned = TelegramStore(session).records([RecordKind.SCANNED], limit=messages + 1)
+        if len(scanned) != messages:
+            raise RedressError(
+                f"the bot scanned {len(scanned)} of {messages} messages", code="bench_failed"
+            )
     finally:
         sink.close()
         engine.dispose()

@@ -21,6 +21,7 @@ def test_the_bench_runs_the_bot_over_http_and_reports_figures_beside_anchors() -
     # The bot process's own CPU time (the fake server runs in another process).
     assert bot["cpu_ms_per_message"] > 0
     assert bot["anchor_sink_alone_cpu_ms_per_message"] > 0
+    assert bot["in_process_media_per_s"] > 0
     export = figures["export"]
     assert isinstance(export, dict)
     assert export["messages"] == 50

@@ -10,7 +10,10 @@ Figures and their anchors, measured in the same run:
   pool and its CPU time are the real ones). Anchors: the pipeline sink alone on
   the same images (the ceiling the connector's overhead is compared with) and
   the issue's target, 100/s. ``cpu_ms_per_message``: the bot process's CPU
-  time (every thread) per message, beside the sink alone's.
+  time (every thread) per message, beside the sink alone's. ``in_process_*``:
+  the same run with the fake called in process through ``httpx.ASGITransport``
+  (the bench's method before the HTTP server; no scheduling of a second
+  process, but the fake's CPU time counts as the bot's).
 * ``export_messages_per_s`` / ``export_media_per_s``: a generated export
   imported through the same sink. Anchor: ``ijson`` alone parsing the same file.
 
@@ -47,7 +50,7 @@ from redress.connectors.interfaces import (
 )
 from redress.connectors.sink import PipelineSink
 from redress.connectors.telegram.bot import GroupGuard, GuardOptions
-from redress.connectors.telegram.client import BotApiClient
+from redress.connectors.telegram.client import CLOUD_API_URL, BotApiClient
 from redress.connectors.telegram.export import ExportImporter
 from redress.connectors.telegram.fakeapi import FakeBotApi, chat, jpeg, user
 from redress.connectors.telegram.runtime import pipeline_sink
@@ -73,6 +76,8 @@ class BenchResult:
     sink_media_per_s: float
     bot_cpu_ms: float  # CPU milliseconds per message in the bot's process (all its threads)
     sink_cpu_ms: float  # the same for the sink alone
+    asgi_media_per_s: float  # the bot with the fake called in process (no HTTP)
+    asgi_cpu_ms: float  # ... and its CPU time per message, the fake's included
     export_messages: int
     export_media: int
     export_messages_per_s: float
@@ -93,6 +98,11 @@ class BenchResult:
                 "cpu_ms_per_message": _sig(self.bot_cpu_ms),
                 "anchor_sink_alone_cpu_ms_per_message": _sig(self.sink_cpu_ms),
                 "cpu_ratio_to_sink_alone": _sig(self.bot_cpu_ms / self.sink_cpu_ms),
+                "in_process_media_per_s": _sig(self.asgi_media_per_s),
+                "in_process_ratio_to_sink_alone": _sig(
+                    self.asgi_media_per_s / self.sink_media_per_s
+                ),
+                "in_process_cpu_ms_per_message": _sig(self.asgi_cpu_ms),
                 "bank_size": self.bank_size,
                 "sink": "PipelineSink: the pipeline (signals, store matcher on MihIndex, policy, "
                 "evidence) on SQLite",
@@ -195,12 +205,15 @@ def _serve(fake: FakeBotApi, listener: socket.socket) -> None:
 
 
 async def _bot(
-    work: Path, base_url: str, token: str, group_ids: list[int], messages: int, bank_size: int,
-    images: list[bytes],
+    work: Path, server: FakeBotApi | str, token: str, group_ids: list[int], messages: int,
+    bank_size: int, images: list[bytes],
 ) -> tuple[float, float]:  # fmt: skip
     """Media messages/s through the guard, and its CPU seconds per message (this process:
-    the guard, the sink, the pipeline; not the server)."""
-    settings = _settings(work, "bot")
+    the guard, the sink, the pipeline; and the fake server when it runs in process).
+
+    ``server`` is the URL of the fake served over HTTP, or the fake itself, called in
+    process through ``httpx.ASGITransport`` (no sockets, no second process)."""
+    settings = _settings(work, f"bot-{'http' if isinstance(server, str) else 'asgi'}")
     sink, pipeline = _sink(settings, images, bank_size)
     engine = make_engine(settings.effective_database_url)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -210,7 +223,13 @@ async def _bot(
                 GroupSettings(group_id, outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER))
             )
     try:
-        async with httpx.AsyncClient(timeout=60.0) as http:  # one pool: connections reused
+        if isinstance(server, str):
+            http = httpx.AsyncClient(timeout=60.0)  # one pool: connections kept and reused
+            base_url = server
+        else:
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=server.app))
+            base_url = CLOUD_API_URL
+        async with http:
             api = BotApiClient(http, token, base_url=base_url)
             guard = GroupGuard(
                 api, sink, sessions, GuardOptions(portal_url="https://x/protect", poll_timeout=0)
@@ -317,6 +336,9 @@ def run_bench(
             bot_rate, bot_cpu = asyncio.run(
                 _bot(work, base_url, fake.token, group_ids, messages, bank_size, images)
             )
+        asgi_rate, asgi_cpu = asyncio.run(
+            _bot(work, fake, fake.token, group_ids, messages, bank_size, images)
+        )
         sink_rate, sink_cpu = asyncio.run(_sink_alone(work, images, messages, bank_size))
         media, export_rate, ijson_rate = asyncio.run(
             _export(work, images, export_messages, bank_size)
@@ -326,6 +348,8 @@ def run_bench(
         bot_media_per_s=bot_rate,
         sink_media_per_s=sink_rate,
         bot_cpu_ms=bot_cpu * 1000,
+        asgi_media_per_s=asgi_rate,
+        asgi_cpu_ms=asgi_cpu * 1000,
         sink_cpu_ms=sink_cpu * 1000,
         export_messages=export_messages,
         export_media=media,

@@ -313,6 +313,11 @@ def bench_telegram(
         f"(sink alone {bench.sink_cpu_ms:.2f}, ratio {bench.bot_cpu_ms / bench.sink_cpu_ms:.2f})"
     )
     typer.echo(
+        f"bot, fake Bot API in process: {bench.asgi_media_per_s:.1f} media messages/s "
+        f"(ratio {bench.asgi_media_per_s / bench.sink_media_per_s:.2f} to the sink alone); "
+        f"CPU {bench.asgi_cpu_ms:.2f} ms/message, the fake's included"
+    )
+    typer.echo(
         f"export: {bench.export_messages_per_s:.1f} messages/s, "
         f"{bench.export_media_per_s:.1f} media/s "
         f"(sink alone {bench.sink_media_per_s:.1f} media/s, "

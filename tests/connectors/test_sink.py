@@ -64,9 +64,11 @@ def sink(tmp_path: Path, sqlite_url: str) -> Iterator[PipelineSink]:
     pipeline = build_pipeline(
         settings, PipelineParts(actioners=handoff_actioners("telegram")), embedded_queue=False
     )
+    sink = PipelineSink(pipeline, connector="telegram-bot")
     try:
-        yield PipelineSink(pipeline, connector="telegram-bot")
+        yield sink
     finally:
+        sink.close()
         pipeline.close()
 
 

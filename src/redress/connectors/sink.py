@@ -20,7 +20,10 @@ process picks them up.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from redress.actions.interfaces import (
     ActionKind as PipelineAction,
@@ -44,6 +47,8 @@ from redress.pipeline.container import PipelineContainer
 from redress.pipeline.models import ScanItem
 from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
 from redress.pipeline.store import DEAD, QUEUED, ScanStore
+
+_T = TypeVar("_T")
 
 # What a pipeline action means on a chat platform (the bot keeps only those the
 # group's settings allow, and bans in preference to restricting when both are).
@@ -85,18 +90,38 @@ class PipelineSink:
     """
 
     def __init__(
-        self, pipeline: PipelineContainer, *, source: str = "telegram", connector: str
+        self,
+        pipeline: PipelineContainer,
+        *,
+        source: str = "telegram",
+        connector: str,
+        workers: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.source = source
         self.connector = connector
+        # Hashing is CPU work and the pipeline's database calls block: they run in worker
+        # threads, as many as there are cores, so the event loop stays free for the
+        # connector's network traffic and more scans at once would only queue for CPU.
+        self.workers = workers or os.cpu_count() or 1
+        self._executor: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the worker threads (after the scans in flight finish)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def _in_worker(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="redress-sink")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def receive(self, media: IncomingMedia) -> Decision:
         """Scan one item; evidence is captured (when it matched) before this returns."""
         if isinstance(media.content, TooLarge):
             return Decision(Outcome.REVIEW, reason=f"not fetched: {media.content.reason}")
-        # The pipeline works synchronously over the database: keep the event loop free.
-        return await asyncio.to_thread(self._receive, media, media.content)
+        return await self._in_worker(self._receive, media, media.content)
 
     async def report(self, report: UserReport) -> str:
         """Scan and preserve each reported item (trigger: report), log the report in the
@@ -104,10 +129,10 @@ class PipelineSink:
         items: list[str] = []
         for media in report.media:
             if isinstance(media.content, bytes):
-                decision = await asyncio.to_thread(self._receive, media, media.content, 1)
+                decision = await self._in_worker(self._receive, media, media.content, 1)
                 if decision.evidence_ref:
                     items.append(decision.evidence_ref)
-        return await asyncio.to_thread(self._file_report, report, items)
+        return await self._in_worker(self._file_report, report, items)
 
     # -- synchronous work, in a worker thread --------------------------------------------------
 

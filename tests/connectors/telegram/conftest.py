@@ -85,8 +85,10 @@ def fake() -> FakeBotApi:
 
 
 @pytest.fixture
-def sink(pipeline: PipelineContainer) -> PipelineSink:
-    return PipelineSink(pipeline, source="telegram", connector="telegram-bot")
+def sink(pipeline: PipelineContainer) -> Iterator[PipelineSink]:
+    sink = PipelineSink(pipeline, source="telegram", connector="telegram-bot")
+    yield sink
+    sink.close()
 
 
 class Sleeps(list[float]):

@@ -32,7 +32,7 @@ from redress.store.interfaces import BankPurpose
 from redress.store.media import entries_for_signals
 from redress.store.service import BankService
 
-from .conftest import Sleeps
+from .conftest import BAN_SEED, Sleeps
 from .fake_bot_api import FakeBotApi, chat, jpeg, private_chat, user, webp
 
 pytestmark = pytest.mark.anyio
@@ -386,6 +386,7 @@ async def test_a_video_matches_by_vpdq_and_is_preserved_then_deleted(
         msg = fake.message(GROUP, MALLORY, video=fake.video(clip))
         fake.push("message", msg)
         await guard.poll_once()
+        sink.close()
     finally:
         container.close()
     [scanned] = records(sessions, RecordKind.SCANNED)
@@ -636,3 +637,228 @@ async def test_restrict_instead_of_ban_when_the_policy_says_so(
     assert fake.members[(GROUP["id"], MALLORY["id"])]["status"] == "restricted"
     actions = [r.detail["action"] for r in records(sessions, RecordKind.ACTION)]
     assert actions == ["delete_message", "restrict_sender"]
+
+
+class Crash(BaseException):
+    """The process dying mid-batch (not an error the guard may catch and record)."""
+
+
+class DyingSink:
+    """The real sink until ``survive`` items were scanned; then the process is dead and
+    every later call dies too (the other chats' lanes die with it)."""
+
+    def __init__(self, inner: PipelineSink, survive: int) -> None:
+        self.inner = inner
+        self.survive = survive
+        self.in_flight = 0
+        self.scanned: list[int] = []
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        if self.survive <= 0:
+            raise Crash
+        self.survive -= 1
+        self.in_flight += 1
+        try:
+            decision = await self.inner.receive(media)
+        finally:
+            self.in_flight -= 1
+        self.scanned.append(media.message.message_id)
+        return decision
+
+    async def settled(self) -> None:
+        """Wait until the scans that began before the crash are over (their threads run on)."""
+        while self.in_flight:
+            await asyncio.sleep(0.01)
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+def evidence_count(sessions: sessionmaker[Session], settings: Settings, message_id: int) -> int:
+    with sessions() as session:
+        service = build_evidence_service(SqlEvidenceStore(session), settings)
+        return len(service.items_for_message("telegram", str(GROUP["id"]), str(message_id)))
+
+
+async def test_a_crash_mid_batch_loses_nothing_and_processes_nothing_twice(
+    fake: FakeBotApi,
+    api: BotApiClient,
+    sink: PipelineSink,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    other = chat(-1005555555555, "Other group")
+    setup_group(fake)
+    fake.add_chat(other)
+    pushed = [
+        fake.push("message", fake.message(group, ALICE, photo=fake.photo_sizes(jpeg(256, 256, s))))
+        for group, s in ((GROUP, 1), (other, 20), (GROUP, 21), (other, 22), (GROUP, 2))
+    ]
+    options = GuardOptions(portal_url="https://x/protect")
+    dying_sink = DyingSink(sink, survive=2)
+    dying = GroupGuard(api, dying_sink, sessions, options)
+    with pytest.raises(Crash):
+        await dying.poll_once()
+    await dying_sink.settled()
+    # Two items went through the pipeline (scanned, perhaps captured) before the crash, but
+    # the guard committed nothing and did nothing irreversible.
+    assert len(dying_sink.scanned) == 2
+    assert records(sessions) == []
+    assert fake.called("deleteMessage") == []
+
+    restarted = GroupGuard(api, sink, sessions, options)
+    await restarted.poll_once()  # Telegram re-delivers the whole batch
+    await restarted.poll_once()  # confirms it
+    scanned = [(r.chat_id, r.message_id) for r in records(sessions, RecordKind.SCANNED)]
+    assert sorted(scanned) == sorted(
+        (u["message"]["chat"]["id"], u["message"]["message_id"]) for u in pushed
+    )
+    assert records(sessions, RecordKind.DUPLICATE) == []
+    known = [pushed[0]["message"]["message_id"], pushed[4]["message"]["message_id"]]
+    for message_id in known:  # each known photo captured once, deleted once
+        assert evidence_count(sessions, settings, message_id) == 1
+        assert (GROUP["id"], message_id) not in fake.messages
+    assert sorted(c["message_id"] for c in fake.called("deleteMessage")) == sorted(known)
+    actions = [(r.message_id, r.detail["action"]) for r in records(sessions, RecordKind.ACTION)]
+    assert sorted(actions) == sorted(
+        (m, a) for m in known for a in ("delete_message", "post_notice")
+    )
+
+
+class DyingApi(BotApiClient):
+    """The Bot API client of a process that dies when it gets to banning someone."""
+
+    async def ban_chat_member(
+        self, chat_id: int, user_id: int, *, revoke_messages: bool = False
+    ) -> bool:
+        raise Crash
+
+
+async def test_a_crash_between_decision_and_actions_resumes_the_actions_once(
+    fake: FakeBotApi,
+    http: httpx.AsyncClient,
+    api: BotApiClient,
+    sink: PipelineSink,
+    sessions: sessionmaker[Session],
+    sleeps: Sleeps,
+) -> None:
+    setup_group(fake)
+    banned = fake.push(
+        "message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, BAN_SEED)))
+    )["message"]["message_id"]
+    known = fake.push(
+        "message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 1)))
+    )["message"]["message_id"]
+    options = GuardOptions(portal_url="https://x/protect")
+    dying_api = DyingApi(http, fake.token, sleep=sleeps, limiter=SendLimiter(sleep=sleeps))
+    dying = GroupGuard(dying_api, sink, sessions, options)
+    with pytest.raises(Crash):
+        await dying.poll_once()
+    dying_api.close()
+    # The decisions and the offset are committed, with the actions still to do in a journal;
+    # the first deletion happened before the crash but was not recorded.
+    assert len(records(sessions, RecordKind.SCANNED)) == 2
+    assert records(sessions, RecordKind.ACTION) == []
+    with sessions() as session:
+        assert len(TelegramStore(session).journals()) == 1
+    assert [c["message_id"] for c in fake.called("deleteMessage")] == [banned]
+
+    restarted = GroupGuard(api, sink, sessions, options)
+    await restarted.start()  # carries out the journal
+    await restarted.poll_once()
+    assert len(records(sessions, RecordKind.SCANNED)) == 2  # nothing re-scanned
+    with sessions() as session:
+        assert TelegramStore(session).journals() == []
+    actions = records(sessions, RecordKind.ACTION)
+    assert sorted((r.message_id, r.detail["action"]) for r in actions) == sorted(
+        [
+            (banned, "delete_message"),
+            (banned, "ban_sender"),
+            (banned, "post_notice"),
+            (known, "delete_message"),
+            (known, "post_notice"),
+        ]
+    )
+    assert all(r.detail.get("resumed") for r in actions)
+    assert records(sessions, RecordKind.ALERT) == []
+    assert [c["user_id"] for c in fake.called("banChatMember")] == [MALLORY["id"]]
+    assert (GROUP["id"], banned) not in fake.messages
+    assert (GROUP["id"], known) not in fake.messages
+    assert len(fake.called("sendMessage")) == 2
+
+
+class PeekingSink:
+    """The real sink; after each scan notes which files the bot has asked for so far."""
+
+    def __init__(self, inner: PipelineSink, fake: FakeBotApi) -> None:
+        self.inner = inner
+        self.fake = fake
+        self.asked: list[tuple[int, int]] = []
+
+    async def receive(self, media: IncomingMedia) -> Decision:
+        decision = await self.inner.receive(media)
+        self.asked.append((media.message.message_id, len(self.fake.called("getFile"))))
+        return decision
+
+    async def report(self, report: UserReport) -> str:
+        return await self.inner.report(report)
+
+
+async def test_the_next_message_of_a_chat_downloads_while_this_one_is_scanned(
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    pushed = [
+        fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(64, 64, n))))
+        for n in range(3)
+    ]
+    peeking = PeekingSink(sink, fake)
+    guard = GroupGuard(api, peeking, sessions, GuardOptions(portal_url="https://x/protect"))
+    await guard.poll_once()
+    # One file per message; by the time a message's scan ends, the next one's was asked for.
+    ids = [u["message"]["message_id"] for u in pushed]
+    assert peeking.asked == [(ids[0], 2), (ids[1], 3), (ids[2], 3)]
+    assert len(records(sessions, RecordKind.SCANNED)) == 3
+
+
+class GarbledDeletes:
+    """ASGI wrapper of the fake Bot API: deleteMessage answers an HTML page (a broken proxy)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/deleteMessage"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/html")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"<html>gateway</html>"})
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_an_action_answered_with_garbage_is_an_alert_and_the_batch_completes(
+    fake: FakeBotApi, sink: PipelineSink, sessions: sessionmaker[Session], sleeps: Sleeps
+) -> None:
+    setup_group(fake)
+    fake.push("message", fake.message(GROUP, MALLORY, photo=fake.photo_sizes(jpeg(256, 256, 1))))
+    fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(256, 256, 50))))
+    transport = httpx.ASGITransport(app=GarbledDeletes(fake.app))
+    async with httpx.AsyncClient(transport=transport) as http:
+        api = BotApiClient(http, fake.token, sleep=sleeps, limiter=SendLimiter(sleep=sleeps))
+        guard = GroupGuard(api, sink, sessions, GuardOptions(portal_url="https://x/protect"))
+        assert await guard.poll_once() == 2
+        api.close()
+    [alert] = [
+        r for r in records(sessions, RecordKind.ALERT) if r.detail["action"] == "delete_message"
+    ]
+    assert alert.detail["code"] == "telegram_malformed_update"
+    assert "not understood" in alert.detail["hint"]
+    assert len(records(sessions, RecordKind.SCANNED)) == 2
+    assert guard.offset == fake.updates[-1]["update_id"] + 1
+    with sessions() as session:
+        assert TelegramStore(session).journals() == []

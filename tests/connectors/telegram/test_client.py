@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -196,3 +197,28 @@ async def test_send_limits_cap_the_global_rate_at_30_per_second(sleeps: Sleeps) 
     for chat_id in range(-1, -91, -1):  # 90 different groups
         await limiter.acquire(chat_id)
     assert sleeps.now - start == pytest.approx(2.0)  # 30 burst, then 30/s for 60 more
+
+
+async def test_a_group_waiting_for_its_send_budget_does_not_hold_up_other_chats() -> None:
+    now = [1000.0]
+    asked: list[float] = []
+    release = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:  # waits until the test lets time pass
+        asked.append(seconds)
+        await release.wait()
+        now[0] += seconds
+
+    limiter = SendLimiter(SendLimits(), clock=lambda: now[0], sleep=sleep)
+    for _ in range(20):
+        await limiter.acquire(-100)  # the group's minute budget is spent
+    waiting = asyncio.create_task(limiter.acquire(-100))
+    other = asyncio.create_task(limiter.acquire(-200))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert asked == [pytest.approx(3.0)]
+    assert not waiting.done()
+    assert other.done()  # another group sends at once
+    assert other.result() == 0
+    release.set()
+    assert await waiting == pytest.approx(3.0)

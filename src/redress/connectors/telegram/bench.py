@@ -5,9 +5,15 @@ Figures and their anchors, measured in the same run:
 * ``bot_media_per_s``: photo messages fully handled by :class:`GroupGuard`
   (getUpdates, getFile, download, then the pipeline: accept, hash, match on the
   MIH index, policy, evidence capture for matches, outcome; then actions,
-  records, offset) per second. Anchors: the pipeline sink alone on the same
-  images (the ceiling the connector's overhead is compared with) and the
-  issue's target, 100/s.
+  records, offset) per second, against the fake Bot API served over HTTP on a
+  loopback port by a child process (so the bot's HTTP client, its connection
+  pool and its CPU time are the real ones). Anchors: the pipeline sink alone on
+  the same images (the ceiling the connector's overhead is compared with) and
+  the issue's target, 100/s. ``cpu_ms_per_message``: the bot process's CPU
+  time (every thread) per message, beside the sink alone's. ``in_process_*``:
+  the same run with the fake called in process through ``httpx.ASGITransport``
+  (the bench's method before the HTTP server; no scheduling of a second
+  process, but the fake's CPU time counts as the bot's).
 * ``export_messages_per_s`` / ``export_media_per_s``: a generated export
   imported through the same sink. Anchor: ``ijson`` alone parsing the same file.
 
@@ -18,10 +24,14 @@ match and are captured as evidence) is created through the store, in SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import multiprocessing
+import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +50,12 @@ from redress.connectors.interfaces import (
 )
 from redress.connectors.sink import PipelineSink
 from redress.connectors.telegram.bot import GroupGuard, GuardOptions
-from redress.connectors.telegram.client import BotApiClient
+from redress.connectors.telegram.client import CLOUD_API_URL, BotApiClient
 from redress.connectors.telegram.export import ExportImporter
 from redress.connectors.telegram.fakeapi import FakeBotApi, chat, jpeg, user
 from redress.connectors.telegram.runtime import pipeline_sink
-from redress.connectors.telegram.store import GroupSettings, TelegramStore
+from redress.connectors.telegram.store import GroupSettings, RecordKind, TelegramStore
+from redress.errors import RedressError
 from redress.pipeline.container import PipelineContainer
 from redress.signals import HashOptions, SignalKind, hash_bytes
 from redress.store.db import make_engine
@@ -63,6 +74,10 @@ class BenchResult:
     messages: int
     bot_media_per_s: float
     sink_media_per_s: float
+    bot_cpu_ms: float  # CPU milliseconds per message in the bot's process (all its threads)
+    sink_cpu_ms: float  # the same for the sink alone
+    asgi_media_per_s: float  # the bot with the fake called in process (no HTTP)
+    asgi_cpu_ms: float  # ... and its CPU time per message, the fake's included
     export_messages: int
     export_media: int
     export_messages_per_s: float
@@ -80,6 +95,14 @@ class BenchResult:
                 "ratio_to_sink_alone": _sig(self.bot_media_per_s / self.sink_media_per_s),
                 "target_per_s": TARGET_MEDIA_PER_S,
                 "ratio_to_target": _sig(self.bot_media_per_s / TARGET_MEDIA_PER_S),
+                "cpu_ms_per_message": _sig(self.bot_cpu_ms),
+                "anchor_sink_alone_cpu_ms_per_message": _sig(self.sink_cpu_ms),
+                "cpu_ratio_to_sink_alone": _sig(self.bot_cpu_ms / self.sink_cpu_ms),
+                "in_process_media_per_s": _sig(self.asgi_media_per_s),
+                "in_process_ratio_to_sink_alone": _sig(
+                    self.asgi_media_per_s / self.sink_media_per_s
+                ),
+                "in_process_cpu_ms_per_message": _sig(self.asgi_cpu_ms),
                 "bank_size": self.bank_size,
                 "sink": "PipelineSink: the pipeline (signals, store matcher on MihIndex, policy, "
                 "evidence) on SQLite",
@@ -135,9 +158,8 @@ def _sink(
     return pipeline_sink(settings)
 
 
-async def _bot(
-    work: Path, images: list[bytes], messages: int, bank_size: int
-) -> tuple[float, float]:
+def _scene(images: list[bytes], messages: int) -> tuple[FakeBotApi, list[int]]:
+    """The fake Bot API with 10 groups, 50 posters and ``messages`` photo messages queued."""
     fake = FakeBotApi()
     groups = [fake.add_chat(chat(-1001000000000 - g, f"group {g}")) for g in range(10)]
     posters = [user(1000 + u, f"user {u}") for u in range(50)]
@@ -150,37 +172,97 @@ async def _bot(
         fake.push(
             "message", fake.message(group, posters[n % len(posters)], photo=sizes[n % len(sizes)])
         )
-    settings = _settings(work, "bot")
+    return fake, [group["id"] for group in groups]
+
+
+@contextlib.contextmanager
+def _served(fake: FakeBotApi) -> Iterator[str]:
+    """Serve the fake Bot API over HTTP on a loopback port, in a child process (Telegram's
+    servers are not on the bot's CPU either); yield its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    # fork: the child inherits the queued updates and files; nothing to pickle.
+    server = multiprocessing.get_context("fork").Process(
+        target=_serve, args=(fake, listener), daemon=True
+    )
+    server.start()
+    listener.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def _serve(fake: FakeBotApi, listener: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(fake.app, log_level="warning", access_log=False, lifespan="off")
+    asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+
+
+async def _bot(
+    work: Path, server: FakeBotApi | str, token: str, group_ids: list[int], messages: int,
+    bank_size: int, images: list[bytes],
+) -> tuple[float, float]:  # fmt: skip
+    """Media messages/s through the guard, and its CPU seconds per message (this process:
+    the guard, the sink, the pipeline; and the fake server when it runs in process).
+
+    ``server`` is the URL of the fake served over HTTP, or the fake itself, called in
+    process through ``httpx.ASGITransport`` (no sockets, no second process)."""
+    settings = _settings(work, f"bot-{'http' if isinstance(server, str) else 'asgi'}")
     sink, pipeline = _sink(settings, images, bank_size)
     engine = make_engine(settings.effective_database_url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions.begin() as session:  # notices are paced at 20/min per group by design
-        for group in groups:
+        for group_id in group_ids:
             TelegramStore(session).put_group(
-                GroupSettings(
-                    group["id"], outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER)
-                )
+                GroupSettings(group_id, outcomes=(ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER))
             )
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as http:
-            api = BotApiClient(http, fake.token)
+        if isinstance(server, str):
+            http = httpx.AsyncClient(timeout=60.0)  # one pool: connections kept and reused
+            base_url = server
+        else:
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=server.app))
+            base_url = CLOUD_API_URL
+        async with http:
+            api = BotApiClient(http, token, base_url=base_url)
             guard = GroupGuard(
                 api, sink, sessions, GuardOptions(portal_url="https://x/protect", poll_timeout=0)
             )
-            start = time.perf_counter()
+            await guard.start()
+            start, cpu = time.perf_counter(), time.process_time()
             handled = 0
             while handled < messages:
                 handled += await guard.poll_once()
             await guard.poll_once()  # confirms the last offset
             bot_rate = messages / (time.perf_counter() - start)
+            bot_cpu = (time.process_time() - cpu) / messages
             api.close()
+        with sessions() as session:  # the figure counts only if every message was scanned
+            scanned = TelegramStore(session).records([RecordKind.SCANNED], limit=messages + 1)
+        if len(scanned) != messages:
+            raise RedressError(
+                f"the bot scanned {len(scanned)} of {messages} messages", code="bench_failed"
+            )
     finally:
+        sink.close()
         engine.dispose()
         pipeline.close()
-    # Anchor: the same sink on the same images, no Telegram plumbing.
+    return bot_rate, bot_cpu
+
+
+async def _sink_alone(
+    work: Path, images: list[bytes], messages: int, bank_size: int
+) -> tuple[float, float]:
+    """The anchor: the same sink on the same images, one after another, no Telegram."""
     anchor_sink, anchor = _sink(_settings(work, "anchor"), images, bank_size)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for n in range(messages):
             facts = MessageFacts(
                 "telegram", -1, None, "supergroup", n + 1, None, None,
@@ -190,9 +272,11 @@ async def _bot(
                 IncomingMedia(MediaKind.PHOTO, MediaOrigin.ARRIVAL, facts, images[n % len(images)])
             )
         sink_rate = messages / (time.perf_counter() - start)
+        sink_cpu = (time.process_time() - cpu) / messages
     finally:
+        anchor_sink.close()
         anchor.close()
-    return bot_rate, sink_rate
+    return sink_rate, sink_cpu
 
 
 async def _export(
@@ -231,6 +315,7 @@ async def _export(
             pass
         elapsed = time.perf_counter() - start
     finally:
+        sink.close()
         pipeline.close()
     start = time.perf_counter()
     with (folder / "result.json").open("rb") as stream:
@@ -244,9 +329,17 @@ def run_bench(
 ) -> BenchResult:
     """Run both benchmarks in a temporary folder."""
     images = [jpeg(512, 512, seed) for seed in range(40)]
+    fake, group_ids = _scene(images, messages)
     with tempfile.TemporaryDirectory(prefix="redress-bench-telegram-") as tmp:
         work = Path(tmp)
-        bot_rate, sink_rate = asyncio.run(_bot(work, images, messages, bank_size))
+        with _served(fake) as base_url:
+            bot_rate, bot_cpu = asyncio.run(
+                _bot(work, base_url, fake.token, group_ids, messages, bank_size, images)
+            )
+        asgi_rate, asgi_cpu = asyncio.run(
+            _bot(work, fake, fake.token, group_ids, messages, bank_size, images)
+        )
+        sink_rate, sink_cpu = asyncio.run(_sink_alone(work, images, messages, bank_size))
         media, export_rate, ijson_rate = asyncio.run(
             _export(work, images, export_messages, bank_size)
         )
@@ -254,6 +347,10 @@ def run_bench(
         messages=messages,
         bot_media_per_s=bot_rate,
         sink_media_per_s=sink_rate,
+        bot_cpu_ms=bot_cpu * 1000,
+        asgi_media_per_s=asgi_rate,
+        asgi_cpu_ms=asgi_cpu * 1000,
+        sink_cpu_ms=sink_cpu * 1000,
         export_messages=export_messages,
         export_media=media,
         export_messages_per_s=export_rate,

@@ -21,9 +21,12 @@ One :class:`GroupGuard` serves every group the bot is in. For each update it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +51,15 @@ from redress.connectors.telegram.errors import (
     BotApiUnauthorizedError,
     FileTooBigError,
     MalformedUpdateError,
+    TelegramError,
 )
-from redress.connectors.telegram.store import GroupSettings, RecordKind, TelegramStore
+from redress.connectors.telegram.store import (
+    JOURNAL_PREFIX,
+    GroupSettings,
+    RecordIn,
+    RecordKind,
+    TelegramStore,
+)
 from redress.connectors.telegram.texts import text
 from redress.connectors.telegram.wire import ALLOWED_UPDATES, MediaRef, Message, parse_update
 from redress.errors import RedressError
@@ -71,15 +81,82 @@ class GuardOptions:
     concurrency: int = 8  # chats handled at once; one chat's updates stay in order
 
 
-@dataclass(slots=True)
-class _Pending:
-    """Records gathered while an update is handled, written in one transaction at the end."""
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """An action decided for a message, carried out after the decision was committed."""
 
     update_id: int | None
-    rows: list[tuple[RecordKind, dict[str, Any]]] = field(default_factory=list)
+    chat_id: int
+    message_id: int
+    media_group_id: str | None
+    action: ActionKind
+    user_id: int | None = None  # ban / restrict: whom
+    text: str | None = None  # post_notice: what
+    evidence: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object for the journal."""
+        return {
+            "update_id": self.update_id,
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "media_group_id": self.media_group_id,
+            "action": str(self.action),
+            "user_id": self.user_id,
+            "text": self.text,
+            "evidence": list(self.evidence),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> PlannedAction:
+        """Back from :meth:`to_json`."""
+        return cls(
+            update_id=obj.get("update_id"),
+            chat_id=int(obj["chat_id"]),
+            message_id=int(obj["message_id"]),
+            media_group_id=obj.get("media_group_id"),
+            action=ActionKind(obj["action"]),
+            user_id=obj.get("user_id"),
+            text=obj.get("text"),
+            evidence=tuple(obj.get("evidence") or ()),
+        )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What handling one update produced: records (written with the batch's decisions),
+    planned actions, and the records of carrying those out (written after them)."""
+
+    update_id: int | None
+    rows: list[RecordIn] = field(default_factory=list)
+    actions: list[PlannedAction] = field(default_factory=list)
+    after: list[RecordIn] = field(default_factory=list)
 
     def add(self, record_kind: RecordKind, /, **detail: Any) -> None:
-        self.rows.append((record_kind, detail))
+        self.rows.append(_record(record_kind, self.update_id, detail))
+
+
+def _record(kind: RecordKind, update_id: int | None, detail: dict[str, Any]) -> RecordIn:
+    chat_id = detail.pop("chat_id", None)
+    message_id = detail.pop("message_id", None)
+    group = detail.pop("media_group_id", None)
+    return RecordIn(kind, update_id, chat_id, message_id, group, detail)
+
+
+@dataclass(slots=True)
+class _Job:
+    """One update of a batch on its way through the guard."""
+
+    raw: Any
+    pending: _Pending
+    message: Message | None = None
+    is_edit: bool = False
+    raw_json: str = ""
+    key: tuple[int, int, int] | None = None
+    duplicate: bool = False
+
+
+_Fetched = asyncio.Future[list[IncomingMedia | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +206,30 @@ class GroupGuard:
         self.options = options
         self.bot_id: int | None = None
         self.offset: int | None = None
-        # One chat's updates are handled one at a time, in order; chats run side by side.
+        # A chat is handled by one batch at a time (webhook requests arrive side by side),
+        # and within a batch one chat's updates run one after another, in order.
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(max(1, options.concurrency))
         self._noticed_albums: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._rights_checked: set[int] = set()
 
     async def start(self) -> int:
-        """Identify the bot (getMe) and load its persisted offset; return the bot's user id."""
+        """Identify the bot (getMe), load its persisted offset, and carry out the actions
+        a previous process decided and committed but did not get to record; return the
+        bot's user id."""
         me = await self.api.get_me()
         bot_id = me.get("id")
         if not isinstance(bot_id, int):
             raise MalformedUpdateError("getMe returned no user id")
         self.bot_id = bot_id
         with self._sessions() as session:
-            self.offset = TelegramStore(session).offset(bot_id)
+            store = TelegramStore(session)
+            self.offset = store.offset(bot_id)
+            journals = store.journals()
+        for key, value in journals:
+            planned = [PlannedAction.from_json(obj) for obj in json.loads(value)]
+            done = await self._perform(planned, resumed=True)
+            await asyncio.to_thread(self._commit_actions, [r for rows in done for r in rows], key)
         return bot_id
 
     # -- polling ---------------------------------------------------------------
@@ -151,17 +237,16 @@ class GroupGuard:
     async def poll_once(self) -> int:
         """One getUpdates round; returns how many updates arrived.
 
-        Updates of different chats are handled concurrently, each chat's in
-        order. The offset advances only when the whole batch is handled; a crash
-        midway re-delivers the batch and the (chat, message, edit) keys already
-        recorded make the repeat a no-op.
+        The batch is handled by :meth:`handle_batch`: chats side by side, each
+        chat's updates in order, and the next offset is persisted with the
+        batch's decisions, in the same transaction.
         """
         if self.bot_id is None:
             await self.start()
         updates = await self.api.get_updates(
             offset=self.offset, timeout=self.options.poll_timeout, allowed_updates=ALLOWED_UPDATES
         )
-        lanes: dict[object, list[Any]] = {}
+        fresh: list[Any] = []
         newest: int | None = None
         for raw in updates:
             update_id = raw.get("update_id") if isinstance(raw, dict) else None
@@ -169,16 +254,8 @@ class GroupGuard:
                 if self.offset is not None and update_id < self.offset:
                     continue  # already handled before a restart
                 newest = update_id if newest is None else max(newest, update_id)
-            lanes.setdefault(_chat_of(raw), []).append(raw)
-
-        async def lane(items: list[Any]) -> None:
-            async with self._slots:
-                for raw in items:
-                    await self.handle(raw)
-
-        await asyncio.gather(*(lane(items) for items in lanes.values()))
-        if newest is not None:
-            self._commit(_Pending(None), None, newest + 1)
+            fresh.append(raw)
+        await self.handle_batch(fresh, next_offset=None if newest is None else newest + 1)
         return len(updates)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -198,68 +275,177 @@ class GroupGuard:
                 _log.warning("getUpdates failed (%s); retrying in %.0fs", exc.code, wait)
                 await asyncio.sleep(wait)
 
-    # -- one update ------------------------------------------------------------
+    # -- a batch of updates ----------------------------------------------------
 
     async def handle(self, raw: Any, *, next_offset: int | None = None) -> HandleResult:
-        """Handle one raw update completely, then persist its records (and the offset)."""
-        chat = _chat_of(raw)
-        lock = self._chat_locks.setdefault(chat if isinstance(chat, int) else 0, asyncio.Lock())
-        async with lock:
-            raw_id = raw.get("update_id") if isinstance(raw, dict) else None
-            pending = _Pending(raw_id if isinstance(raw_id, int) else None)
-            key: tuple[int, int, int] | None = None
-            duplicate = False
-            try:
-                update = parse_update(raw)
-                msg = update.message
-                if msg is None:
-                    pending.add(RecordKind.SKIPPED, reason=f"update kind {update.kind!r}")
-                else:
-                    edit = int(msg.edit_date.timestamp()) if msg.edit_date else 0
-                    key = (msg.chat.id, msg.message_id, edit)
-                    with self._sessions() as session:
-                        duplicate = TelegramStore(session).is_processed(*key)
-                    if duplicate:
-                        pending.add(RecordKind.DUPLICATE, chat_id=key[0], message_id=key[1])
-                    else:
-                        await self._message(update.raw_json(), msg, update.is_edit, pending)
-            except MalformedUpdateError as exc:
-                pending.add(RecordKind.MALFORMED, error=exc.message, raw=_short(raw))
-            except Exception as exc:  # noqa: BLE001 - one bad update must not stop the guard
-                _log.exception("unexpected failure handling update %s", pending.update_id)
-                pending.add(
-                    RecordKind.MALFORMED,
-                    error=f"{type(exc).__name__}: {self.api.redact(str(exc))}",
-                    raw=_short(raw),
-                )
-            self._commit(pending, None if duplicate else key, next_offset)
-            return HandleResult(pending.update_id, tuple(k for k, _ in pending.rows), duplicate)
+        """Handle one raw update completely (a batch of one; webhook mode)."""
+        (result,) = await self.handle_batch([raw], next_offset=next_offset)
+        return result
 
-    def _commit(
-        self, pending: _Pending, key: tuple[int, int, int] | None, next_offset: int | None
+    async def handle_batch(
+        self, raws: Sequence[Any], *, next_offset: int | None = None
+    ) -> list[HandleResult]:
+        """Handle a batch of raw updates; return one result per update, in order.
+
+        1. One read: which messages were already handled, and the groups' settings.
+        2. Chats side by side (at most ``concurrency`` at once), each chat's updates
+           in order: fetch, hand to the sink (which captures evidence), plan actions.
+        3. One transaction: every record, the handled keys, the planned actions (a
+           journal) and ``next_offset``.
+        4. The actions, chats side by side, each chat's in order; then one
+           transaction: their records, and the journal is dropped.
+
+        A crash before 3 commits nothing: the batch is delivered again, and the sink
+        answers each item from its first scan (idempotency key), so nothing is
+        captured twice and no action has happened yet. A crash between 3 and 4 leaves
+        the journal, which :meth:`start` carries out.
+        """
+        jobs = [self._parse(raw) for raw in raws]
+        chat_ids = sorted({job.message.chat.id for job in jobs if job.message is not None})
+        async with _all_locked([self._chat_lock(c) for c in chat_ids]):
+            keys = [job.key for job in jobs if job.key is not None]
+            handled, groups = await asyncio.to_thread(self._read, keys, chat_ids)
+            for job in jobs:  # a repeat inside the batch is a duplicate too
+                if job.key is not None:
+                    if job.key in handled:
+                        job.duplicate = True
+                        job.pending.add(
+                            RecordKind.DUPLICATE, chat_id=job.key[0], message_id=job.key[1]
+                        )
+                    handled.add(job.key)
+            lanes: dict[object, list[_Job]] = {}
+            for job in jobs:
+                if job.message is not None and not job.duplicate:
+                    lanes.setdefault(job.message.chat.id, []).append(job)
+
+            async def lane(items: list[_Job]) -> None:
+                async with self._slots:
+                    # The next message's files download while this one is scanned.
+                    ahead = self._prefetch(items[0], groups)
+                    for n, job in enumerate(items):
+                        fetched = ahead
+                        ahead = self._prefetch(items[n + 1], groups) if n + 1 < len(items) else None
+                        await self._guarded(job, groups, fetched)
+
+            await asyncio.gather(*(lane(items) for items in lanes.values()))
+            planned = [action for job in jobs for action in job.pending.actions]
+            journal = f"{JOURNAL_PREFIX}{uuid.uuid4().hex}" if planned else None
+            await asyncio.to_thread(self._commit_batch, jobs, planned, journal, next_offset)
+            if next_offset is not None:
+                self.offset = next_offset
+            if journal is not None:
+                done = await self._perform(planned)
+                owners = [job for job in jobs for _ in job.pending.actions]  # as ``planned``
+                for owner, rows in zip(owners, done, strict=True):
+                    owner.pending.after.extend(rows)
+                await asyncio.to_thread(
+                    self._commit_actions, [r for rows in done for r in rows], journal
+                )
+        return [
+            HandleResult(
+                job.pending.update_id,
+                tuple(r.kind for r in (*job.pending.rows, *job.pending.after)),
+                job.duplicate,
+            )
+            for job in jobs
+        ]
+
+    def _chat_lock(self, chat_id: int) -> asyncio.Lock:
+        return self._chat_locks.setdefault(chat_id, asyncio.Lock())
+
+    def _parse(self, raw: Any) -> _Job:
+        raw_id = raw.get("update_id") if isinstance(raw, dict) else None
+        job = _Job(raw, _Pending(raw_id if isinstance(raw_id, int) else None))
+        try:
+            update = parse_update(raw)
+        except MalformedUpdateError as exc:
+            job.pending.add(RecordKind.MALFORMED, error=exc.message, raw=_short(raw))
+            return job
+        msg = update.message
+        if msg is None:
+            job.pending.add(RecordKind.SKIPPED, reason=f"update kind {update.kind!r}")
+            return job
+        edit = int(msg.edit_date.timestamp()) if msg.edit_date else 0
+        job.message, job.is_edit, job.key = msg, update.is_edit, (msg.chat.id, msg.message_id, edit)
+        job.raw_json = update.raw_json()
+        return job
+
+    def _prefetch(self, job: _Job, groups: dict[int, GroupSettings]) -> _Fetched | None:
+        """Start downloading a message's media when it is one the guard will scan."""
+        msg = job.message
+        if msg is None or not msg.media or msg.chat.type not in _GROUP_TYPES:
+            return None
+        group = groups[msg.chat.id]
+        if msg.command == "/report" or not group.enabled:
+            return None
+        return asyncio.ensure_future(self._fetch_media(job, group))
+
+    async def _fetch_media(self, job: _Job, group: GroupSettings) -> list[IncomingMedia | None]:
+        msg = job.message
+        assert msg is not None
+        facts = _facts(job.raw_json, msg)
+        origin = MediaOrigin.EDIT if job.is_edit else MediaOrigin.ARRIVAL
+        return [
+            await self._fetch(ref, facts, origin, group.banks, job.pending) for ref in msg.media
+        ]
+
+    async def _guarded(
+        self, job: _Job, groups: dict[int, GroupSettings], fetched: _Fetched | None
+    ) -> None:
+        assert job.message is not None
+        try:
+            await self._message(job, groups[job.message.chat.id], fetched)
+        except MalformedUpdateError as exc:
+            job.pending.add(RecordKind.MALFORMED, error=exc.message, raw=_short(job.raw))
+        except Exception as exc:  # noqa: BLE001 - one bad update must not stop the guard
+            _log.exception("unexpected failure handling update %s", job.pending.update_id)
+            job.pending.add(
+                RecordKind.MALFORMED,
+                error=f"{type(exc).__name__}: {self.api.redact(str(exc))}",
+                raw=_short(job.raw),
+            )
+        finally:
+            if fetched is not None and not fetched.done():
+                fetched.cancel()
+
+    # -- the database: a few statements per batch, in a worker thread ------------
+
+    def _read(
+        self, keys: list[tuple[int, int, int]], chat_ids: list[int]
+    ) -> tuple[set[tuple[int, int, int]], dict[int, GroupSettings]]:
+        with self._sessions() as session:
+            store = TelegramStore(session)
+            return store.processed_among(keys), {c: store.group(c) for c in chat_ids}
+
+    def _commit_batch(
+        self,
+        jobs: list[_Job],
+        planned: list[PlannedAction],
+        journal: str | None,
+        next_offset: int | None,
     ) -> None:
         with self._sessions.begin() as session:
             store = TelegramStore(session)
-            for kind, detail in pending.rows:
-                chat_id = detail.pop("chat_id", None)
-                message_id = detail.pop("message_id", None)
-                group = detail.pop("media_group_id", None)
-                store.record(
-                    kind,
-                    update_id=pending.update_id,
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    media_group_id=group,
-                    detail=detail,
-                )
-            if key is not None:
-                store.mark_processed(*key)
+            store.record_many([row for job in jobs for row in job.pending.rows])
+            store.mark_processed_many(
+                [job.key for job in jobs if job.key is not None and not job.duplicate]
+            )
+            if journal is not None:
+                store.put_journal(journal, json.dumps([a.to_json() for a in planned]))
             if next_offset is not None and self.bot_id is not None:
                 store.set_offset(self.bot_id, next_offset)
-        if next_offset is not None:
-            self.offset = next_offset
 
-    async def _message(self, raw: str, msg: Message, is_edit: bool, pending: _Pending) -> None:
+    def _commit_actions(self, rows: list[RecordIn], journal: str) -> None:
+        with self._sessions.begin() as session:
+            store = TelegramStore(session)
+            store.record_many(rows)
+            store.drop_journal(journal)
+
+    # -- one message -----------------------------------------------------------
+
+    async def _message(self, job: _Job, group: GroupSettings, fetched: _Fetched | None) -> None:
+        msg, pending = job.message, job.pending
+        assert msg is not None
         where = {"chat_id": msg.chat.id, "message_id": msg.message_id}
         command = msg.command
         if msg.chat.type == "private":
@@ -272,10 +458,8 @@ class GroupGuard:
             pending.add(RecordKind.SKIPPED, reason=f"chat type {msg.chat.type!r}", **where)
             return
         if command == "/report":
-            await self._report(raw, msg, pending)
+            await self._report(job.raw_json, msg, group, pending)
             return
-        with self._sessions() as session:
-            group = TelegramStore(session).group(msg.chat.id)
         if not group.enabled:
             pending.add(RecordKind.SKIPPED, reason="group disabled", **where)
             return
@@ -285,11 +469,11 @@ class GroupGuard:
                 kinds = sorted(k for k in msg.raw if k not in {"message_id", "date", "chat"})
                 pending.add(RecordKind.SKIPPED, reason="no media", keys=kinds[:12], **where)
             return
-        facts = _facts(raw, msg)
-        origin = MediaOrigin.EDIT if is_edit else MediaOrigin.ARRIVAL
+        facts = _facts(job.raw_json, msg)
+        origin = MediaOrigin.EDIT if job.is_edit else MediaOrigin.ARRIVAL
+        fetching = fetched if fetched is not None else self._fetch_media(job, group)
         decisions: list[Decision] = []
-        for ref in msg.media:
-            media = await self._fetch(ref, facts, origin, group.banks, pending)
+        for ref, media in zip(msg.media, await fetching, strict=True):
             if media is None:
                 continue
             try:
@@ -322,7 +506,7 @@ class GroupGuard:
                 media_group_id=msg.media_group_id,
                 **where,
             )
-        await self._act(msg, group, decisions, pending)
+        self._plan(msg, group, decisions, pending)
 
     async def _fetch(
         self,
@@ -384,80 +568,122 @@ class GroupGuard:
             banks=banks,
         )
 
-    async def _act(
+    def _plan(
         self, msg: Message, group: GroupSettings, decisions: list[Decision], pending: _Pending
     ) -> None:
+        """The actions the decisions call for and the group allows, in the order they run."""
         acting = [d for d in decisions if d.outcome is Outcome.ACT]
         if not acting:
             return
         wanted = {a for d in acting for a in d.actions if a in group.outcomes}
-        evidence = [d.evidence_ref for d in acting if d.evidence_ref]
-        where = {
-            "chat_id": msg.chat.id,
-            "message_id": msg.message_id,
-            "media_group_id": msg.media_group_id,
-        }
+        evidence = tuple(d.evidence_ref for d in acting if d.evidence_ref)
         chat_id = msg.chat.id
         sender = msg.sender
         user_id = sender.id if sender is not None and sender.id is not None else None
-        steps: list[tuple[ActionKind, Any]] = []
+
+        def plan(action: ActionKind, **extra: Any) -> None:
+            pending.actions.append(
+                PlannedAction(
+                    pending.update_id,
+                    chat_id,
+                    msg.message_id,
+                    msg.media_group_id,
+                    action,
+                    evidence=evidence,
+                    **extra,
+                )
+            )
+
         if ActionKind.DELETE_MESSAGE in wanted:
             if evidence:
-                steps.append((ActionKind.DELETE_MESSAGE, (chat_id, msg.message_id)))
+                plan(ActionKind.DELETE_MESSAGE)
             else:  # never destroy what has not been preserved
                 pending.add(
                     RecordKind.ALERT,
                     action=str(ActionKind.DELETE_MESSAGE),
                     code="evidence_missing",
                     error="the sink returned no evidence reference; the message was not deleted",
-                    **where,
+                    chat_id=chat_id,
+                    message_id=msg.message_id,
+                    media_group_id=msg.media_group_id,
                 )
         user_is_person = user_id is not None and user_id > 0  # chats (sender_chat) are negative
         if ActionKind.BAN_SENDER in wanted and user_is_person:
-            steps.append((ActionKind.BAN_SENDER, user_id))
+            plan(ActionKind.BAN_SENDER, user_id=user_id)
         elif ActionKind.RESTRICT_SENDER in wanted and user_is_person:
-            steps.append((ActionKind.RESTRICT_SENDER, user_id))
+            plan(ActionKind.RESTRICT_SENDER, user_id=user_id)
         if ActionKind.POST_NOTICE in wanted:
             album = (chat_id, msg.media_group_id) if msg.media_group_id else None
             if album is None or album not in self._noticed_albums:
-                steps.append((ActionKind.POST_NOTICE, group.notice_text))
+                notice = group.notice_text or text("notice", group.language)
+                plan(ActionKind.POST_NOTICE, text=notice)
                 if album is not None:  # one notice per album, not one per item
                     self._noticed_albums[album] = None
                     while len(self._noticed_albums) > 10_000:
                         self._noticed_albums.popitem(last=False)
-        for action, arg in steps:
-            try:
-                if action is ActionKind.DELETE_MESSAGE:
-                    await self.api.delete_message(*arg)
-                elif action is ActionKind.BAN_SENDER:
-                    await self.api.ban_chat_member(chat_id, arg)
-                elif action is ActionKind.RESTRICT_SENDER:
-                    await self.api.restrict_chat_member(chat_id, arg)
-                else:
-                    notice = arg or text("notice", group.language)
-                    await self.api.send_message(chat_id, notice)
-            except (BotApiError, BotApiNetworkError) as exc:
-                pending.add(
-                    RecordKind.ALERT,
-                    action=str(action),
-                    code=exc.code,
-                    error=exc.message,
-                    hint=_hint(action, exc),
-                    **where,
-                )
-            else:
-                target = (
-                    user_id
-                    if action in {ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER}
-                    else None
-                )
-                pending.add(
-                    RecordKind.ACTION,
-                    action=str(action),
-                    user_id=target,
-                    evidence=evidence,
-                    **where,
-                )
+
+    async def _perform(
+        self, planned: list[PlannedAction], *, resumed: bool = False
+    ) -> list[list[RecordIn]]:
+        """Carry out planned actions (chats side by side, each chat's in order); return
+        each action's records, aligned with ``planned``."""
+        done: list[list[RecordIn]] = [[] for _ in planned]
+        lanes: dict[int, list[int]] = {}
+        for n, action in enumerate(planned):
+            lanes.setdefault(action.chat_id, []).append(n)
+
+        async def lane(indexes: list[int]) -> None:
+            async with self._slots:
+                for n in indexes:
+                    done[n].append(await self._carry_out(planned[n], resumed))
+
+        await asyncio.gather(*(lane(indexes) for indexes in lanes.values()))
+        return done
+
+    async def _carry_out(self, planned: PlannedAction, resumed: bool) -> RecordIn:
+        action, chat_id = planned.action, planned.chat_id
+        where: dict[str, Any] = {
+            "chat_id": chat_id,
+            "message_id": planned.message_id,
+            "media_group_id": planned.media_group_id,
+        }
+        if resumed:
+            where["resumed"] = True  # decided before a restart, carried out after it
+        try:
+            if action is ActionKind.DELETE_MESSAGE:
+                await self.api.delete_message(chat_id, planned.message_id)
+            elif action is ActionKind.BAN_SENDER and planned.user_id is not None:
+                await self.api.ban_chat_member(chat_id, planned.user_id)
+            elif action is ActionKind.RESTRICT_SENDER and planned.user_id is not None:
+                await self.api.restrict_chat_member(chat_id, planned.user_id)
+            elif action is ActionKind.POST_NOTICE:
+                await self.api.send_message(chat_id, planned.text or text("notice", None))
+        except Exception as exc:  # noqa: BLE001 - a failed action is an alert, never a crash
+            if not isinstance(exc, TelegramError):
+                _log.exception("unexpected failure carrying out %s", action)
+                exc = TelegramError(f"{type(exc).__name__}: {self.api.redact(str(exc))}")
+            gone = (
+                resumed
+                and action is ActionKind.DELETE_MESSAGE
+                and isinstance(exc, BotApiError)
+                and exc.error_code == 400
+                and "not found" in exc.message
+            )
+            if not gone:
+                detail = {"action": str(action), "code": exc.code, "error": exc.message}
+                detail["hint"] = _hint(action, exc)
+                return _record(RecordKind.ALERT, planned.update_id, {**detail, **where})
+            where["note"] = "already gone: deleted before the restart"
+        return _record(
+            RecordKind.ACTION,
+            planned.update_id,
+            {
+                "action": str(action),
+                "user_id": planned.user_id,
+                "evidence": list(planned.evidence),
+                **where,
+            },
+        )
 
     async def _check_rights(self, chat_id: int, pending: _Pending) -> None:
         """Once per group and process: alert early when the bot cannot delete or ban."""
@@ -485,7 +711,9 @@ class GroupGuard:
                 chat_id=chat_id,
             )
 
-    async def _report(self, raw: str, msg: Message, pending: _Pending) -> None:
+    async def _report(
+        self, raw: str, msg: Message, group: GroupSettings, pending: _Pending
+    ) -> None:
         where = {"chat_id": msg.chat.id, "message_id": msg.message_id}
         reporter = msg.sender
         target = msg.reply_to
@@ -496,10 +724,8 @@ class GroupGuard:
             return
         facts = _facts(raw, target)
         media: list[IncomingMedia] = []
-        with self._sessions() as session:
-            banks = TelegramStore(session).group(msg.chat.id).banks
         for ref in target.media:
-            item = await self._fetch(ref, facts, MediaOrigin.REPORT, banks, pending)
+            item = await self._fetch(ref, facts, MediaOrigin.REPORT, group.banks, pending)
             if item is not None:
                 media.append(item)
         try:
@@ -552,16 +778,13 @@ class GroupGuard:
             )
 
 
-def _chat_of(raw: Any) -> object:
-    """The chat id an update belongs to, read leniently (for ordering, not for trust)."""
-    if isinstance(raw, dict):
-        for name in ("message", "edited_message", "channel_post", "edited_channel_post"):
-            msg = raw.get(name)
-            if isinstance(msg, dict) and isinstance(msg.get("chat"), dict):
-                chat_id = msg["chat"].get("id")
-                if isinstance(chat_id, int):
-                    return chat_id
-    return None
+@contextlib.asynccontextmanager
+async def _all_locked(locks: list[asyncio.Lock]) -> AsyncIterator[None]:
+    """Hold every lock (taken in the caller's order: sorted by chat, so no deadlock)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for lock in locks:
+            await stack.enter_async_context(lock)
+        yield
 
 
 def _hint(action: ActionKind, exc: RedressError) -> str:
@@ -571,7 +794,9 @@ def _hint(action: ActionKind, exc: RedressError) -> str:
         if action in {ActionKind.BAN_SENDER, ActionKind.RESTRICT_SENDER}:
             return "make the bot an admin with the 'Ban users' right"
         return "the bot may not post in this chat"
-    return "the Bot API could not be reached; the action was not retried"
+    if isinstance(exc, BotApiNetworkError):
+        return "the Bot API could not be reached; the action was not retried"
+    return "the Bot API's answer was not understood; the action was not retried"
 
 
 def _short(raw: Any) -> str:

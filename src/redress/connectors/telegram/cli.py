@@ -90,6 +90,7 @@ def run(
     try:
         asyncio.run(main())
     finally:
+        sink.close()
         pipeline.close()
 
 
@@ -270,6 +271,7 @@ def import_telegram_export(
     except ExportError:
         raise
     finally:
+        sink.close()
         pipeline.close()
     summary = ", ".join(f"{n} {k}" for k, n in sorted(tally.by_kind.items())) or "no media"
     console.print(f"{tally.messages} messages, {tally.media} media: {summary}; report: {report}")
@@ -306,7 +308,14 @@ def bench_telegram(
         f"(sink alone {bench.sink_media_per_s:.1f}/s, "
         f"ratio {bench.bot_media_per_s / bench.sink_media_per_s:.2f}; "
         f"target {TARGET_MEDIA_PER_S:.0f}/s, "
-        f"ratio {bench.bot_media_per_s / TARGET_MEDIA_PER_S:.2f})"
+        f"ratio {bench.bot_media_per_s / TARGET_MEDIA_PER_S:.2f}); "
+        f"CPU {bench.bot_cpu_ms:.2f} ms/message "
+        f"(sink alone {bench.sink_cpu_ms:.2f}, ratio {bench.bot_cpu_ms / bench.sink_cpu_ms:.2f})"
+    )
+    typer.echo(
+        f"bot, fake Bot API in process: {bench.asgi_media_per_s:.1f} media messages/s "
+        f"(ratio {bench.asgi_media_per_s / bench.sink_media_per_s:.2f} to the sink alone); "
+        f"CPU {bench.asgi_cpu_ms:.2f} ms/message, the fake's included"
     )
     typer.echo(
         f"export: {bench.export_messages_per_s:.1f} messages/s, "

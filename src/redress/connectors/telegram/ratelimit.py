@@ -73,7 +73,8 @@ class SendLimiter:
             self.limits.global_per_second, max(1.0, self.limits.global_per_second), clock
         )
         self._chats: dict[int, TokenBucket] = {}
-        self._lock = asyncio.Lock()
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._lock = asyncio.Lock()  # the global bucket's queue
 
     def _bucket(self, chat_id: int) -> TokenBucket:
         bucket = self._chats.get(chat_id)
@@ -88,16 +89,22 @@ class SendLimiter:
         return bucket
 
     async def acquire(self, chat_id: int) -> float:
-        """Wait until a message may be sent to ``chat_id``; return the seconds waited."""
+        """Wait until a message may be sent to ``chat_id``; return the seconds waited.
+
+        A chat's senders queue for that chat's bucket on their own: a group that
+        used up its 20 per minute delays only its own next message, never another
+        chat's. Only the global bucket is shared.
+        """
         waited = 0.0
-        async with self._lock:
+        async with self._chat_locks.setdefault(chat_id, asyncio.Lock()):
             chat = self._bucket(chat_id)
-            while True:
-                wait = max(self._global.delay(), chat.delay())
-                if wait <= 0:
-                    break
+            while (wait := chat.delay()) > 0:
                 await self._sleep(wait)
                 waited += wait
-            self._global.take()
+            async with self._lock:
+                while (wait := self._global.delay()) > 0:
+                    await self._sleep(wait)
+                    waited += wait
+                self._global.take()
             chat.take()
         return waited

@@ -19,6 +19,7 @@ from redress.connectors.telegram.models import (
     TelegramState,
 )
 
+JOURNAL_PREFIX = "actions:"  # telegram_state keys of planned, not yet recorded actions
 DEFAULT_OUTCOMES = (ActionKind.DELETE_MESSAGE, ActionKind.BAN_SENDER, ActionKind.POST_NOTICE)
 
 
@@ -53,6 +54,18 @@ class GroupSettings:
     def default(cls, chat_id: int) -> GroupSettings:
         """The settings of a group nobody configured: scan all banks, delete and notify."""
         return cls(chat_id=chat_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIn:
+    """One record to append."""
+
+    kind: RecordKind
+    update_id: int | None = None
+    chat_id: int | None = None
+    message_id: int | None = None
+    media_group_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +140,53 @@ class TelegramStore:
             row.value = str(offset)
         self.session.flush()
 
+    # -- actions decided but not yet carried out (see GroupGuard: a crash in between resumes them)
+    def put_journal(self, key: str, value: str) -> None:
+        """Store a batch's planned actions under ``key`` (``actions:...``)."""
+        self.session.add(TelegramState(key=key, value=value))
+        self.session.flush()
+
+    def journals(self) -> list[tuple[str, str]]:
+        """Every stored batch of planned actions, oldest key first."""
+        rows = self.session.scalars(
+            select(TelegramState)
+            .where(TelegramState.key.startswith(JOURNAL_PREFIX))
+            .order_by(TelegramState.key)
+        )
+        return [(row.key, row.value) for row in rows]
+
+    def drop_journal(self, key: str) -> None:
+        """Forget a batch's planned actions once they were carried out and recorded."""
+        row = self.session.get(TelegramState, key)
+        if row is not None:
+            self.session.delete(row)
+            self.session.flush()
+
     # -- idempotency
+    def processed_among(self, keys: Sequence[tuple[int, int, int]]) -> set[tuple[int, int, int]]:
+        """Which of these (chat, message, edit date) keys were already handled: one query."""
+        if not keys:
+            return set()
+        wanted = set(keys)
+        rows = self.session.execute(
+            select(
+                TelegramProcessed.chat_id,
+                TelegramProcessed.message_id,
+                TelegramProcessed.edit_date,
+            ).where(
+                TelegramProcessed.chat_id.in_({k[0] for k in wanted}),
+                TelegramProcessed.message_id.in_({k[1] for k in wanted}),
+            )
+        )
+        return {(c, m, e) for c, m, e in rows if (c, m, e) in wanted}
+
+    def mark_processed_many(self, keys: Sequence[tuple[int, int, int]]) -> None:
+        """Remember that these messages (at these edits) were handled: one flush."""
+        self.session.add_all(
+            TelegramProcessed(chat_id=c, message_id=m, edit_date=e) for c, m, e in keys
+        )
+        self.session.flush()
+
     def is_processed(self, chat_id: int, message_id: int, edit_date: int) -> bool:
         """Whether this message (at this edit) was already handled."""
         return self.session.get(TelegramProcessed, (chat_id, message_id, edit_date)) is not None
@@ -160,6 +219,21 @@ class TelegramStore:
                 media_group_id=media_group_id,
                 detail=dict(detail or {}),
             )
+        )
+        self.session.flush()
+
+    def record_many(self, rows: Sequence[RecordIn]) -> None:
+        """Append many records with one flush (a batch's records, in order)."""
+        self.session.add_all(
+            TelegramRecord(
+                kind=str(row.kind),
+                update_id=row.update_id,
+                chat_id=row.chat_id,
+                message_id=row.message_id,
+                media_group_id=row.media_group_id,
+                detail=dict(row.detail),
+            )
+            for row in rows
         )
         self.session.flush()
 

@@ -652,6 +652,36 @@ class SqlSeenStore:
         )
         return len(list(self.session.scalars(stmt)))
 
+    def record_many_matches(
+        self, matches: Sequence[tuple[int, MatchResult]], *, retroactive: bool = False
+    ) -> int:
+        """Record (item ID, match) pairs once per (item, entry) in a few bulk inserts;
+        returns how many were new."""
+        now = utcnow()
+        recorded = 0
+        for start in range(0, len(matches), 2000):
+            stmt = (
+                _dialect_insert(self.session)(Match)
+                .values(
+                    [
+                        {
+                            "item_id": item_id,
+                            "entry_id": m.entry_id,
+                            "signal_type": m.signal.value,
+                            "distance": m.distance,
+                            "query_share": m.query_share,
+                            "retroactive": retroactive,
+                            "matched_at": now,
+                        }
+                        for item_id, m in matches[start : start + 2000]
+                    ]
+                )
+                .on_conflict_do_nothing()
+                .returning(Match.id)
+            )
+            recorded += len(list(self.session.scalars(stmt)))
+        return recorded
+
     def matches_for_item(self, item_id: int) -> list[MatchResult]:
         """The matches recorded for an item, nearest first."""
         rows = self.session.execute(
@@ -874,6 +904,84 @@ def stream_active_hashes(
         raw.commit()
     finally:
         raw.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SeenBlock:
+    """Rows of ``seen_hash`` as arrays: row IDs, item IDs, frame flags, qualities, hashes."""
+
+    ids: npt.NDArray[np.int64]
+    item_ids: npt.NDArray[np.int64]
+    frames: npt.NDArray[np.bool_]
+    qualities: npt.NDArray[np.int16]
+    hashes: npt.NDArray[np.uint8]
+
+
+# Like the cold start: one row of concatenated columns per block of row IDs, built by the
+# database, so that a million seen hashes cost a few queries and no Python object per row.
+_PG_SEEN_BLOCK = """
+SELECT string_agg(int8send(id), ''::bytea), string_agg(int8send(item_id), ''::bytea),
+       string_agg(int2send((role <> 'pdq')::int::int2), ''::bytea),
+       string_agg(int2send(quality), ''::bytea), string_agg(value, ''::bytea)
+  FROM seen_hash WHERE id BETWEEN %(first)s AND %(last)s AND length(value) = 32
+"""
+_SQLITE_SEEN_BLOCK = """
+SELECT group_concat(id, ','), group_concat(item_id, ','),
+       group_concat(CASE WHEN role = 'pdq' THEN 0 ELSE 1 END, ','),
+       group_concat(quality, ','), group_concat(hex(value), '')
+  FROM seen_hash WHERE id BETWEEN :first AND :last AND length(value) = 32
+"""
+
+
+def stream_seen_hashes(
+    engine: Engine, runs: Sequence[tuple[int, int]], *, block: int = 500_000
+) -> Iterator[SeenBlock]:
+    """Stream the ``seen_hash`` rows whose IDs fall in ``runs`` as NumPy blocks."""
+    spans = [
+        (first, min(first + block - 1, last))
+        for run_first, last in runs
+        for first in range(run_first, last + 1, block)
+    ]
+    if not spans:
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        postgres = engine.dialect.name == "postgresql"
+        for first, last in spans:
+            params = {"first": first, "last": last}
+            if postgres:
+                cursor.execute(_PG_SEEN_BLOCK, params, binary=True)
+            else:
+                cursor.execute(_SQLITE_SEEN_BLOCK, params)
+            ids, items, frames, qualities, values = cursor.fetchone()
+            if ids is None:
+                continue
+            if postgres:
+                yield SeenBlock(
+                    np.frombuffer(ids, dtype=">i8").astype(np.int64),
+                    np.frombuffer(items, dtype=">i8").astype(np.int64),
+                    np.frombuffer(frames, dtype=">i2").astype(np.bool_),
+                    np.frombuffer(qualities, dtype=">i2").astype(np.int16),
+                    np.frombuffer(values, dtype=np.uint8).reshape(-1, 32),
+                )
+            else:
+                yield SeenBlock(
+                    np.array(ids.split(","), dtype=np.int64),
+                    np.array(items.split(","), dtype=np.int64),
+                    np.array(frames.split(","), dtype=np.int8).astype(np.bool_),
+                    np.array(qualities.split(","), dtype=np.int16),
+                    np.frombuffer(bytes.fromhex(values), dtype=np.uint8).reshape(-1, 32),
+                )
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def last_seen_hash(engine: Engine) -> int:
+    """The highest ``seen_hash`` row ID (0 when there is none)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(SeenHash.id), 0))).scalar_one())
 
 
 # The fast path: a plain INSERT, in value order so that the unique index is walked once per

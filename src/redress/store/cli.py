@@ -287,7 +287,7 @@ def bank_import(
         bool, typer.Option(help="Reject the whole file if any row is malformed.")
     ] = False,
     signal_type: Annotated[str | None, typer.Option(help="hma-csv: the rows' signal type.")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Rows per committed chunk.", min=1)] = 20_000,
+    chunk_size: Annotated[int, typer.Option(help="Rows per committed chunk.", min=1)] = 50_000,
     create: Annotated[
         BankPurpose | None, typer.Option(help="Create the bank with this purpose if missing.")
     ] = None,

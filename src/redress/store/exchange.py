@@ -626,7 +626,7 @@ class BankImporter:
         engine: Engine,
         *,
         retro: RetroMatcher | None = None,
-        chunk_size: int = 20_000,
+        chunk_size: int = 50_000,
         actor: str = "cli",
         kept_problems: int = 1000,
     ) -> None:

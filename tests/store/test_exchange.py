@@ -168,6 +168,12 @@ def test_hma_csv_blocks_give_the_same_records_and_problems_as_rows() -> None:
         assert sorted(flat, key=lambda i: i.line) == rows  # type: ignore[attr-defined]
     values = [r.value.hex() for r in rows if isinstance(r, ParsedRecord)]
     assert upper.lower() in values
+    # A quoted line break never splits a record, whatever the block size.
+    broken = f'{PDQ_A},"an id\nover two lines",,\n{PDQ_B},2,,\n'
+    for size in (1, 2):
+        blocks = list(parse_hma_csv_blocks(io.StringIO(broken), block_rows=size))
+        ids = [e for b in blocks if isinstance(b, RecordBlock) for e in b.external_ids]
+        assert ids == ["an id\nover two lines", "2"]
     assert [p.line for p in rows if isinstance(p, ImportProblem)] == [6, 10]
 
 

@@ -450,19 +450,77 @@ def _hma_block(
     return out
 
 
+def _hma_plain_block(
+    lines: list[str], first: int, kind: SignalKind | None, meta_cache: dict[str, str | None]
+) -> RecordBlock | None:
+    """The common case, without the csv module: every line ``HASH[,ID[,TIME[,TAGS]]]``
+    with well-formed hashes of one kind and no quoting. None when the block is not that."""
+    body = [line.rstrip("\r\n") for line in lines]
+    head = body[0]
+    cut = head.find(",")
+    width = _HEX_LENGTH[kind] if kind in _HEX_LENGTH else (len(head) if cut < 0 else cut)
+    row_kind = kind if kind in _HEX_LENGTH else _HMA_BY_LENGTH.get(width)
+    if row_kind is None or _HEX_LENGTH[row_kind] != width:
+        return None
+    hexes = [line[:width] for line in body]
+    joined = "".join(hexes)
+    if len(joined) != width * len(body) or not _HEX_RUN.fullmatch(joined):
+        return None
+    if any(c in joined for c in "ABCDEF"):
+        hexes = [h.lower() for h in hexes]
+    separators = "".join([line[width : width + 1] for line in body])
+    if not separators and all(len(line) == width for line in body):
+        nothing: list[str | None] = [None] * len(body)
+        return RecordBlock(row_kind, list(range(first, first + len(body))), hexes, nothing, nothing)
+    if separators != "," * len(body):
+        return None
+    rest = [line[width + 1 :] for line in body]
+    cuts = [r.find(",") for r in rest]
+    external = [(r if c < 0 else r[:c]).strip() or None for r, c in zip(rest, cuts, strict=True)]
+    tails = ["" if c < 0 else r[c + 1 :] for r, c in zip(rest, cuts, strict=True)]
+    if len(meta_cache) >= 10_000:
+        meta_cache.clear()
+    for tail in set(tails).difference(meta_cache):
+        meta_cache[tail] = _hma_meta(tuple(tail.split(",")[:2]))
+    return RecordBlock(
+        row_kind,
+        list(range(first, first + len(body))),
+        hexes,
+        external,
+        [meta_cache[t] for t in tails],
+    )
+
+
 def parse_hma_csv_blocks(
     stream: TextIO, kind: SignalKind | None = None, block_rows: int = HMA_BLOCK_ROWS
 ) -> Iterator[Parsed | RecordBlock]:
-    """:func:`parse_hma_csv` in blocks: the same records and problems, without a Python
-    object per row. Each batch of rows yields its problems, then one block per signal type.
+    """:func:`parse_hma_csv` in blocks: the same records, problems and line numbers,
+    without a Python object per row. Each block of lines yields its problems, then one
+    block of records per signal type.
     """
-    reader = csv.reader(stream)
     meta_cache: dict[_MetaKey, str | None] = {}
+    plain_cache: dict[str, str | None] = {}
     first = 1
     while True:
-        rows = list(itertools.islice(reader, block_rows))
-        if not rows:
+        lines = list(itertools.islice(stream, block_rows))
+        if not lines:
             return
+        text = "".join(lines)
+        if '"' not in text:
+            plain = _hma_plain_block(lines, first, kind, plain_cache)
+            if plain is not None:
+                yield plain
+                first += len(lines)
+                continue
+        else:
+            # A quoted field may hold a line break: never cut a block inside one.
+            while text.count('"') % 2:
+                more = stream.readline()
+                if not more:
+                    break
+                lines.append(more)
+                text += more
+        rows = list(csv.reader(lines))
         yield from _hma_block(rows, first, kind, meta_cache)
         first += len(rows)
 

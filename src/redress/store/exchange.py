@@ -59,6 +59,7 @@ from redress.store.errors import (
 from redress.store.interfaces import (
     AuditAction,
     CaseStatus,
+    ChangeOp,
     EntryIn,
     EntryRead,
     EntrySource,
@@ -67,7 +68,13 @@ from redress.store.interfaces import (
 )
 from redress.store.models import CaseEntry, ImportCheckpoint, VictimCase, utcnow
 from redress.store.service import RetroMatcher
-from redress.store.store import HashRows, SqlAuditLog, SqlBankStore, bulk_upsert_rows
+from redress.store.store import (
+    HashRows,
+    SqlAuditLog,
+    SqlBankStore,
+    bulk_upsert_rows,
+    log_changes,
+)
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _MAX_RECORD_CHARS = 8 * 1024 * 1024
@@ -846,10 +853,16 @@ class BankImporter:
             counters.duplicates += chunk.duplicates
             added_ids: list[int] = []
             store = SqlBankStore(session)
-            for kind, (adds, deletes) in chunk.singles.items():
+            for kind, (adds, _deletes) in chunk.singles.items():
                 if len(adds):
                     result = bulk_upsert_rows(
-                        session, bank_id, kind, adds, source, optimistic=self._optimistic <= 0
+                        session,
+                        bank_id,
+                        kind,
+                        adds,
+                        source,
+                        optimistic=self._optimistic <= 0,
+                        log=False,
                     )
                     # After a chunk that had to upsert (a re-import, a resumed file), upsert
                     # straight away for a while rather than failing the fast insert each time.
@@ -857,6 +870,10 @@ class BankImporter:
                     added_ids.extend(result.ids)
                     counters.added += len(result.ids)
                     counters.duplicates += len(adds) - len(result.ids)
+            # Every insert before the first change-log write, which takes the log's lock:
+            # an importer holding it never waits for rows another importer holds.
+            log_changes(session, ChangeOp.ADD, added_ids, bank_id)
+            for kind, (_adds, deletes) in chunk.singles.items():
                 if deletes:
                     counters.removed += len(store.remove_values(bank_id, kind, deletes))
             if chunk.sets:

@@ -1069,6 +1069,7 @@ def bulk_upsert_rows(
     source: EntrySource,
     *,
     optimistic: bool = True,
+    log: bool = True,
 ) -> UpsertResult:
     """Insert single-hash entries fast; returns the IDs of those newly active.
 
@@ -1080,7 +1081,9 @@ def bulk_upsert_rows(
     savepoint is rolled back and an ``INSERT ... ON CONFLICT`` runs instead.
     Either way duplicates collapse, removed entries revive, and no entry is
     inserted twice. The change log gets ``add`` events for runs of the new
-    IDs in the same transaction.
+    IDs in the same transaction; pass ``log=False`` to log them yourself with
+    :func:`log_changes` once every insert of the transaction is done (the
+    change-log lock must be taken last, or two importers can deadlock).
     """
     if not len(rows):
         return UpsertResult([], False)
@@ -1135,7 +1138,8 @@ def bulk_upsert_rows(
         )
         # The change log last, just before commit: concurrent importers run their inserts in
         # parallel and queue only for the advisory lock that orders sequence numbers.
-        log_changes(session, ChangeOp.ADD, ids, bank_id)
+        if log:
+            log_changes(session, ChangeOp.ADD, ids, bank_id)
         return UpsertResult(ids, upserted)
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
@@ -1156,11 +1160,12 @@ def bulk_upsert_rows(
     sqlite_ids = sorted(
         int(r[0]) for r in session.execute(text(_SQLITE_UPSERT), {**params, "now": stamp})
     )
-    cursor.executemany(
-        "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
-        "VALUES ('add', ?, ?, ?, ?)",
-        [(a, b, bank_id, stamp) for a, b in id_runs(sqlite_ids)],
-    )
+    if log:
+        cursor.executemany(
+            "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
+            "VALUES ('add', ?, ?, ?, ?)",
+            [(a, b, bank_id, stamp) for a, b in id_runs(sqlite_ids)],
+        )
     return UpsertResult(sqlite_ids, True)
 
 

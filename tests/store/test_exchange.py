@@ -18,8 +18,11 @@ from redress.store.exchange import (
     BankImporter,
     ExchangeFormat,
     ParsedRecord,
+    RecordBlock,
     export_bank,
+    file_digest,
     parse_hma_csv,
+    parse_hma_csv_blocks,
     parse_stopncii,
     parse_vpdq_file,
     parse_vpdq_lines,
@@ -127,6 +130,102 @@ def test_hma_csv_rows_header_and_bad_hex() -> None:
     ]
     assert json.loads(records[0].meta_json or "{}")["tags"] == ["media_type_photo", "disputed"]
     assert [(p.line, p.code) for p in problems] == [(4, "bad_hash"), (5, "bad_hash")]
+
+
+def test_hma_csv_blocks_give_the_same_records_and_problems_as_rows() -> None:
+    upper = random.Random(5).randbytes(32).hex().upper()
+    text = (
+        "hash,id,time,tags\n"
+        f"{PDQ_A},1,2020-07-31T18:47:52+0000,a b\n"
+        "\n"
+        "# a comment\n"
+        f"{MD5_A},2,,\n"
+        "xyz,3,,\n"
+        f"{upper},4,2020-07-31T18:47:52+0000,a b\n"
+        f'"{PDQ_B}","5, quoted",,"x y"\n'
+        f"{PDQ_A},6\n"
+        f"{PDQ_A[:-1]}g,7,,\n"
+        f"{PDQ_B}\n"
+    )
+    rows = list(parse_hma_csv(io.StringIO(text)))
+    for size in (1, 3, 100):
+        flat: list[object] = []
+        for item in parse_hma_csv_blocks(io.StringIO(text), block_rows=size):
+            if isinstance(item, RecordBlock):
+                flat.extend(
+                    ParsedRecord(line, item.kind, bytes.fromhex(h), ext, meta)
+                    for line, h, ext, meta in zip(
+                        item.lines,
+                        item.hex_values,
+                        item.external_ids,
+                        item.metadata_json,
+                        strict=True,
+                    )
+                )
+            else:
+                flat.append(item)
+        # Within a block problems come first; the set of records and problems is the same.
+        assert sorted(flat, key=lambda i: i.line) == rows  # type: ignore[attr-defined]
+    values = [r.value.hex() for r in rows if isinstance(r, ParsedRecord)]
+    assert upper.lower() in values
+    # A quoted line break never splits a record, whatever the block size.
+    broken = f'{PDQ_A},"an id\nover two lines",,\n{PDQ_B},2,,\n'
+    for size in (1, 2):
+        blocks = list(parse_hma_csv_blocks(io.StringIO(broken), block_rows=size))
+        ids = [e for b in blocks if isinstance(b, RecordBlock) for e in b.external_ids]
+        assert ids == ["an id\nover two lines", "2"]
+    assert [p.line for p in rows if isinstance(p, ImportProblem)] == [6, 10]
+
+
+def test_reimport_collapses_duplicates_and_revives_removed_entries(
+    engine: Engine, tmp_path: Path
+) -> None:
+    make_bank(engine)
+    first = tmp_path / "first.csv"
+    old = sorted(big_csv(first, 300, seed=3))
+    assert BankImporter(engine, chunk_size=100).run("x", first, ExchangeFormat.HMA_CSV).added == 300
+    with Session(engine) as s:
+        store = SqlBankStore(s)
+        bank = store.get_bank("x").id
+        gone = [store.find_entries(bank, SignalKind.PDQ, bytes.fromhex(v))[0].id for v in old[:50]]
+        store.remove_entries(gone)
+        s.commit()
+    # The second list repeats 100 active hashes and the 50 removed ones, and brings 100 new.
+    second = tmp_path / "second.csv"
+    new = [random.Random(1000 + i).randbytes(32).hex() for i in range(100)]
+    with second.open("w") as f:
+        for i, value in enumerate(old[:150] + new):
+            f.write(f"{value},{i},,\n")
+    report = BankImporter(engine, chunk_size=100).run("x", second, ExchangeFormat.HMA_CSV)
+    assert (report.records, report.added, report.duplicates) == (250, 150, 100)
+    assert active_values(engine) == set(old) | set(new)
+    with Session(engine) as s:
+        rows = s.scalars(select(BankEntry.value)).all()
+    assert len(rows) == len(set(rows)) == 400
+
+
+def test_import_resumes_inside_a_parsed_block(engine: Engine, tmp_path: Path) -> None:
+    make_bank(engine)
+    path = tmp_path / "list.csv"
+    values = [random.Random(i).randbytes(32).hex() for i in range(20)]
+    path.write_text("".join(f"{v},{i},,\n" for i, v in enumerate(values)), encoding="ascii")
+    # An interrupted run (with another chunk size) had committed the first 7 records.
+    with Session(engine) as s:
+        bank = SqlBankStore(s).get_bank("x").id
+        s.add(
+            ImportCheckpoint(
+                bank_id=bank,
+                file_digest=file_digest(path),
+                format="hma-csv",
+                position=7,
+                status="running",
+                counters={"records": 7},
+            )
+        )
+        s.commit()
+    report = BankImporter(engine, chunk_size=5).run("x", path, ExchangeFormat.HMA_CSV)
+    assert (report.resumed_at, report.records, report.added) == (7, 20, 13)
+    assert active_values(engine) == set(values[7:])
 
 
 def test_vpdq_text_matches_meta_reference_files(shared_data: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from redress.index import BruteForceIndex
 from redress.signals.types import PdqHash, SignalKind
 from redress.store.errors import (
     BadBankSettingError,
@@ -34,7 +35,7 @@ from redress.store.service import (
     new_case_number,
     vpdq_frame_share,
 )
-from redress.store.store import SqlAuditLog
+from redress.store.store import SqlAuditLog, SqlSeenStore
 from redress.store.sync import IndexFollower, SeenFollower
 from store.store_hashes import flip, random_pdq
 
@@ -320,3 +321,56 @@ def test_a_bank_disabled_a_moment_ago_never_matches(
         s.commit()
     with Session(engine) as s:  # the follower has not polled since
         assert Matcher(follower).match(s, MediaQuery(pdq=(h,))) == []
+
+
+def test_seen_follower_reads_the_history_in_bulk_and_waits_for_late_commits(
+    engine: Engine,
+) -> None:
+    rng = random.Random(21)
+    good, poor = random_pdq(rng), PdqHash(random_pdq(rng).bits, 10)
+    frames = tuple(VpdqFrameIn(i, random_pdq(rng), float(i)) for i in range(4))
+    with Session(engine) as s:
+        store = SqlSeenStore(s)
+        image = store.record_item(MediaQuery(pdq=(good, poor)), None)
+        video = store.record_item(MediaQuery(kind="video", md5=b"v" * 16, vpdq=frames), None)
+        s.commit()
+    follower = SeenFollower(engine, BruteForceIndex)
+    # The low-quality hash is not searchable; the video's frames are, and are kept per item.
+    assert follower.catch_up() == 5
+    assert [h.entry_id for h in follower.images.search(good.bits, 0)] == [image]
+    assert follower.images.search(poor.bits, 0) == []
+    kept = follower.item_frames(video)
+    assert kept is not None
+    assert len(kept) == 4
+    assert follower.catch_up() == 0
+    if engine.dialect.name != "postgresql":
+        return  # SQLite has one writer at a time: no transaction can commit out of order
+    late_hash, early_hash = random_pdq(rng), random_pdq(rng)
+    with Session(engine) as late:
+        late_item = SqlSeenStore(late).record_item(MediaQuery(pdq=(late_hash,)), None)
+        with Session(engine) as early:  # takes IDs after the late one's, commits first
+            early_item = SqlSeenStore(early).record_item(MediaQuery(pdq=(early_hash,)), None)
+            early.commit()
+        assert follower.catch_up() == 1
+        assert [h.entry_id for h in follower.images.search(early_hash.bits, 0)] == [early_item]
+        late.commit()
+    # The row ID skipped while its transaction was open is picked up once it commits.
+    assert follower.catch_up() == 1
+    assert [h.entry_id for h in follower.images.search(late_hash.bits, 0)] == [late_item]
+
+
+def test_retroactive_matching_records_many_matches_at_once(
+    engine: Engine, follower: IndexFollower, seen: SeenFollower
+) -> None:
+    rng = random.Random(22)
+    hashes = [random_pdq(rng) for _ in range(300)]
+    with Session(engine) as s:
+        m = Matcher(follower)
+        items = [m.scan(s, MediaQuery(pdq=(flip(h, 6),))).item_id for h in hashes]
+        s.commit()
+    with Session(engine) as s:
+        BankService(s, retro=RetroMatcher(seen)).create("many")
+        BankService(s, retro=RetroMatcher(seen)).add("many", [pdq_entry(h) for h in hashes])
+        s.commit()
+        rows = s.execute(select(Match.item_id, Match.distance, Match.retroactive)).all()
+    assert sorted(rows) == [(item, 6, True) for item in sorted(items)]

@@ -12,10 +12,17 @@ database, and their ratio:
   to a ready, searchable index) against the driver reading the same rows and
   doing nothing with them; measured twice, right after the import (when
   PostgreSQL also sets hint bits on every new row) and again as a restart.
+- retro-match (s): importing new PDQ hashes into a bank with retroactive
+  matching against a seen-media history (a fresh :class:`RetroMatcher` on
+  :class:`~redress.index.MihIndex`, as ``redress bank import`` runs it:
+  reading the history, indexing it, searching, recording the matches)
+  against a NumPy brute-force search of the same hashes over the same
+  history, timed on a sample of queries and scaled to all of them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -41,9 +48,9 @@ from redress.store.db import make_engine
 from redress.store.exchange import BankImporter, ExchangeFormat
 from redress.store.interfaces import BankPurpose, EntrySource
 from redress.store.migrate import upgrade
-from redress.store.service import BankService
+from redress.store.service import BankService, RetroMatcher
 from redress.store.store import bulk_upsert_hashes
-from redress.store.sync import IndexFollower
+from redress.store.sync import IndexFollower, SeenFollower
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -114,6 +121,99 @@ def _anchor_read(engine: Engine) -> float:
         raw.close()
 
 
+def _fill_seen(engine: Engine, hashes: np.ndarray) -> None:
+    """Record one seen image per hash, fast (the history retroactive matching searches)."""
+    now = dt.datetime.now(dt.UTC)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cur.copy(
+                "COPY seen_item (id, item_key, kind, first_seen, last_seen) FROM STDIN"
+            ) as copy:
+                for i in range(len(hashes)):
+                    copy.write_row((i + 1, f"bench:{i + 1}", "image", now, now))
+            with cur.copy(
+                "COPY seen_hash (id, item_id, role, position, value, quality) FROM STDIN"
+            ) as copy:
+                for i, row in enumerate(hashes):
+                    copy.write_row((i + 1, i + 1, "pdq", 0, row.tobytes(), 100))
+            cur.execute("SELECT setval('seen_item_id_seq', %s)", (len(hashes),))
+            cur.execute("SELECT setval('seen_hash_id_seq', %s)", (len(hashes),))
+        else:
+            stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+            cur.executemany(
+                "INSERT INTO seen_item (id, item_key, kind, first_seen, last_seen) "
+                "VALUES (?, ?, 'image', ?, ?)",
+                [(i + 1, f"bench:{i + 1}", stamp, stamp) for i in range(len(hashes))],
+            )
+            cur.executemany(
+                "INSERT INTO seen_hash (id, item_id, role, position, value, quality) "
+                "VALUES (?, ?, 'pdq', 0, ?, 100)",
+                [(i + 1, i + 1, row.tobytes()) for i, row in enumerate(hashes)],
+            )
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _near_copies(rng: np.random.Generator, hashes: np.ndarray, flips: int) -> np.ndarray:
+    """Copies of ``hashes`` with ``flips`` random bits changed in each."""
+    bits = np.unpackbits(hashes, axis=1)
+    for row in bits:
+        where = rng.choice(256, size=flips, replace=False)
+        row[where] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+def _anchor_brute_force(history: np.ndarray, queries: np.ndarray, threshold: int) -> float:
+    """Seconds a NumPy brute-force search of every query over the history would take,
+    timed on (at most) 64 queries and scaled."""
+    sample = queries[:64]
+    words = history.view(">u8").reshape(-1, 4)
+    began = time.perf_counter()
+    for query in sample.view(">u8").reshape(-1, 4):
+        distance = np.zeros(len(words), dtype=np.int64)
+        for k in range(4):
+            distance += np.bitwise_count(words[:, k] ^ query[k])
+        np.flatnonzero(distance <= threshold)
+    return (time.perf_counter() - began) * len(queries) / len(sample)
+
+
+def bench_retro(
+    backend: str, engine: Engine, *, seen: int, new: int, workdir: Path, planted: int = 1000
+) -> Figure:
+    """Import ``new`` PDQ hashes with retroactive matching against ``seen`` seen items."""
+    rng = np.random.default_rng(13)
+    history = rng.integers(0, 256, size=(seen, 32), dtype=np.uint8)
+    _fill_seen(engine, history)
+    fresh = rng.integers(0, 256, size=(new, 32), dtype=np.uint8)
+    # Some of the new hashes are edited copies of items already seen: these must match.
+    planted = min(planted, new, seen)
+    fresh[:planted] = _near_copies(rng, history[rng.choice(seen, planted, replace=False)], 12)
+    csv_path = workdir / f"{backend}-retro.csv"
+    _write_csv(csv_path, fresh, start_id=10**9)
+    with Session(engine) as session:
+        BankService(session).create("retro", BankPurpose.VICTIM_CASES, pdq_threshold=31)
+        session.commit()
+    retro = RetroMatcher(SeenFollower(engine, MihIndex))
+    began = time.perf_counter()
+    report = BankImporter(engine, retro=retro, chunk_size=50_000).run(
+        "retro", csv_path, ExchangeFormat.HMA_CSV
+    )
+    seconds = time.perf_counter() - began
+    assert report.retro_matches >= planted, report
+    return Figure(
+        backend,
+        f"retro-match {new // 1000}k new",
+        "s",
+        seconds,
+        "NumPy brute-force search alone",
+        _anchor_brute_force(history, fresh, 31),
+        seen,
+    )
+
+
 def _fill(engine: Engine, bank_id: int, count: int, seed: int) -> None:
     """Add ``count`` random PDQ entries fast (for cold-start sizes beyond the import)."""
     rng = np.random.default_rng(seed)
@@ -143,6 +243,8 @@ def bench_backend(
     cold_size: int,
     workdir: Path,
     index_factory: Callable[[], PdqIndex] = MihIndex,
+    retro_seen: int = 0,
+    retro_new: int = 0,
     say: Callable[[str], None] = lambda _m: None,
 ) -> list[Figure]:
     """Measure one database; ``url`` must name an empty database."""
@@ -199,6 +301,11 @@ def bench_backend(
                     cold_size,
                 )
             )
+        if retro_seen and retro_new:
+            say(f"{backend}: retroactive matching, {retro_new:,} new against {retro_seen:,} seen")
+            figures.append(
+                bench_retro(backend, engine, seen=retro_seen, new=retro_new, workdir=workdir)
+            )
         return figures
     finally:
         engine.dispose()
@@ -218,9 +325,13 @@ def run_store_bench(
     cold_size: int,
     postgres_admin_url: str | None,
     as_json: bool,
+    retro_seen: int | None = None,
+    retro_new: int | None = None,
 ) -> list[Figure]:
     """Run the benchmark on SQLite and (when reachable) PostgreSQL and print the figures."""
     del settings  # the benchmark always uses throwaway databases, never the configured one
+    seen = size if retro_seen is None else retro_seen
+    new = max(1, size // 10) if retro_new is None else retro_new
     figures: list[Figure] = []
     notes: list[str] = []
     say = (lambda m: typer.echo(m, err=True)) if not as_json else (lambda _m: None)
@@ -232,6 +343,8 @@ def run_store_bench(
             size=size,
             cold_size=cold_size,
             workdir=work,
+            retro_seen=seen,
+            retro_new=new,
             say=say,
         )
         admin_url = postgres_admin_url or DEFAULT_POSTGRES
@@ -250,6 +363,8 @@ def run_store_bench(
                     size=size,
                     cold_size=cold_size,
                     workdir=work,
+                    retro_seen=seen,
+                    retro_new=new,
                     say=say,
                 )
             finally:
@@ -279,4 +394,4 @@ def run_store_bench(
     return figures
 
 
-__all__ = ["Figure", "bench_backend", "run_store_bench"]
+__all__ = ["Figure", "bench_backend", "bench_retro", "run_store_bench"]

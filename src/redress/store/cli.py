@@ -287,7 +287,7 @@ def bank_import(
         bool, typer.Option(help="Reject the whole file if any row is malformed.")
     ] = False,
     signal_type: Annotated[str | None, typer.Option(help="hma-csv: the rows' signal type.")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Rows per committed chunk.", min=1)] = 20_000,
+    chunk_size: Annotated[int, typer.Option(help="Rows per committed chunk.", min=1)] = 50_000,
     create: Annotated[
         BankPurpose | None, typer.Option(help="Create the bank with this purpose if missing.")
     ] = None,
@@ -613,8 +613,16 @@ def _bench_store(
     postgres: Annotated[
         str | None, typer.Option(help="PostgreSQL admin URL (a throwaway database is made).")
     ] = None,
+    retro_seen: Annotated[
+        int | None,
+        typer.Option(help="Seen items for the retro-match figure (default: --size; 0 skips it)."),
+    ] = None,
+    retro_new: Annotated[
+        int | None,
+        typer.Option(help="New hashes matched against them (default: --size / 10)."),
+    ] = None,
 ) -> None:
-    """Import rows/s and cold start to a ready index, SQLite and PostgreSQL."""
+    """Import rate, cold start and retroactive matching, on SQLite and PostgreSQL."""
     from redress.store.bench import run_store_bench
 
     run_store_bench(
@@ -623,6 +631,8 @@ def _bench_store(
         cold_size=cold_size or size,
         postgres_admin_url=postgres,
         as_json=as_json,
+        retro_seen=retro_seen,
+        retro_new=retro_new,
     )
 
 

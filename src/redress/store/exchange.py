@@ -29,16 +29,21 @@ checked first and rejected without applying anything.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import enum
 import hashlib
 import io
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import queue
+import re
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple, TextIO
+from typing import IO, Any, BinaryIO, NamedTuple, TextIO, TypeVar
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -54,6 +59,7 @@ from redress.store.errors import (
 from redress.store.interfaces import (
     AuditAction,
     CaseStatus,
+    ChangeOp,
     EntryIn,
     EntryRead,
     EntrySource,
@@ -62,7 +68,13 @@ from redress.store.interfaces import (
 )
 from redress.store.models import CaseEntry, ImportCheckpoint, VictimCase, utcnow
 from redress.store.service import RetroMatcher
-from redress.store.store import SqlAuditLog, SqlBankStore, bulk_upsert_hashes
+from redress.store.store import (
+    HashRows,
+    SqlAuditLog,
+    SqlBankStore,
+    bulk_upsert_rows,
+    log_changes,
+)
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _MAX_RECORD_CHARS = 8 * 1024 * 1024
@@ -298,55 +310,226 @@ def stopncii_json(record_lines: Iterable[JsonObject], count_hint: int = 0) -> It
 # --- HMA CSV ------------------------------------------------------------------------------
 
 
+_HMA_BY_LENGTH = {64: SignalKind.PDQ, 32: SignalKind.MD5}
+_HEX_RUN = re.compile("[0-9a-fA-F]*")
+# Rows per block of the bulk HMA parser. Fixed (not the import's chunk size) so that the
+# sequence of parsed items, which checkpoints count, is the same on every run of a file.
+HMA_BLOCK_ROWS = 10_000
+_MetaKey = tuple[str, ...]
+
+
+def _hma_meta(key: _MetaKey) -> str | None:
+    """The metadata JSON of an HMA row from its ``time`` and ``tags`` fields."""
+    stamp = key[0].strip() if key else ""
+    tags = key[1].strip() if len(key) > 1 else ""
+    data: JsonObject = {}
+    if stamp:
+        data["time"] = stamp
+    if tags:
+        data["tags"] = list(tags.split())
+    return json.dumps(data) if data else None
+
+
+def _hma_row(
+    number: int, row: Sequence[str], kind: SignalKind | None, meta_cache: dict[_MetaKey, str | None]
+) -> Parsed | None:
+    """One HMA CSV row: a record, a problem, or None (blank, comment, header)."""
+    if not row:
+        return None
+    value = row[0].strip()
+    if not value or value.startswith("#"):
+        return None
+    row_kind = kind or _HMA_BY_LENGTH.get(len(value))
+    if row_kind is None:
+        if number == 1 and not _HEX.issuperset(value):
+            return None  # a header line
+        return ImportProblem(
+            number,
+            "bad_hash",
+            f"{len(value)} characters is neither a PDQ (64 hex) nor an MD5 (32 hex) hash",
+        )
+    try:
+        # fromhex skips spaces, so a wrong length below also catches embedded blanks.
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(value) != _HEX_LENGTH[row_kind] or len(raw) * 2 != len(value):
+        if number == 1 and not _HEX.issuperset(value):
+            return None  # a header line
+        try:
+            parse_hex(value, row_kind)
+        except BadHashError as exc:
+            return ImportProblem(number, exc.code, exc.message)
+        return None
+    key = tuple(row[2:4])
+    if key not in meta_cache:
+        if len(meta_cache) >= 10_000:
+            meta_cache.clear()
+        meta_cache[key] = _hma_meta(key)
+    external = row[1].strip() or None if len(row) > 1 else None
+    return ParsedRecord(number, row_kind, raw, external, meta_cache[key])
+
+
 def parse_hma_csv(stream: TextIO, kind: SignalKind | None = None) -> Iterator[Parsed]:
     """Rows ``hash,id,time,tags``; blank lines and ``#`` comments are skipped."""
-    by_length = {64: SignalKind.PDQ, 32: SignalKind.MD5}
-    meta_cache: dict[tuple[str, str], str | None] = {}
+    meta_cache: dict[_MetaKey, str | None] = {}
     for number, row in enumerate(csv.reader(stream), start=1):
-        if not row:
-            continue
-        value = row[0].strip()
-        if not value or value.startswith("#"):
-            continue
-        row_kind = kind or by_length.get(len(value))
-        if row_kind is None:
-            if number == 1 and not _HEX.issuperset(value):
-                continue  # a header line
-            yield ImportProblem(
-                number,
-                "bad_hash",
-                f"{len(value)} characters is neither a PDQ (64 hex) nor an MD5 (32 hex) hash",
+        item = _hma_row(number, row, kind, meta_cache)
+        if item is not None:
+            yield item
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBlock:
+    """Well-formed single-hash records of one kind, as columns (the bulk path of big lists).
+
+    ``hex_values`` are lowercase hex and may repeat (the importer collapses them).
+    """
+
+    kind: SignalKind
+    lines: list[int]
+    hex_values: list[str]
+    external_ids: list[str | None]
+    metadata_json: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def drop(self, count: int) -> RecordBlock:
+        """The block without its first ``count`` records."""
+        return RecordBlock(
+            self.kind,
+            self.lines[count:],
+            self.hex_values[count:],
+            self.external_ids[count:],
+            self.metadata_json[count:],
+        )
+
+
+def _hma_block(
+    rows: list[list[str]],
+    first: int,
+    kind: SignalKind | None,
+    meta_cache: dict[_MetaKey, str | None],
+) -> list[Parsed | RecordBlock]:
+    """Parse rows ``first, first+1, ...`` at once: problems (in line order), then blocks."""
+    lengths = {_HEX_LENGTH[kind]: kind} if kind in _HEX_LENGTH else _HMA_BY_LENGTH
+    values = [r[0].strip() if r else "" for r in rows]
+    joined = "".join(values)
+    sizes = set(map(len, values))
+    groups: dict[SignalKind, list[int]] = {}
+    bad: list[int] = []
+    only = next(iter(sizes)) if len(sizes) == 1 else 0
+    if only in lengths and _HEX_RUN.fullmatch(joined):
+        # The usual case: every row of the block is a well-formed hash of one kind.
+        groups[lengths[only]] = list(range(len(rows)))
+    else:
+        for i, value in enumerate(values):
+            row_kind = lengths.get(len(value))
+            if row_kind is not None and _HEX.issuperset(value):
+                groups.setdefault(row_kind, []).append(i)
+            else:
+                bad.append(i)
+    out: list[Parsed | RecordBlock] = []
+    for i in bad:
+        item = _hma_row(first + i, rows[i], kind, meta_cache)
+        if item is not None:
+            out.append(item)
+    if len(meta_cache) >= 10_000:
+        meta_cache.clear()
+    for row_kind, index in groups.items():
+        picked = rows if len(index) == len(rows) else [rows[i] for i in index]
+        hexes = values if len(index) == len(rows) else [values[i] for i in index]
+        if any(c in joined for c in "ABCDEF"):
+            hexes = [h.lower() for h in hexes]
+        keys = [tuple(r[2:4]) for r in picked]
+        for key in set(keys).difference(meta_cache):
+            meta_cache[key] = _hma_meta(key)
+        out.append(
+            RecordBlock(
+                row_kind,
+                [first + i for i in index],
+                hexes,
+                [r[1].strip() or None if len(r) > 1 else None for r in picked],
+                [meta_cache[k] for k in keys],
             )
-            continue
-        try:
-            # fromhex skips spaces, so a wrong length below also catches embedded blanks.
-            raw = bytes.fromhex(value)
-        except ValueError:
-            raw = b""
-        if len(value) != _HEX_LENGTH[row_kind] or len(raw) * 2 != len(value):
-            if number == 1 and not _HEX.issuperset(value):
-                continue  # a header line
-            try:
-                parse_hex(value, row_kind)
-            except BadHashError as exc:
-                yield ImportProblem(number, exc.code, exc.message)
-            continue
-        width = len(row)
-        stamp = row[2].strip() if width > 2 else ""
-        tags = row[3].strip() if width > 3 else ""
-        key = (stamp, tags)
-        meta = meta_cache.get(key, "")
-        if meta == "":
-            data: JsonObject = {}
-            if stamp:
-                data["time"] = stamp
-            if tags:
-                data["tags"] = list(tags.split())
-            meta = json.dumps(data) if data else None
-            if len(meta_cache) < 10_000:
-                meta_cache[key] = meta
-        external = row[1].strip() or None if width > 1 else None
-        yield ParsedRecord(number, row_kind, raw, external, meta)
+        )
+    return out
+
+
+def _hma_plain_block(
+    lines: list[str], first: int, kind: SignalKind | None, meta_cache: dict[str, str | None]
+) -> RecordBlock | None:
+    """The common case, without the csv module: every line ``HASH[,ID[,TIME[,TAGS]]]``
+    with well-formed hashes of one kind and no quoting. None when the block is not that."""
+    body = [line.rstrip("\r\n") for line in lines]
+    head = body[0]
+    cut = head.find(",")
+    width = _HEX_LENGTH[kind] if kind in _HEX_LENGTH else (len(head) if cut < 0 else cut)
+    row_kind = kind if kind in _HEX_LENGTH else _HMA_BY_LENGTH.get(width)
+    if row_kind is None or _HEX_LENGTH[row_kind] != width:
+        return None
+    hexes = [line[:width] for line in body]
+    joined = "".join(hexes)
+    if len(joined) != width * len(body) or not _HEX_RUN.fullmatch(joined):
+        return None
+    if any(c in joined for c in "ABCDEF"):
+        hexes = [h.lower() for h in hexes]
+    separators = "".join([line[width : width + 1] for line in body])
+    if not separators and all(len(line) == width for line in body):
+        nothing: list[str | None] = [None] * len(body)
+        return RecordBlock(row_kind, list(range(first, first + len(body))), hexes, nothing, nothing)
+    if separators != "," * len(body):
+        return None
+    rest = [line[width + 1 :] for line in body]
+    cuts = [r.find(",") for r in rest]
+    external = [(r if c < 0 else r[:c]).strip() or None for r, c in zip(rest, cuts, strict=True)]
+    tails = ["" if c < 0 else r[c + 1 :] for r, c in zip(rest, cuts, strict=True)]
+    if len(meta_cache) >= 10_000:
+        meta_cache.clear()
+    for tail in set(tails).difference(meta_cache):
+        meta_cache[tail] = _hma_meta(tuple(tail.split(",")[:2]))
+    return RecordBlock(
+        row_kind,
+        list(range(first, first + len(body))),
+        hexes,
+        external,
+        [meta_cache[t] for t in tails],
+    )
+
+
+def parse_hma_csv_blocks(
+    stream: TextIO, kind: SignalKind | None = None, block_rows: int = HMA_BLOCK_ROWS
+) -> Iterator[Parsed | RecordBlock]:
+    """:func:`parse_hma_csv` in blocks: the same records, problems and line numbers,
+    without a Python object per row. Each block of lines yields its problems, then one
+    block of records per signal type.
+    """
+    meta_cache: dict[_MetaKey, str | None] = {}
+    plain_cache: dict[str, str | None] = {}
+    first = 1
+    while True:
+        lines = list(itertools.islice(stream, block_rows))
+        if not lines:
+            return
+        text = "".join(lines)
+        if '"' not in text:
+            plain = _hma_plain_block(lines, first, kind, plain_cache)
+            if plain is not None:
+                yield plain
+                first += len(lines)
+                continue
+        else:
+            # A quoted field may hold a line break: never cut a block inside one.
+            while text.count('"') % 2:
+                more = stream.readline()
+                if not more:
+                    break
+                lines.append(more)
+                text += more
+        rows = list(csv.reader(lines))
+        yield from _hma_block(rows, first, kind, meta_cache)
+        first += len(rows)
 
 
 def hma_csv_row(entry: EntryRead, tags: Sequence[str]) -> list[str]:
@@ -436,6 +619,10 @@ class _CountingReader(io.RawIOBase):
         self.done += len(data)
         return len(data)
 
+    def done_bytes(self) -> int:
+        """Bytes read so far."""
+        return self.done
+
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (identifies an import to resume)."""
@@ -504,7 +691,7 @@ class BankImporter:
         engine: Engine,
         *,
         retro: RetroMatcher | None = None,
-        chunk_size: int = 20_000,
+        chunk_size: int = 50_000,
         actor: str = "cli",
         kept_problems: int = 1000,
     ) -> None:
@@ -513,14 +700,16 @@ class BankImporter:
         self.chunk_size = chunk_size
         self.actor = actor
         self.kept_problems = kept_problems
+        # Chunks left before the fast plain insert is tried again (0: try it now).
+        self._optimistic = 0
 
     def _parse(
         self, fmt: ExchangeFormat, stream: TextIO, kind: SignalKind | None, name: str
-    ) -> Iterator[Parsed]:
+    ) -> Iterator[Parsed | RecordBlock]:
         if fmt is ExchangeFormat.STOPNCII:
             return parse_stopncii(stream)
         if fmt is ExchangeFormat.HMA_CSV:
-            return parse_hma_csv(stream, kind)
+            return parse_hma_csv_blocks(stream, kind)
         return parse_vpdq_file(stream, name)
 
     def _open(self, path: Path) -> tuple[TextIO, _CountingReader, IO[bytes]]:
@@ -558,21 +747,18 @@ class BankImporter:
             if problems:
                 raise ImportRejectedError(problems)
         checkpoint_id, start, counters = self._checkpoint(bank.id, digest, fmt)
+        self._optimistic = 0
         text, counter, raw = self._open(path)
         with raw:
-            chunk: list[Parsed] = []
-            position = 0
-            for item in self._parse(fmt, text, signal_type, path.name):
-                position += 1
-                if position <= start:
-                    continue
-                chunk.append(item)
-                if len(chunk) >= self.chunk_size:
-                    self._apply(bank.id, checkpoint_id, chunk, position, counters, source)
-                    chunk = []
-                    if progress is not None:
-                        progress(counter.done, total)
-            self._apply(bank.id, checkpoint_id, chunk, position, counters, source, done=True)
+            items = self._parse(fmt, text, signal_type, path.name)
+            # Parsing runs in a thread one chunk ahead, while this one waits for the database.
+            with contextlib.closing(
+                _prefetched(self._chunks(items, start, counter.done_bytes))
+            ) as chunks:
+                for chunk in chunks:
+                    self._apply(bank.id, checkpoint_id, chunk, counters, source)
+                    if progress is not None and not chunk.last:
+                        progress(chunk.bytes_read, total)
             if progress is not None:
                 progress(total, total)
         return ImportReport(
@@ -619,16 +805,38 @@ class BankImporter:
             session.commit()
             return row.id, 0, _Counters()
 
+    def _chunks(
+        self, items: Iterator[Parsed | RecordBlock], start: int, bytes_read: Callable[[], int]
+    ) -> Iterator[_Chunk]:
+        """Group parsed items into chunks of about ``chunk_size`` records, skipping the first
+        ``start`` (already applied by an interrupted run); the last chunk is marked."""
+        position = 0
+        pending: list[Parsed | RecordBlock] = []
+        size = 0
+        for item in items:
+            count = len(item) if isinstance(item, RecordBlock) else 1
+            if position + count <= start:
+                position += count
+                continue
+            if position < start:  # only a block can straddle the resume point
+                assert isinstance(item, RecordBlock)
+                item = item.drop(start - position)
+                position, count = start, len(item)
+            position += count
+            pending.append(item)
+            size += count
+            if size >= self.chunk_size:
+                yield _Chunk.build(pending, position, bytes_read(), last=False)
+                pending, size = [], 0
+        yield _Chunk.build(pending, position, bytes_read(), last=True)
+
     def _apply(
         self,
         bank_id: int,
         checkpoint_id: int,
-        chunk: Sequence[Parsed],
-        position: int,
+        chunk: _Chunk,
         counters: _Counters,
         source: EntrySource,
-        *,
-        done: bool = False,
     ) -> None:
         with Session(self.engine) as session:
             # Write first: on SQLite this takes the write lock before anything is read.
@@ -637,64 +845,55 @@ class BankImporter:
                 .where(ImportCheckpoint.id == checkpoint_id)
                 .values(updated_at=utcnow())
             )
-            # Later records for the same hash replace earlier ones (StopNCII's snapshot rule).
-            latest: dict[tuple[SignalKind, bytes], ParsedRecord] = {}
-            sets: list[EntryIn] = []
-            singles = 0
-            for item in chunk:
-                if isinstance(item, ImportProblem):
-                    counters.problem_count += 1
-                    if len(counters.problems) < self.kept_problems:
-                        counters.problems.append(item)
-                    continue
-                counters.records += 1
-                if item.entry is not None:
-                    sets.append(item.entry)
-                    continue
-                singles += 1
-                key = (item.kind, item.value)
-                latest.pop(key, None)
-                latest[key] = item
-            counters.duplicates += singles - len(latest)
+            for problem in chunk.problems:
+                counters.problem_count += 1
+                if len(counters.problems) < self.kept_problems:
+                    counters.problems.append(problem)
+            counters.records += chunk.records
+            counters.duplicates += chunk.duplicates
             added_ids: list[int] = []
             store = SqlBankStore(session)
-            for kind in (SignalKind.PDQ, SignalKind.MD5, SignalKind.SHA256):
-                adds = [r for r in latest.values() if r.kind is kind and not r.delete]
-                dels = [r.value for r in latest.values() if r.kind is kind and r.delete]
-                if adds:
-                    added = bulk_upsert_hashes(
+            for kind, (adds, _deletes) in chunk.singles.items():
+                if len(adds):
+                    result = bulk_upsert_rows(
                         session,
                         bank_id,
                         kind,
-                        [r.value for r in adds],
-                        [r.quality for r in adds],
-                        [r.external_id for r in adds],
+                        adds,
                         source,
-                        [r.meta_json for r in adds],
+                        optimistic=self._optimistic <= 0,
+                        log=False,
                     )
-                    added_ids.extend(added)
-                    counters.added += len(added)
-                    counters.duplicates += len(adds) - len(added)
-                if dels:
-                    counters.removed += len(store.remove_values(bank_id, kind, dels))
-            if sets:
-                result = store.add_entries(bank_id, sets, source)
-                added_ids.extend(result.added)
-                counters.added += len(result.added)
-                counters.duplicates += result.duplicates
+                    # After a chunk that had to upsert (a re-import, a resumed file), upsert
+                    # straight away for a while rather than failing the fast insert each time.
+                    self._optimistic = 8 if result.upserted else self._optimistic - 1
+                    added_ids.extend(result.ids)
+                    counters.added += len(result.ids)
+                    counters.duplicates += len(adds) - len(result.ids)
+            # Every insert before the first change-log write, which takes the log's lock:
+            # an importer holding it never waits for rows another importer holds.
+            log_changes(session, ChangeOp.ADD, added_ids, bank_id)
+            for kind, (_adds, deletes) in chunk.singles.items():
+                if deletes:
+                    counters.removed += len(store.remove_values(bank_id, kind, deletes))
+            if chunk.sets:
+                added = store.add_entries(bank_id, chunk.sets, source)
+                added_ids.extend(added.added)
+                counters.added += len(added.added)
+                counters.duplicates += added.duplicates
             if self.retro is not None and added_ids:
                 counters.retro += self.retro.match_entries(session, added_ids)
             session.execute(
                 update(ImportCheckpoint)
                 .where(ImportCheckpoint.id == checkpoint_id)
                 .values(
-                    position=position,
+                    position=chunk.position,
                     counters=counters.dump(),
-                    status="done" if done else "running",
+                    status="done" if chunk.last else "running",
                     updated_at=utcnow(),
                 )
             )
-            if done:
+            if chunk.last:
                 SqlAuditLog(session).append(
                     self.actor,
                     AuditAction.BANK_IMPORT,
@@ -702,6 +901,134 @@ class BankImporter:
                     {k: v for k, v in counters.dump().items() if k != "problems"},
                 )
             session.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One committed unit of an import, prepared off the database thread.
+
+    ``singles`` maps a signal type to the hashes to add (collapsed: the last
+    record of a hash wins, StopNCII's snapshot rule) and the values to remove.
+    ``position`` is how many parsed items the file has yielded up to its end.
+    """
+
+    position: int
+    bytes_read: int
+    last: bool
+    records: int
+    duplicates: int
+    problems: list[ImportProblem]
+    singles: dict[SignalKind, tuple[HashRows, list[bytes]]]
+    sets: list[EntryIn]
+
+    @classmethod
+    def build(
+        cls, items: Sequence[Parsed | RecordBlock], position: int, bytes_read: int, *, last: bool
+    ) -> _Chunk:
+        problems: list[ImportProblem] = []
+        sets: list[EntryIn] = []
+        # Per signal type, the single-hash records in file order, as columns.
+        columns: dict[SignalKind, _Columns] = {}
+        records = 0
+        for item in items:
+            if isinstance(item, ImportProblem):
+                problems.append(item)
+                continue
+            if isinstance(item, RecordBlock):
+                records += len(item)
+                col = columns.setdefault(item.kind, _Columns())
+                col.hexes.extend(item.hex_values)
+                col.qualities.extend(itertools.repeat(None, len(item)))
+                col.external_ids.extend(item.external_ids)
+                col.metas.extend(item.metadata_json)
+                col.deletes.extend(itertools.repeat(False, len(item)))
+                continue
+            records += 1
+            if item.entry is not None:
+                sets.append(item.entry)
+                continue
+            col = columns.setdefault(item.kind, _Columns())
+            col.hexes.append(item.value.hex())
+            col.qualities.append(item.quality)
+            col.external_ids.append(item.external_id)
+            col.metas.append(item.meta_json)
+            col.deletes.append(item.delete)
+        duplicates = 0
+        singles: dict[SignalKind, tuple[HashRows, list[bytes]]] = {}
+        for kind, col in columns.items():
+            # The last record of each hash wins.
+            last_of = dict(zip(col.hexes, range(len(col.hexes)), strict=True))
+            duplicates += len(col.hexes) - len(last_of)
+            keep = list(last_of.values())
+            if len(keep) == len(col.hexes) and not any(col.deletes):
+                adds = HashRows(col.hexes, col.qualities, col.external_ids, col.metas)
+                singles[kind] = (adds, [])
+                continue
+            add = [i for i in keep if not col.deletes[i]]
+            adds = HashRows(
+                [col.hexes[i] for i in add],
+                [col.qualities[i] for i in add],
+                [col.external_ids[i] for i in add],
+                [col.metas[i] for i in add],
+            )
+            singles[kind] = (adds, [bytes.fromhex(col.hexes[i]) for i in keep if col.deletes[i]])
+        return cls(position, bytes_read, last, records, duplicates, problems, singles, sets)
+
+
+@dataclass
+class _Columns:
+    hexes: list[str] = field(default_factory=list)
+    qualities: list[int | None] = field(default_factory=list)
+    external_ids: list[str | None] = field(default_factory=list)
+    metas: list[str | None] = field(default_factory=list)
+    deletes: list[bool] = field(default_factory=list)
+
+
+_T = TypeVar("_T")
+
+
+def _prefetched(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
+    """Run ``items`` in a thread, up to ``depth`` ahead of the consumer.
+
+    The parser (pure Python) then overlaps with the database work, during which
+    the driver releases the GIL. Errors in the thread are raised here; closing
+    this generator stops and joins the thread.
+    """
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", None))
+        except Exception as exc:  # noqa: BLE001 -- handed to the consumer, which raises it
+            slots.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="redress-import-parser", daemon=True)
+    thread.start()
+    try:
+        while True:
+            tag, value = slots.get()
+            if tag == "end":
+                return
+            if tag == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:  # unblock a producer waiting to put its final message
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 # --- exports ------------------------------------------------------------------------------

@@ -190,6 +190,7 @@ class RetroMatcher:
                             hit(item, entry_id, banks[bank_id], kind, 0)
             pdq_rows = [(e, b, v) for e, b, v in by_kind.get("pdq", []) if len(v) == 32]
             set_ids = [e for e, _b, _v in by_kind.get("pdq-set", [])]
+            set_members = set(set_ids)
             if set_ids:
                 bank_of = {e: b for e, b, _v in by_kind["pdq-set"]}
                 for entry_id, value in session.execute(
@@ -204,7 +205,7 @@ class RetroMatcher:
                 results = self.seen.images.search_many(queries.reshape(-1, 32), widest)
                 for (entry_id, bank_id, _v), hits in zip(pdq_rows, results, strict=True):
                     bank = banks[bank_id]
-                    kind = "pdq-set" if entry_id in set_ids else "pdq"
+                    kind = "pdq-set" if entry_id in set_members else "pdq"
                     for h in hits:
                         if h.distance <= bank.pdq_threshold and bank.matching_at(now):
                             hit(h.entry_id, entry_id, bank, kind, h.distance)
@@ -231,13 +232,14 @@ class RetroMatcher:
                     share = self.frame_share(item_frames, frames, bank.pdq_threshold)
                     if share.query_share >= self.vpdq_share:
                         hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
-        recorded = 0
+        pairs: list[tuple[int, MatchResult]] = []
         for item, matches in found.items():
             best: dict[int, MatchResult] = {}
             for m in matches:
                 if m.entry_id not in best or m.distance < best[m.entry_id].distance:
                     best[m.entry_id] = m
-            recorded += seen_store.record_matches(item, list(best.values()), retroactive=True)
+            pairs.extend((item, m) for m in best.values())
+        recorded = seen_store.record_many_matches(pairs, retroactive=True)
         if recorded:
             SqlAuditLog(session).append(
                 "redress",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Engine, and_, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -114,13 +114,14 @@ def _dialect_insert(session: Session) -> type[postgresql.Insert] | type[sqlite.I
 
 def id_runs(entry_ids: Iterable[int]) -> list[tuple[int, int]]:
     """Consecutive runs ``(first, last)`` covering the sorted, distinct IDs."""
-    runs: list[tuple[int, int]] = []
-    for i in sorted(set(entry_ids)):
-        if runs and runs[-1][1] == i - 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
+    ids = np.unique(np.fromiter(entry_ids, dtype=np.int64))
+    if not len(ids):
+        return []
+    # A run ends wherever the next ID is not one more than this one.
+    breaks = np.flatnonzero(np.diff(ids) != 1)
+    firsts = np.r_[ids[0], ids[breaks + 1]]
+    lasts = np.r_[ids[breaks], ids[-1]]
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
 def log_changes(
@@ -651,6 +652,36 @@ class SqlSeenStore:
         )
         return len(list(self.session.scalars(stmt)))
 
+    def record_many_matches(
+        self, matches: Sequence[tuple[int, MatchResult]], *, retroactive: bool = False
+    ) -> int:
+        """Record (item ID, match) pairs once per (item, entry) in a few bulk inserts;
+        returns how many were new."""
+        now = utcnow()
+        recorded = 0
+        for start in range(0, len(matches), 2000):
+            stmt = (
+                _dialect_insert(self.session)(Match)
+                .values(
+                    [
+                        {
+                            "item_id": item_id,
+                            "entry_id": m.entry_id,
+                            "signal_type": m.signal.value,
+                            "distance": m.distance,
+                            "query_share": m.query_share,
+                            "retroactive": retroactive,
+                            "matched_at": now,
+                        }
+                        for item_id, m in matches[start : start + 2000]
+                    ]
+                )
+                .on_conflict_do_nothing()
+                .returning(Match.id)
+            )
+            recorded += len(list(self.session.scalars(stmt)))
+        return recorded
+
     def matches_for_item(self, item_id: int) -> list[MatchResult]:
         """The matches recorded for an item, nearest first."""
         rows = self.session.execute(
@@ -875,16 +906,110 @@ def stream_active_hashes(
         raw.close()
 
 
+@dataclass(frozen=True, slots=True)
+class SeenBlock:
+    """Rows of ``seen_hash`` as arrays: row IDs, item IDs, frame flags, qualities, hashes."""
+
+    ids: npt.NDArray[np.int64]
+    item_ids: npt.NDArray[np.int64]
+    frames: npt.NDArray[np.bool_]
+    qualities: npt.NDArray[np.int16]
+    hashes: npt.NDArray[np.uint8]
+
+
+# Like the cold start: one row of concatenated columns per block of row IDs, built by the
+# database, so that a million seen hashes cost a few queries and no Python object per row.
+_PG_SEEN_BLOCK = """
+SELECT string_agg(int8send(id), ''::bytea), string_agg(int8send(item_id), ''::bytea),
+       string_agg(int2send((role <> 'pdq')::int::int2), ''::bytea),
+       string_agg(int2send(quality), ''::bytea), string_agg(value, ''::bytea)
+  FROM seen_hash WHERE id BETWEEN %(first)s AND %(last)s AND length(value) = 32
+"""
+_SQLITE_SEEN_BLOCK = """
+SELECT group_concat(id, ','), group_concat(item_id, ','),
+       group_concat(CASE WHEN role = 'pdq' THEN 0 ELSE 1 END, ','),
+       group_concat(quality, ','), group_concat(hex(value), '')
+  FROM seen_hash WHERE id BETWEEN :first AND :last AND length(value) = 32
+"""
+
+
+def stream_seen_hashes(
+    engine: Engine, runs: Sequence[tuple[int, int]], *, block: int = 500_000
+) -> Iterator[SeenBlock]:
+    """Stream the ``seen_hash`` rows whose IDs fall in ``runs`` as NumPy blocks."""
+    spans = [
+        (first, min(first + block - 1, last))
+        for run_first, last in runs
+        for first in range(run_first, last + 1, block)
+    ]
+    if not spans:
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        postgres = engine.dialect.name == "postgresql"
+        for first, last in spans:
+            params = {"first": first, "last": last}
+            if postgres:
+                cursor.execute(_PG_SEEN_BLOCK, params, binary=True)
+            else:
+                cursor.execute(_SQLITE_SEEN_BLOCK, params)
+            ids, items, frames, qualities, values = cursor.fetchone()
+            if ids is None:
+                continue
+            if postgres:
+                yield SeenBlock(
+                    np.frombuffer(ids, dtype=">i8").astype(np.int64),
+                    np.frombuffer(items, dtype=">i8").astype(np.int64),
+                    np.frombuffer(frames, dtype=">i2").astype(np.bool_),
+                    np.frombuffer(qualities, dtype=">i2").astype(np.int16),
+                    np.frombuffer(values, dtype=np.uint8).reshape(-1, 32),
+                )
+            else:
+                yield SeenBlock(
+                    np.array(ids.split(","), dtype=np.int64),
+                    np.array(items.split(","), dtype=np.int64),
+                    np.array(frames.split(","), dtype=np.int8).astype(np.bool_),
+                    np.array(qualities.split(","), dtype=np.int16),
+                    np.frombuffer(bytes.fromhex(values), dtype=np.uint8).reshape(-1, 32),
+                )
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def last_seen_hash(engine: Engine) -> int:
+    """The highest ``seen_hash`` row ID (0 when there is none)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(SeenHash.id), 0))).scalar_one())
+
+
+# The fast path: a plain INSERT, in value order so that the unique index is walked once per
+# chunk. It costs PostgreSQL about a third less CPU than ON CONFLICT's speculative insertion,
+# and the unique index still refuses a value that is already there (or that a concurrent
+# importer holds uncommitted), which sends the chunk to the upsert below.
+_PG_INSERT = """
+WITH added AS (
+  INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                          added_at, removed_at, note, metadata)
+  SELECT %(bank)s, %(kind)s, value, quality, %(source)s, external_id, %(now)s,
+         NULL, NULL, COALESCE(metadata, '{}'::json)
+    FROM entry_staging ORDER BY value
+  RETURNING id)
+SELECT string_agg(int8send(id), ''::bytea ORDER BY id) FROM added
+"""
 _PG_UPSERT = """
-INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
-                        added_at, removed_at, note, metadata)
-SELECT DISTINCT ON (value) :bank, :kind, value, quality, :source, external_id, :now,
-       NULL, NULL, COALESCE(metadata, '{}'::json)
-  FROM entry_staging WHERE true
-ON CONFLICT (signal_type, value, bank_id) DO UPDATE
-   SET removed_at = NULL, added_at = excluded.added_at
- WHERE bank_entry.removed_at IS NOT NULL
-RETURNING id
+WITH added AS (
+  INSERT INTO bank_entry (bank_id, signal_type, value, quality, source, external_id,
+                          added_at, removed_at, note, metadata)
+  SELECT %(bank)s, %(kind)s, value, quality, %(source)s, external_id, %(now)s,
+         NULL, NULL, COALESCE(metadata, '{}'::json)
+    FROM entry_staging ORDER BY value
+  ON CONFLICT (signal_type, value, bank_id) DO UPDATE
+     SET removed_at = NULL, added_at = excluded.added_at
+   WHERE bank_entry.removed_at IS NOT NULL
+  RETURNING id)
+SELECT string_agg(int8send(id), ''::bytea ORDER BY id) FROM added
 """
 # SQLite needs ``WHERE true`` so that ON CONFLICT is not read as a join constraint.
 _SQLITE_UPSERT = """
@@ -900,6 +1025,150 @@ RETURNING id
 """
 
 
+@dataclass(frozen=True, slots=True)
+class HashRows:
+    """Single-hash entries to bulk-load, as columns: one position per entry.
+
+    ``hex_values`` are the hashes as lowercase hex, all distinct (the importer
+    collapses duplicates before it gets here); ``metadata_json`` holds each
+    row's metadata already encoded as a JSON object, ``None`` for none.
+    Columns rather than row objects: an import moves millions of them.
+    """
+
+    hex_values: Sequence[str]
+    qualities: Sequence[int | None] | None
+    external_ids: Sequence[str | None]
+    metadata_json: Sequence[str | None]
+
+    def __len__(self) -> int:
+        return len(self.hex_values)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    """What :func:`bulk_upsert_rows` did: the IDs newly active, and whether it had to upsert."""
+
+    ids: list[int]
+    upserted: bool
+
+
+def _copy_column(values: Sequence[str | None]) -> list[str]:
+    """A text column for ``COPY ... FROM STDIN``: NULL as ``\\N``, specials escaped."""
+    present = [v for v in values if v is not None]
+    joined = "".join(present)
+    if any(c in joined for c in "\\\t\n\r"):
+        return ["\\N" if v is None else _copy_text(v) for v in values]
+    return ["\\N" if v is None else v for v in values]
+
+
+def bulk_upsert_rows(
+    session: Session,
+    bank_id: int,
+    kind: SignalKind,
+    rows: HashRows,
+    source: EntrySource,
+    *,
+    optimistic: bool = True,
+    log: bool = True,
+) -> UpsertResult:
+    """Insert single-hash entries fast; returns the IDs of those newly active.
+
+    Rows go to a temporary staging table (``COPY`` on PostgreSQL,
+    ``executemany`` on SQLite) and move into ``bank_entry`` in one statement.
+    On PostgreSQL, with ``optimistic``, that is a plain ``INSERT`` inside a
+    savepoint; if any value is already in the bank (or being added by a
+    concurrent importer: the unique index makes us wait for its commit) the
+    savepoint is rolled back and an ``INSERT ... ON CONFLICT`` runs instead.
+    Either way duplicates collapse, removed entries revive, and no entry is
+    inserted twice. The change log gets ``add`` events for runs of the new
+    IDs in the same transaction; pass ``log=False`` to log them yourself with
+    :func:`log_changes` once every insert of the transaction is done (the
+    change-log lock must be taken last, or two importers can deadlock).
+    """
+    if not len(rows):
+        return UpsertResult([], False)
+    now = utcnow()
+    conn = session.connection()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = {"bank": bank_id, "kind": kind.value, "source": source.value}
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value bytea, quality smallint, "
+            "external_id text, metadata json) ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql("TRUNCATE entry_staging")
+        # Enough memory to sort a chunk without spilling to disk.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        qualities = (
+            ["\\N"] * len(rows)
+            if rows.qualities is None
+            else ["\\N" if q is None else str(q) for q in rows.qualities]
+        )
+        external = _copy_column(rows.external_ids)
+        metas = _copy_column(rows.metadata_json)
+        text_rows = "".join(
+            [
+                f"\\\\x{h}\t{q}\t{e}\t{m}\n"
+                for h, q, e, m in zip(rows.hex_values, qualities, external, metas, strict=True)
+            ]
+        )
+        with cursor.copy(
+            "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
+        ) as copy:
+            copy.write(text_rows)
+        del text_rows
+        values = {**params, "now": now}
+        packed: bytes | None = None
+        upserted = not optimistic
+        if optimistic:
+            cursor.execute("SAVEPOINT redress_bulk_insert")
+            try:
+                cursor.execute(_PG_INSERT, values)
+            except UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT redress_bulk_insert")
+                upserted = True
+            else:
+                packed = cursor.fetchone()[0]
+                cursor.execute("RELEASE SAVEPOINT redress_bulk_insert")
+        if upserted:
+            cursor.execute(_PG_UPSERT, values)
+            packed = cursor.fetchone()[0]
+        ids: list[int] = (
+            [] if packed is None else np.frombuffer(packed, dtype=">i8").astype(np.int64).tolist()
+        )
+        # The change log last, just before commit: concurrent importers run their inserts in
+        # parallel and queue only for the advisory lock that orders sequence numbers.
+        if log:
+            log_changes(session, ChangeOp.ADD, ids, bank_id)
+        return UpsertResult(ids, upserted)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
+        "external_id TEXT, metadata TEXT)"
+    )
+    conn.exec_driver_sql("DELETE FROM entry_staging")
+    cursor.executemany(
+        "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
+        zip(
+            map(bytes.fromhex, rows.hex_values),
+            rows.qualities if rows.qualities is not None else [None] * len(rows),
+            rows.external_ids,
+            rows.metadata_json,
+            strict=True,
+        ),
+    )
+    stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+    sqlite_ids = sorted(
+        int(r[0]) for r in session.execute(text(_SQLITE_UPSERT), {**params, "now": stamp})
+    )
+    if log:
+        cursor.executemany(
+            "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
+            "VALUES ('add', ?, ?, ?, ?)",
+            [(a, b, bank_id, stamp) for a, b in id_runs(sqlite_ids)],
+        )
+    return UpsertResult(sqlite_ids, True)
+
+
 def bulk_upsert_hashes(
     session: Session,
     bank_id: int,
@@ -910,70 +1179,19 @@ def bulk_upsert_hashes(
     source: EntrySource,
     metadata_json: Sequence[str | None] | None = None,
 ) -> list[int]:
-    """Insert single-hash entries fast; returns the IDs of those newly active.
-
-    Rows go to a temporary staging table (``COPY`` on PostgreSQL,
-    ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT``
-    moves them into ``bank_entry``: duplicates collapse, removed entries
-    revive, and concurrent importers never insert the same entry twice. The
-    change log gets ``add`` events for runs of the new IDs in the same
-    transaction. ``metadata_json`` holds each row's metadata already encoded
-    as a JSON object (``None`` for none).
-    """
-    if not values:
-        return []
-    now = utcnow()
-    conn = session.connection()
+    """:func:`bulk_upsert_rows` for raw hash bytes (duplicates allowed: the first one wins)."""
     metas: Sequence[str | None] = metadata_json or [None] * len(values)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    params = {"bank": bank_id, "kind": kind.value, "source": source.value}
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value bytea, quality smallint, "
-            "external_id text, metadata json) ON COMMIT DELETE ROWS"
-        )
-        conn.exec_driver_sql("TRUNCATE entry_staging")
-        # Enough memory to de-duplicate a chunk without spilling the sort to disk.
-        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        null = "\\N"
-        buf = io.StringIO()
-        write = buf.write
-        for value, quality, ext, meta in zip(values, qualities, external_ids, metas, strict=True):
-            write("\\\\x")
-            write(value.hex())
-            write("\t")
-            write(null if quality is None else str(quality))
-            write("\t")
-            write(null if ext is None else _copy_text(ext))
-            write("\t")
-            write(null if meta is None else _copy_text(meta))
-            write("\n")
-        with cursor.copy(
-            "COPY entry_staging (value, quality, external_id, metadata) FROM STDIN"
-        ) as copy:
-            copy.write(buf.getvalue())
-        ids = [int(r[0]) for r in session.execute(text(_PG_UPSERT), {**params, "now": now})]
-        # The change log last, just before commit: concurrent importers run their upserts in
-        # parallel and queue only for the advisory lock that orders sequence numbers.
-        log_changes(session, ChangeOp.ADD, ids, bank_id)
-        return ids
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS entry_staging (value BLOB, quality INTEGER, "
-        "external_id TEXT, metadata TEXT)"
+    first: dict[bytes, int] = {}
+    for i, value in enumerate(values):
+        first.setdefault(value, i)
+    keep = list(first.values())
+    rows = HashRows(
+        [values[i].hex() for i in keep],
+        [qualities[i] for i in keep],
+        [external_ids[i] for i in keep],
+        [metas[i] for i in keep],
     )
-    conn.exec_driver_sql("DELETE FROM entry_staging")
-    cursor.executemany(
-        "INSERT INTO entry_staging VALUES (?, ?, ?, ?)",
-        list(zip(values, qualities, external_ids, metas, strict=True)),
-    )
-    stamp = now.replace(tzinfo=None).isoformat(sep=" ")
-    ids = [int(r[0]) for r in session.execute(text(_SQLITE_UPSERT), {**params, "now": stamp})]
-    cursor.executemany(
-        "INSERT INTO index_change (op, entry_id, entry_id_end, bank_id, at) "
-        "VALUES ('add', ?, ?, ?, ?)",
-        [(a, b, bank_id, stamp) for a, b in id_runs(ids)],
-    )
-    return ids
+    return bulk_upsert_rows(session, bank_id, kind, rows, source).ids
 
 
 def _copy_text(value: str) -> str:

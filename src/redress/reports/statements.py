@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
+from redress.connectors.interfaces import StatementMessage, StatementSender
 from redress.pipeline.models import ScanAction
 from redress.reports.interfaces import Clock, Regime, Relation
 from redress.reports.locations import message_link
@@ -75,27 +76,6 @@ class StatementConfig:
             legal_ground=settings.statement_legal_ground,
             territorial_scope=tuple(c.upper() for c in settings.statement_territorial_scope),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class StatementMessage:
-    """What the affected user is told, and where (a connector delivers it)."""
-
-    statement_id: int
-    platform: str
-    chat_id: str | None
-    user_id: str
-    text: str
-
-
-class StatementSender(Protocol):
-    """A connector that can tell an affected user about a decision (Telegram: sendMessage)."""
-
-    platform: str
-
-    async def send_statement(self, message: StatementMessage) -> tuple[bool, str]:
-        """Deliver the statement; ``(ok, detail)``, never raising for an expected failure."""
-        ...
 
 
 class StatementService:
@@ -310,3 +290,20 @@ def text_of(row: StatementOfReasons) -> str:
         f"Reference: {row.puid}. You may appeal by replying with this reference; "
         "you may also use out-of-court dispute settlement or the courts."
     )
+
+
+async def deliver_statements(sessions: Any, service_for: Any, sender: StatementSender) -> int:
+    """Send every pending statement on the sender's platform; returns how many were sent.
+
+    Each delivery is recorded in its own transaction right after the send, so a crash
+    re-sends at most one statement.
+    """
+    with sessions.begin() as session:
+        messages = service_for(session).pending_messages(sender.platform)
+    sent = 0
+    for message in messages:
+        ok, detail = await sender.send_statement(message)
+        with sessions.begin() as session:
+            service_for(session).record_delivery(message.statement_id, ok, detail)
+        sent += ok
+    return sent

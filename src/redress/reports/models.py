@@ -36,7 +36,7 @@ class Notice(Base):
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     regime: Mapped[str] = mapped_column(String(16))  # take_it_down, dsa
     jurisdiction: Mapped[str] = mapped_column(String(8))
-    channel: Mapped[str] = mapped_column(String(8))  # form, api
+    channel: Mapped[str] = mapped_column(String(8))  # form, api, cli
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     locations: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -215,3 +215,23 @@ async def test_advocates_do_not_see_the_transparency_page(site: Site) -> None:
     await console_login(site, "advocate@example.org", Role.ADVOCATE)
     assert (await site.client.get("/review/transparency")).status_code == 403
     assert (await site.client.get("/review/notices")).status_code == 403
+
+
+async def test_moderators_see_notice_items_in_the_queue(site: Site) -> None:
+    scan = site.auth(Scope.SCAN)
+    body = {
+        "pdq": [IMAGE.hex()],
+        "target": {"platform": "telegram", "chat_id": "-1001001001", "message_id": "1"},
+    }
+    await site.client.post("/api/v1/scan", json=body, headers=scan)
+    made = await site.client.post(
+        "/api/v1/notices", json=TAKE_IT_DOWN, headers=site.auth(Scope.NOTICE)
+    )
+    item_id = made.json()["items"][0]["review_item_id"]
+    await console_login(site, "mod@example.org", Role.MODERATOR)
+    queue = await site.client.get("/review/")
+    assert queue.status_code == 200
+    assert f"/review/items/{item_id}" in queue.text
+    item = await site.client.get(f"/review/items/{item_id}")
+    assert item.status_code == 200
+    assert made.json()["reference"] in item.text

@@ -296,11 +296,7 @@ class NoticeService:
                 if parsed is not None
                 else {}
             )
-        scan = (
-            self.store.session.query(ScanItem)
-            .filter_by(idempotency_scope="notice", idempotency_key=key)
-            .first()
-        )
+        scan = self.store.scan_item_by_key("notice", key)
         if scan is None:
             scan = self._scan_item(notice, key, location, relation, target, sighting)
         if any(i.scan_item_id == scan.id for i in self.store.notice_items(notice.id)):
@@ -573,7 +569,7 @@ class NoticeService:
         failed = 0
         if self.mailer is None:
             return 0
-        for notice in self.store.notices(limit=10_000):
+        for notice in self.store.notices_to_answer():
             if notice.acknowledged_at is None:
                 failed += not self._mail(notice, acknowledgement(notice), "acknowledged_at")
             if notice.status == NoticeStatus.CLOSED.value and notice.outcome_sent_at is None:

@@ -170,18 +170,7 @@ class StatementService:
         )
 
     def _reason(self, cluster_id: int | None) -> str | None:
-        if cluster_id is None:
-            return None
-        from sqlalchemy import select
-
-        from redress.review.models import ReviewDecision
-
-        return self.store.session.scalar(
-            select(ReviewDecision.reason_code)
-            .where(ReviewDecision.cluster_id == cluster_id)
-            .order_by(ReviewDecision.id.desc())
-            .limit(1)
-        )
+        return self.store.latest_reason(cluster_id) if cluster_id is not None else None
 
     @staticmethod
     def _facts_text(

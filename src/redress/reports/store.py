@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from redress.pipeline.models import ScanAction, ScanItem
 from redress.reports.models import Notice, NoticeItem, OutboundNotice, StatementOfReasons
-from redress.review.models import ReviewAppeal, ReviewCluster, ReviewItem
+from redress.review.models import ReviewAppeal, ReviewCluster, ReviewDecision, ReviewItem
 from redress.store.models import AuditEvent, SeenHash, SeenItem, Sighting
 
 #: Outbox kinds that remove or restrict, each of which needs a statement of reasons.
@@ -54,6 +54,29 @@ class NoticeStore:
         if status is not None:
             query = query.where(Notice.status == status)
         return list(self.session.scalars(query))
+
+    def notices_to_answer(self) -> list[Notice]:
+        """Notices whose acknowledgement or outcome e-mail has not gone out yet."""
+        return list(
+            self.session.scalars(
+                select(Notice)
+                .where(
+                    or_(
+                        Notice.acknowledged_at.is_(None),
+                        and_(Notice.status == "closed", Notice.outcome_sent_at.is_(None)),
+                    )
+                )
+                .order_by(Notice.id)
+            )
+        )
+
+    def scan_item_by_key(self, scope: str, key: str) -> ScanItem | None:
+        """The pipeline item created under an idempotency key."""
+        return self.session.scalars(
+            select(ScanItem).where(
+                ScanItem.idempotency_scope == scope, ScanItem.idempotency_key == key
+            )
+        ).first()
 
     def notice_items(self, notice_id: int) -> list[NoticeItem]:
         """The items a notice put in review."""
@@ -149,6 +172,15 @@ class NoticeStore:
     def cluster(self, cluster_id: int) -> ReviewCluster | None:
         """One review cluster."""
         return self.session.get(ReviewCluster, cluster_id)
+
+    def latest_reason(self, cluster_id: int) -> str | None:
+        """The reason code of a cluster's latest decision."""
+        return self.session.scalar(
+            select(ReviewDecision.reason_code)
+            .where(ReviewDecision.cluster_id == cluster_id)
+            .order_by(ReviewDecision.id.desc())
+            .limit(1)
+        )
 
     def scan_item(self, scan_item_id: str) -> ScanItem | None:
         """One pipeline item."""

@@ -17,6 +17,7 @@ from redress.connectors.telegram.fakeapi import FakeBotApi
 from redress.connectors.telegram.statements import TelegramStatementSender
 from redress.reports.statements import DSA_FIELDS, deliver_statements, dsa_schema, to_csv
 from redress.review.interfaces import DecisionRequest, Outcome
+from redress.signals.types import SignalKind
 
 
 def confirm_notice_cluster(w: World, actions: tuple[str, ...] = ("delete_message",)) -> None:
@@ -138,3 +139,28 @@ def test_statements_reach_the_affected_user_through_the_telegram_bot(w: World) -
         rows = w.statements(session).store.statements()
         assert sorted(r.delivery for r in rows) == ["failed", "sent"]
         assert asyncio.run(run()) == 0  # nothing left to send
+
+
+def test_an_automatic_removal_gets_an_automated_statement(w: World) -> None:
+    from redress.store.interfaces import BankPurpose, EntryIn
+    from redress.store.service import BankService
+
+    with w.pipeline.sessions.begin() as session:
+        banks = BankService(session)
+        banks.create("known", BankPurpose.CONFIRMED_VIOLATIONS)
+        banks.add("known", [EntryIn(kind=SignalKind.PDQ, value=IMAGE, quality=100)])
+    w.pipeline.service.matcher.follower.poll()  # type: ignore[attr-defined]
+    w.scan(flip(IMAGE, 4), "-1001001001", "8", sender="555")
+    with w.pipeline.sessions.begin() as session:
+        assert w.statements(session).sync() == 2  # delete_message and block_reupload
+        records = w.statements(session).export()
+    for record in records:
+        jsonschema.validate(record, dsa_schema())
+    assert {r["source_type"] for r in records} == {"SOURCE_VOLUNTARY"}
+    assert {r["automated_detection"] for r in records} == {"Yes"}
+    assert {r["automated_decision"] for r in records} == {"Yes"}
+    assert {r["decision_visibility"] for r in records} == {
+        "DECISION_VISIBILITY_CONTENT_REMOVED",
+        "DECISION_VISIBILITY_CONTENT_DISABLED",
+    }
+    assert "PDQ distance 4" in records[0]["decision_facts"]

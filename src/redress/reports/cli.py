@@ -104,11 +104,23 @@ def tick(
     probe: Annotated[
         bool, typer.Option(help="Check outbound locations over HTTP (404/410: gone).")
     ] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(help="Keep running: one tick every this many seconds (a worker)."),
+    ] = None,
 ) -> None:
     """Run the clock once: close decided notices, remind, escalate, record breaches,
     answer senders, write statements of reasons and send due outbound notices."""
-    report = _worker(cli_state(ctx).settings, at, probe).tick()
-    typer.echo(json.dumps(_plain(report)))
+    import time
+
+    if every is not None and (every <= 0 or at is not None):
+        raise BadReportInputError("--every takes a positive number of seconds, without --at")
+    worker = _worker(cli_state(ctx).settings, at, probe)
+    while True:
+        typer.echo(json.dumps(_plain(worker.tick())))
+        if every is None:
+            return
+        time.sleep(every)
 
 
 @notices_app.command("submit")

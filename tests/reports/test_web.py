@@ -208,7 +208,9 @@ async def test_console_pages_for_notices_and_transparency(site: Site) -> None:
     assert re.search(r'id="notices">1<', page.text)
     exported = await site.client.get("/review/transparency.csv")
     assert exported.text.startswith("period,metric,key,value")
-    assert (await site.client.get("/review/transparency.pdf")).status_code == 400
+    assert (await site.client.get("/review/transparency.pdf")).status_code == 404
+    bad = await site.client.get("/review/transparency?from=2026-02-01&to=2026-01-01")
+    assert bad.status_code == 400
 
 
 async def test_advocates_do_not_see_the_transparency_page(site: Site) -> None:

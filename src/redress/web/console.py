@@ -759,16 +759,13 @@ def transparency_page(request: Request) -> Response:
     )
 
 
-@router.get("/transparency.{fmt}")
-def transparency_export(request: Request, fmt: str) -> Response:
+def _transparency_export(request: Request, fmt: str) -> Response:
     """The transparency report as CSV or JSON."""
     from redress.reports.store import NoticeStore
     from redress.reports.transparency import TransparencyService, render
 
     viewer: Viewer | None = None
     try:
-        if fmt not in ("csv", "json"):
-            raise BadReviewInputError("the report is available as .csv or .json")
         with _service(request) as service:
             viewer = _viewer(service, request, REPORT_READERS)
             first, after = _report_period(
@@ -781,3 +778,15 @@ def transparency_export(request: Request, fmt: str) -> Response:
     response = Response(render(report, fmt), media_type=media)
     response.headers.update(HEADERS)
     return response
+
+
+@router.get("/transparency.csv")
+def transparency_csv(request: Request) -> Response:
+    """The transparency report as CSV (period, metric, key, value)."""
+    return _transparency_export(request, "csv")
+
+
+@router.get("/transparency.json")
+def transparency_json(request: Request) -> Response:
+    """The transparency report as JSON."""
+    return _transparency_export(request, "json")

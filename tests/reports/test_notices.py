@@ -205,3 +205,14 @@ def test_decided_notice_closes_and_the_sender_gets_the_outcome(w: World, inbox: 
     subjects = [m["Subject"] for m in inbox.to("sender@example.org")]
     assert subjects == [f"Notice {reference} received", f"Notice {reference}: decided"]
     assert "removed" in inbox.to("sender@example.org")[1].get_payload()
+
+
+def test_two_notices_naming_one_message_share_its_review_item(w: World) -> None:
+    w.scan(IMAGE, "-1001001001", "1")
+    first = w.submit(take_it_down("https://t.me/c/1001001/1"))
+    second = w.submit(dsa("https://t.me/c/1001001/1", "telegram:-1001001001:1"))
+    with w.pipeline.sessions.begin() as session:
+        one = w.notices(session).read(first)
+        two = w.notices(session).read(second)
+    assert [i.scan_item_id for i in one.items] == [i.scan_item_id for i in two.items]
+    assert one.items[0].review_item_id == two.items[0].review_item_id

@@ -375,8 +375,7 @@ class NoticeService:
             result={"outcome": "review", "notice": notice.reference},
             steps=steps,
         )
-        self.store.add(scan)
-        return scan
+        return self.store.add_scan_item_once(scan)
 
     def _set_deadlines(self, notice: Notice) -> None:
         """Bring the notice's review items' deadlines forward to its due time, and raise

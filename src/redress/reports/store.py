@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from redress.pipeline.models import ScanAction, ScanItem
@@ -77,6 +78,20 @@ class NoticeStore:
                 ScanItem.idempotency_scope == scope, ScanItem.idempotency_key == key
             )
         ).first()
+
+    def add_scan_item_once(self, scan: ScanItem) -> ScanItem:
+        """Insert a pipeline item under its idempotency key, or return the row a
+        concurrent notice naming the same sighting inserted first."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(scan)
+                self.session.flush()
+        except IntegrityError:
+            existing = self.scan_item_by_key(scan.idempotency_scope, scan.idempotency_key or "")
+            if existing is None:
+                raise
+            return existing
+        return scan
 
     def notice_items(self, notice_id: int) -> list[NoticeItem]:
         """The items a notice put in review."""

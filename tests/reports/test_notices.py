@@ -13,6 +13,7 @@ from reports_support import IMAGE, OTHER, Inbox, World, dsa, flip, take_it_down,
 from redress.config import Settings
 from redress.reports.errors import NoticeIncompleteError
 from redress.reports.interfaces import NoticeIn, NoticeOutcome, Relation, Sender
+from redress.reports.mail import SmtpMailer
 from redress.reports.models import Notice
 from redress.reports.service import validate
 from redress.review.interfaces import DecisionRequest, Outcome
@@ -216,3 +217,23 @@ def test_two_notices_naming_one_message_share_its_review_item(w: World) -> None:
         two = w.notices(session).read(second)
     assert [i.scan_item_id for i in one.items] == [i.scan_item_id for i in two.items]
     assert one.items[0].review_item_id == two.items[0].review_item_id
+
+
+def test_an_acknowledgement_the_smtp_server_refused_is_sent_by_a_later_tick(
+    settings: Settings, inbox: Inbox, mailer: SmtpMailer
+) -> None:
+    from reports_support import free_port
+
+    down = SmtpMailer("127.0.0.1", free_port(), timeout=2.0)
+    with world(settings, down) as w:
+        reference = w.submit(take_it_down("https://example.org/p/1"))
+        with w.pipeline.sessions.begin() as session:
+            assert w.notices(session).run_clock()["closed"] == []
+            row = session.query(Notice).one()
+            assert row.acknowledged_at is None  # refused: not marked sent
+        w.mailer = mailer  # the server is back
+        with w.pipeline.sessions.begin() as session:
+            w.notices(session).run_clock()
+    assert [m["Subject"] for m in inbox.to("sender@example.org")] == [
+        f"Notice {reference} received"
+    ]

@@ -66,3 +66,24 @@ def test_submit_tick_and_breach_from_the_command_line(w: World, redress_home: Pa
     bad = run(w, redress_home, "notices", "tick", "--at", "yesterday")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+def test_outbound_and_statements_from_the_command_line(
+    w: World, redress_home: Path, tmp_path: Path
+) -> None:
+    item = w.scan(IMAGE, "-1001001001", "1")
+    made = run(w, redress_home, "notices", "outbound", "create", item, "--platform", "Host")
+    assert made.returncode == 0, made.stderr
+    reference = json.loads(made.stdout)["reference"]
+    exported = run(
+        w, redress_home, "notices", "outbound", "export", reference, "--dir", str(tmp_path)
+    )
+    assert "https://t.me/c/1001001/1" in Path(exported.stdout.strip()).read_text()
+    gone = run(w, redress_home, "notices", "outbound", "gone", reference)
+    assert json.loads(gone.stdout)["status"] == "gone"
+    statements = run(w, redress_home, "notices", "statements", "--format", "csv")
+    assert statements.returncode == 0, statements.stderr
+    assert statements.stdout.startswith("decision_visibility,")
+    missing = run(w, redress_home, "notices", "outbound", "gone", "T-NOPE")
+    assert missing.returncode == 2
+    assert "notice_not_found" in missing.stderr

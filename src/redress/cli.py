@@ -75,6 +75,7 @@ def _register_domains() -> None:
     from redress.evidence import cli as evidence_cli
     from redress.index import cli as index_cli
     from redress.pipeline import cli as pipeline_cli
+    from redress.reports import cli as reports_cli
     from redress.review import cli as review_cli
     from redress.signals import cli as signals_cli
     from redress.store import cli as store_cli
@@ -88,6 +89,7 @@ def _register_domains() -> None:
     web_cli.register(app, bench_app)
     telegram_cli.register(app, bench_app)
     review_cli.register(app, bench_app)
+    reports_cli.register(app, bench_app)
 
 
 def _crash_report(exc: BaseException) -> str | None:

@@ -278,6 +278,82 @@ class Settings(BaseSettings):
         description="PDQ distance within which review items are copies of one image (a cluster).",
     )
 
+    notice_deadline_hours: dict[str, float] = Field(
+        default_factory=lambda: {"US": 48.0, "EU": 48.0},
+        description="Hours to act on a valid notice, by jurisdiction code (JSON object, e.g. "
+        '{"US": 48, "EU": 48, "DE": 24}); others get notice_default_hours.',
+    )
+    notice_default_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="Hours to act on a notice from a jurisdiction not in notice_deadline_hours.",
+    )
+    notice_trusted_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Target hours for a trusted flagger's notice (DSA Art. 22), so it is served "
+        "first; never later than the jurisdiction's deadline.",
+    )
+    notice_reminder_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="Remind the escalation contact when this many hours are left on a notice.",
+    )
+    notice_escalation_hours: float = Field(
+        default=4.0,
+        gt=0,
+        description="Escalate (raise priority, e-mail the escalation contact) this many hours "
+        "before a notice's deadline.",
+    )
+    notice_escalation_email: str | None = Field(
+        default=None,
+        description="Who gets notice reminders, escalations and breach reports by e-mail.",
+    )
+    notice_form_rate_per_hour: float = Field(
+        default=20.0,
+        gt=0,
+        description="Notices one client IP may send through the public form per hour.",
+    )
+    notice_form_burst: int = Field(
+        default=5,
+        ge=1,
+        description="Notices one client IP may send through the public form at once.",
+    )
+    notice_resend_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Re-send an outbound takedown notice this often until the content is gone.",
+    )
+    notice_outbound_legal_basis: str = Field(
+        default="US TAKE IT DOWN Act (2025) and EU Digital Services Act Art. 16: non-consensual "
+        "intimate imagery",
+        description="Legal basis written into outbound takedown notices unless one is given.",
+    )
+    statement_legal_ground: str = Field(
+        default="Non-consensual sharing of intimate images (national criminal law)",
+        description="Legal ground in statements of reasons when no TAKE IT DOWN notice applies.",
+    )
+    statement_territorial_scope: list[str] = Field(
+        default_factory=list,
+        description="EU/EEA country codes a decision applies in, for statements of reasons "
+        '(JSON list, e.g. ["DE", "FR"]); empty: not stated.',
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for notice acknowledgements, outcomes and outbound notices; "
+        "unset: no e-mail is sent.",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_from: str = Field(
+        default="redress@localhost", description="From address of the e-mails Redress sends."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login name, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password, if any.")
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS on the SMTP connection.")
+    smtp_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for the SMTP server."
+    )
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -40,6 +40,10 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/review/clusters/{cluster_id}/appeal"): {"admin", "moderator"},
     ("GET", "/review/dashboard"): {"admin", "moderator", "auditor"},
     ("GET", "/review/audit"): {"admin", "auditor"},
+    ("GET", "/review/notices"): {"admin", "moderator", "auditor"},
+    ("GET", "/review/transparency"): {"admin", "moderator", "auditor"},
+    ("GET", "/review/transparency.csv"): {"admin", "moderator", "auditor"},
+    ("GET", "/review/transparency.json"): {"admin", "moderator", "auditor"},
     ("GET", "/review/users"): {"admin"},
     ("POST", "/review/users"): {"admin"},
 }

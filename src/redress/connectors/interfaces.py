@@ -169,3 +169,26 @@ class Connector(Protocol):
     async def run(self) -> None:
         """Deliver media to the sink until cancelled."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StatementMessage:
+    """A statement of reasons (DSA Art. 17) for the user whose content was acted on."""
+
+    statement_id: int
+    platform: str
+    chat_id: str | None
+    user_id: str
+    text: str
+
+
+class StatementSender(Protocol):
+    """A connector that can tell an affected user why their content was removed or
+    restricted (the Telegram bot sends a private message)."""
+
+    platform: str
+
+    async def send_statement(self, message: StatementMessage) -> tuple[bool, str]:
+        """Deliver the statement; ``(ok, detail)``, never raising for an expected failure
+        (a user who never opened a chat with the bot cannot be reached)."""
+        ...

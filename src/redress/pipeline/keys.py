@@ -28,6 +28,9 @@ class Scope(enum.StrEnum):
     SCAN = "scan"
     CURATE = "curate"
     REVIEW = "review"
+    NOTICE = "notice"  # send notices (TAKE IT DOWN Act, DSA Art. 16)
+    # A trusted flagger (DSA Art. 22): its notices jump the queue. Never implied by admin.
+    TRUSTED_FLAGGER = "trusted_flagger"
     ADMIN = "admin"
 
 

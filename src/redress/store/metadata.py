@@ -12,6 +12,7 @@ def load_all_models() -> MetaData:
     import redress.connectors.telegram.models
     import redress.evidence.models
     import redress.pipeline.models
+    import redress.reports.models
     import redress.review.models
     import redress.store.models
     import redress.web.models  # noqa: F401

@@ -112,6 +112,9 @@ def create_app(
     from redress.web import portal
 
     portal.install(app, settings)
+    from redress.web import notice
+
+    notice.install(app)
     from redress.web import console
 
     app.include_router(console.router)

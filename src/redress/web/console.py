@@ -679,3 +679,114 @@ async def create_user(request: Request) -> Response:
     except RedressError as exc:
         return _error(request, exc)
     return RedirectResponse("/review/users", status_code=303)
+
+
+# -- notices and transparency -----------------------------------------------------------------
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} h"
+
+
+@router.get("/notices")
+def notices_page(request: Request) -> Response:
+    """Inbound notices with their deadlines (moderators, admins, auditors)."""
+    from redress.reports.service import NoticeConfig, NoticeService
+    from redress.reports.store import NoticeStore
+
+    viewer: Viewer | None = None
+    try:
+        with _service(request) as service:
+            viewer = _viewer(service, request, REPORT_READERS)
+            settings = app_state(request).settings
+            rows = NoticeService(
+                NoticeStore(service.store.session), NoticeConfig.from_settings(settings)
+            ).notices()
+    except RedressError as exc:
+        return _error(request, exc, viewer)
+    return _page(request, "review/notices.html", {"viewer": viewer, "notices": rows})
+
+
+def _report_period(start: str | None, end: str | None) -> tuple[dt.datetime, dt.datetime]:
+    from redress.reports.transparency import parse_day
+
+    today = dt.datetime.now(dt.UTC).date()
+    after = (
+        parse_day(end, "to")
+        if end
+        else dt.datetime.combine(
+            (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1), dt.time(), tzinfo=dt.UTC
+        )
+    )
+    first = parse_day(start, "from") if start else after.replace(year=after.year - 1)
+    return first, after
+
+
+@router.get("/transparency")
+def transparency_page(request: Request) -> Response:
+    """The transparency report (DSA Art. 15 figures) with charts (no script)."""
+    from redress.reports.store import NoticeStore
+    from redress.reports.transparency import TransparencyService
+
+    viewer: Viewer | None = None
+    try:
+        with _service(request) as service:
+            viewer = _viewer(service, request, REPORT_READERS)
+            first, after = _report_period(
+                request.query_params.get("from"), request.query_params.get("to")
+            )
+            report = TransparencyService(NoticeStore(service.store.session)).report(first, after)
+    except RedressError as exc:
+        return _error(request, exc, viewer)
+    t = report.total
+    charts = {
+        "source": bar_chart(t.notices_by_source, title="Notices by source"),
+        "type": bar_chart(t.notices_by_type, title="Notices by type"),
+        "actions": bar_chart(t.actions_by_type, title="Actions by type"),
+        "basis": bar_chart(t.actions_by_basis, title="Actions by basis"),
+    }
+    return _page(
+        request,
+        "review/transparency.html",
+        {
+            "viewer": viewer,
+            "report": report,
+            "charts": charts,
+            "hours": _hours,
+            "start": first.date().isoformat(),
+            "end": after.date().isoformat(),
+        },
+    )
+
+
+def _transparency_export(request: Request, fmt: str) -> Response:
+    """The transparency report as CSV or JSON."""
+    from redress.reports.store import NoticeStore
+    from redress.reports.transparency import TransparencyService, render
+
+    viewer: Viewer | None = None
+    try:
+        with _service(request) as service:
+            viewer = _viewer(service, request, REPORT_READERS)
+            first, after = _report_period(
+                request.query_params.get("from"), request.query_params.get("to")
+            )
+            report = TransparencyService(NoticeStore(service.store.session)).report(first, after)
+    except RedressError as exc:
+        return _error(request, exc, viewer)
+    media = "text/csv" if fmt == "csv" else "application/json"
+    response = Response(render(report, fmt), media_type=media)
+    response.headers.update(HEADERS)
+    return response
+
+
+@router.get("/transparency.csv")
+def transparency_csv(request: Request) -> Response:
+    """The transparency report as CSV (period, metric, key, value)."""
+    return _transparency_export(request, "csv")
+
+
+@router.get("/transparency.json")
+def transparency_json(request: Request) -> Response:
+    """The transparency report as JSON."""
+    return _transparency_export(request, "json")

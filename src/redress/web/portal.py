@@ -115,7 +115,7 @@ class SecurityHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not (path.startswith("/protect") or path.startswith("/static/portal")):
+        if not path.startswith(("/protect", "/static/portal", "/notice")):
             await self.app(scope, receive, send)
             return
 
@@ -128,7 +128,7 @@ class SecurityHeadersMiddleware:
                     (b"x-content-type-options", b"nosniff"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
-                if path.startswith("/protect"):
+                if path.startswith(("/protect", "/notice")):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)

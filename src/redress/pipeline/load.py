@@ -219,7 +219,14 @@ async def _run(
     sample_seconds: float,
 ) -> tuple[list[_Stream], list[MemorySample], float]:
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=2 * max_inflight, max_keepalive_connections=max_inflight)
+    # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout
+    # closes them: a request sent on a connection the server is closing fails with a
+    # ReadError (the first runs counted 5 in 4,300 so; see docs/benchmarks.md).
+    limits = httpx.Limits(
+        max_connections=2 * max_inflight,
+        max_keepalive_connections=max_inflight,
+        keepalive_expiry=2.0,
+    )
     lookups = _Stream("hash lookups", lookup_rate, max_inflight)
     media = _Stream("media uploads", media_rate, max_inflight)
     samples: list[MemorySample] = []

@@ -120,10 +120,17 @@ def _validation_detail(exc: RequestValidationError) -> str:
 
 
 def _database_down(exc: BaseException) -> bool:
-    """True for a lost or refused database connection (not for a bad query)."""
+    """True for a lost, refused or busy database connection; False for a bad query or a
+    missing table (those are bugs: 500)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, OperationalError)
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if hasattr(orig, "sqlstate"):  # psycopg: no SQLSTATE when the connection failed
+        state: str | None = getattr(orig, "sqlstate", None)
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    return "database is locked" in str(orig)  # SQLite's busy timeout ran out
 
 
 def install_error_handlers(app: FastAPI) -> None:

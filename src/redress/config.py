@@ -191,6 +191,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds before Redis re-delivers a task whose worker died without acking.",
     )
+    broker_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How often each worker re-publishes queued items whose task the broker lost "
+            "(a Redis restart without persistence), when the broker's queue is empty."
+        ),
+    )
     webhook_timeout: float = Field(
         default=10.0,
         gt=0,

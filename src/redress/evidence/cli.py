@@ -281,6 +281,37 @@ def verify_command(
     raise typer.Exit(1)
 
 
+@evidence_app.command("audit")
+def audit_command(
+    ctx: typer.Context,
+    no_decrypt: Annotated[
+        bool, typer.Option("--no-decrypt", help="Skip decrypting every live item's blob.")
+    ] = False,
+) -> None:
+    """Check the whole stored ledger, its checkpoints and every item; exit 0 only if all hold.
+
+    For operators: after a crash, a restore from backup, or a disk that filled up.
+    """
+    from redress.evidence.audit import audit_ledger
+
+    with _service(_settings(ctx)) as service:
+        report = audit_ledger(service, decrypt=not no_decrypt)
+    typer.echo(f"entries:     {report.size}")
+    typer.echo(f"checkpoints: {report.checkpoints}")
+    typer.echo(f"items:       {report.items} ({report.live_items} live)")
+    if not no_decrypt:
+        typer.echo(f"decrypted:   {report.decrypted}")
+    for kind, count in report.kinds.items():
+        typer.echo(f"  {kind}: {count}")
+    for failure in report.failures:
+        typer.echo(f"FAIL  [{failure.code}] {failure.message}")
+    if report.ok:
+        typer.echo("LEDGER VERIFIED")
+        return
+    typer.echo(f"LEDGER NOT VERIFIED ({len(report.failures)} failed checks)")
+    raise typer.Exit(1)
+
+
 @evidence_app.command("delete")
 def delete_command(
     ctx: typer.Context,

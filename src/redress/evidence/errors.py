@@ -14,6 +14,7 @@ Hierarchy (this module)::
     │   ├── BadCaptureError             bad_capture              400
     │   ├── TimestampAuthorityError     tsa_error                502
     │   ├── ExportError                 export_error             400
+    │   ├── EvidenceStorageError        evidence_storage_full    507
     │   └── PackageVerificationError    (code of the first failed check, see verify.py)  422
 
 The offline verifier (:mod:`redress.evidence.verify`) deliberately does not
@@ -101,6 +102,14 @@ class ExportError(EvidenceError):
 
     code = "export_error"
     status_code = 400
+
+
+class EvidenceStorageError(EvidenceError):
+    """An encrypted blob could not be written (the disk is full or read-only). Nothing of
+    the capture is kept: the temporary file is removed and the transaction rolls back."""
+
+    code = "evidence_storage_full"
+    status_code = 507
 
 
 class PackageVerificationError(EvidenceError):

@@ -45,6 +45,7 @@ from redress.evidence.errors import (
     EvidenceDecryptError,
     EvidenceDeletedError,
     EvidenceNotFoundError,
+    EvidenceStorageError,
     ExportError,
 )
 from redress.evidence.interfaces import (
@@ -95,14 +96,24 @@ class BlobStore:
     def write(self, name: str, data: bytes) -> None:
         """Write a blob durably (temporary file, fsync, rename)."""
         path = self.path(name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            # A full disk (ENOSPC), a quota (EDQUOT), a file size limit (EFBIG) or a
+            # read-only mount: leave no partial file, and say so in one clear error; the
+            # caller's transaction rolls back, so no ledger entry or row points at it.
+            tmp.unlink(missing_ok=True)
+            raise EvidenceStorageError(
+                f"cannot write an evidence blob under {self.root}: "
+                f"{exc.strerror or exc.__class__.__name__}"
+            ) from exc
 
     def read(self, name: str) -> bytes:
         """Read a blob."""

@@ -12,7 +12,7 @@ primary key on ``seq`` is the backstop if that were ever bypassed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -200,6 +200,37 @@ class SqlEvidenceStore:
             found.extend(_entry(r) for r in rows)
         found.sort(key=lambda e: e.seq)
         return found
+
+    def iter_entries(self, batch: int = 2000) -> Iterator[LedgerEntry]:
+        """Every entry in sequence order, read ``batch`` at a time (for an audit)."""
+        after = -1
+        while True:
+            rows = self.session.scalars(
+                select(LedgerEntryRow)
+                .where(LedgerEntryRow.seq > after)
+                .order_by(LedgerEntryRow.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            after = rows[-1].seq
+
+    def iter_items(self, batch: int = 500) -> Iterator[EvidenceItemRow]:
+        """Every item row in capture order, read ``batch`` at a time (for an audit)."""
+        after = -1
+        while True:
+            rows = self.session.scalars(
+                select(EvidenceItemRow)
+                .where(EvidenceItemRow.capture_seq > after)
+                .order_by(EvidenceItemRow.capture_seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].capture_seq
 
     def entries_for_item(self, item_id: str) -> list[LedgerEntry]:
         """Every entry about one item, oldest first (its chain of custody)."""

@@ -124,6 +124,44 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             raise ConfigurationError("redress worker needs REDRESS_BROKER_URL (redis://...)")
         run_worker(settings, concurrency=concurrency, pool=pool, loglevel=loglevel)
 
+    @bench.command("load")
+    def bench_load(
+        ctx: typer.Context,
+        duration: Annotated[float, typer.Option(help="Seconds of load.")] = 600.0,
+        lookup_rate: Annotated[float, typer.Option(help="Hash lookups per second.")] = 2000.0,
+        media_rate: Annotated[float, typer.Option(help="Media uploads per second.")] = 200.0,
+        bank_size: Annotated[int, typer.Option(help="PDQ entries in the bank.")] = 10_000,
+        max_inflight: Annotated[
+            int, typer.Option(help="Requests outstanding per stream before one is not sent.")
+        ] = 256,
+        sample_seconds: Annotated[float, typer.Option(help="Seconds between RSS samples.")] = 5.0,
+        use_settings: Annotated[
+            bool,
+            typer.Option(
+                "--use-settings",
+                help="Load the configured database/broker instead of a temporary SQLite home.",
+            ),
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Open-loop load on loopback at the target rates: errors, latency, memory slope."""
+        from redress.pipeline.load import print_report, run_load
+
+        report = run_load(
+            cli_state(ctx).settings,
+            duration=duration,
+            lookup_rate=lookup_rate,
+            media_rate=media_rate,
+            bank_size=bank_size,
+            max_inflight=max_inflight,
+            sample_seconds=sample_seconds,
+            use_settings=use_settings,
+        )
+        if as_json:
+            typer.echo(report.to_json())
+        else:
+            print_report(report)
+
     @bench.command("pipeline")
     def bench_pipeline(
         ctx: typer.Context,

@@ -15,6 +15,7 @@ Hierarchy (all under :class:`redress.errors.RedressError`)::
     ├── PayloadTooLargeError         payload_too_large 413  the request body is over the limit
     ├── UnsupportedMediaError        unsupported_media 415  an upload that is not an image or video
     └── QueueFullError               queue_full       503   the embedded queue is full; retry later
+        └── BrokerUnavailableError   broker_unavailable 503 Redis does not answer; retry later
 """
 
 from __future__ import annotations
@@ -95,3 +96,10 @@ class QueueFullError(RedressError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BrokerUnavailableError(QueueFullError):
+    """The broker (Redis) does not answer, so nothing new is accepted until it is back;
+    items already accepted are safe in the database."""
+
+    code = "broker_unavailable"

@@ -31,6 +31,7 @@ from redress.actions.interfaces import (
 )
 from redress.actions.webhook import WebhookDelivery, WebhookSender
 from redress.errors import RedressError
+from redress.evidence.errors import EvidenceStorageError
 from redress.evidence.interfaces import (
     CaptureRequest,
     EvidenceRecorder,
@@ -57,6 +58,8 @@ from redress.signals.types import PdqHash
 from redress.store.interfaces import MatchResult, case_key
 
 log = logging.getLogger(__name__)
+
+DEFERRED = "deferred"
 
 Clock = Callable[[], dt.datetime]
 EvidenceFactory = Callable[[Session], EvidenceRecorder]
@@ -754,7 +757,9 @@ class ProcessReport:
     """What :meth:`ScanRunner.process` did with one item."""
 
     item_id: str
-    status: str  # done, dead, skipped (already finished), busy (leased elsewhere)
+    # done, dead, skipped (already finished), busy (leased elsewhere), deferred (the
+    # evidence disk is full: the item stays queued and is retried after ``retry_after``)
+    status: str
     outcome: str | None = None
     seconds: float = 0.0
     retry_after: float = 0.0
@@ -771,8 +776,10 @@ class ScanRunner:
         actioners: Mapping[ActionKind, Actioner] | None = None,
         webhooks: WebhookSender | None = None,
         lease_seconds: float = 120.0,
+        defer_seconds: float = 10.0,
     ) -> None:
         self.sessions = sessions
+        self.defer_seconds = defer_seconds
         self.service = service
         self.actioners = dict(actioners or {})
         self.webhooks = webhooks
@@ -839,19 +846,34 @@ class ScanRunner:
                 query = _query_from_json(request.get("query", {}), context.banks)
         except RedressError as exc:
             failure = exc
-        with self.sessions.begin() as session:
-            item = ScanStore(session).get(item_id, lock=True)
-            if item is None or item.status != QUEUED:
-                return ProcessReport(item_id, "skipped")
-            if failure is not None:
-                self.service.dead_letter(session, item, failure.code, failure.message)
-                status, outcome = DEAD, None
-            else:
-                decision = self.service.decide(
-                    session, item, query, context, steps=steps, data=data, digest=digest
-                )
-                status, outcome = DONE, decision.outcome.value
-            follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
+        try:
+            with self.sessions.begin() as session:
+                item = ScanStore(session).get(item_id, lock=True)
+                if item is None or item.status != QUEUED:
+                    return ProcessReport(item_id, "skipped")
+                if failure is not None:
+                    self.service.dead_letter(session, item, failure.code, failure.message)
+                    status, outcome = DEAD, None
+                else:
+                    decision = self.service.decide(
+                        session, item, query, context, steps=steps, data=data, digest=digest
+                    )
+                    status, outcome = DONE, decision.outcome.value
+                follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
+        except EvidenceStorageError as exc:
+            # The evidence disk is full: the decision rolled back with its ledger entries,
+            # and the item must not be dead-lettered (that would drop the only copy of
+            # bytes that must be preserved). It waits, queued, for space, uncounted.
+            log.error("item %s deferred: %s", item_id, exc.message)
+            retry_at = self.service.clock() + dt.timedelta(seconds=self.defer_seconds)
+            with self.sessions.begin() as session:
+                ScanStore(session).release(item_id, retry_at)
+            return ProcessReport(
+                item_id,
+                DEFERRED,
+                seconds=time.perf_counter() - started,
+                retry_after=self.defer_seconds,
+            )
         if follow_up:  # nothing to perform or send: skip the extra transaction
             self.after_commit(item_id)
         return ProcessReport(item_id, status, outcome, time.perf_counter() - started)

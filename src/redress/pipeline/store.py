@@ -89,11 +89,30 @@ class ScanStore:
         status = self._session.scalar(select(ScanItem.status).where(ScanItem.id == item_id))
         return ("busy", 0) if status == QUEUED else ("finished", 0)
 
-    def queued_ids(self, limit: int = 10_000, before: dt.datetime | None = None) -> list[str]:
-        """Items accepted but not yet finished, oldest first (for recovery after a restart)."""
+    def release(self, item_id: str, until: dt.datetime) -> None:
+        """Give a leased item back without counting the attempt (the failure was the
+        infrastructure's, not the item's), holding it until ``until`` before a retry."""
+        self._session.execute(
+            update(ScanItem)
+            .where(ScanItem.id == item_id, ScanItem.status == QUEUED, ScanItem.attempts > 0)
+            .values(attempts=ScanItem.attempts - 1, leased_until=until)
+        )
+
+    def queued_ids(
+        self,
+        limit: int = 10_000,
+        before: dt.datetime | None = None,
+        unleased_at: dt.datetime | None = None,
+    ) -> list[str]:
+        """Items accepted but not yet finished, oldest first (for recovery after a restart);
+        ``before``: accepted before then; ``unleased_at``: no worker's lease runs then."""
         query = select(ScanItem.id).where(ScanItem.status == QUEUED)
         if before is not None:
             query = query.where(ScanItem.created_at < before)
+        if unleased_at is not None:
+            query = query.where(
+                or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < unleased_at)
+            )
         return list(self._session.scalars(query.order_by(ScanItem.created_at).limit(limit)))
 
     def add_action(self, item_id: str, kind: str, now: dt.datetime) -> ScanAction:

@@ -32,8 +32,8 @@ def run_worker(
 
     celery = make_celery(settings, runner_factory)
     engine = make_engine(settings.effective_database_url)
+    client = redis.Redis.from_url(settings.broker_url or "")
     try:
-        client = redis.Redis.from_url(settings.broker_url or "")
         queue = CeleryQueue(celery, client, settings.queue_size)
         count = requeue_stranded(
             sessionmaker(engine),
@@ -42,8 +42,12 @@ def run_worker(
         )
         if count:
             log.warning("re-published %d stranded items", count)
-        client.close()
+    except Exception as exc:  # the database or broker is down: start all the same
+        # The worker waits for its broker and retries its tasks; the periodic sweep
+        # (REDRESS_BROKER_SWEEP_SECONDS) publishes what this one could not.
+        log.warning("startup sweep skipped: %s", exc, exc_info=True)
     finally:
+        client.close()
         engine.dispose()
     celery.worker_main(
         [

@@ -60,6 +60,10 @@ case_app = typer.Typer(
     help="Victim cases: case number + PIN, status, withdrawal.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+backup_app = typer.Typer(
+    help="Back up and restore the database (SQLite), keys, evidence and policy.",
+    no_args_is_help=True,
+)
 
 _err = Console(stderr=True)
 
@@ -636,9 +640,68 @@ def _bench_store(
     )
 
 
+@backup_app.command("create")
+def backup_create(
+    ctx: typer.Context,
+    destination: Annotated[Path, typer.Argument(help="A new or empty folder.")],
+) -> None:
+    """Back up while Redress runs: SQLite snapshot, keys, evidence blobs, policy.
+
+    On PostgreSQL, run pg_dump first (docs/operations.md); this copies the files.
+    """
+    from redress.store.backup import create_backup
+
+    manifest = create_backup(_settings(ctx), destination)
+    typer.echo(f"backed up {len(manifest.files)} files to {destination}")
+    if manifest.database != "sqlite":
+        typer.echo("the PostgreSQL database is not included: keep the pg_dump taken before this")
+    typer.echo("the backup holds the evidence master key: store it encrypted, off this host")
+
+
+@backup_app.command("restore")
+def backup_restore(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="A folder made by `redress backup create`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a home that already holds data.")
+    ] = False,
+) -> None:
+    """Restore into REDRESS_HOME after checking every file, then audit the evidence ledger;
+    exits 1 if the audit fails."""
+    from redress.evidence.audit import audit_ledger
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+    from redress.store.backup import restore_backup
+
+    settings = _settings(ctx)
+    manifest = restore_backup(source, settings, force=force)
+    typer.echo(f"restored {len(manifest.files)} files from a backup of {manifest.created_at}")
+    if manifest.database != "sqlite":
+        typer.echo("restore the PostgreSQL database with pg_restore before starting Redress")
+        return
+    url = settings.effective_database_url
+    migrate.upgrade(url)  # a backup from an older release is brought up to this one
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            report = audit_ledger(build_evidence_service(SqlEvidenceStore(session), settings))
+    finally:
+        engine.dispose()
+    for failure in report.failures:
+        typer.echo(f"FAIL  [{failure.code}] {failure.message}")
+    if not report.ok:
+        typer.echo("LEDGER NOT VERIFIED")
+        raise typer.Exit(1)
+    typer.echo(
+        f"LEDGER VERIFIED: {report.size} entries, {report.items} evidence items "
+        f"({report.decrypted} decrypted)"
+    )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this domain's commands to the root app and the bench group."""
     app.add_typer(db_app, name="db")
+    app.add_typer(backup_app, name="backup")
     app.add_typer(bank_app, name="bank")
     app.add_typer(case_app, name="case")
     app.command("scan")(scan)

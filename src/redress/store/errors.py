@@ -14,7 +14,8 @@ Hierarchy (all are :class:`redress.errors.RedressError`)::
     ├── BankExistsError              409  bank_exists
     ├── CaseClosedError              409  case_closed: the case is Withdrawn or Deleted
     ├── WrongPinError                403  wrong_pin: the case PIN does not match
-    └── DatabaseNotReadyError        503  database_not_ready: PostgreSQL schema not upgraded
+    ├── DatabaseNotReadyError        503  database_not_ready: PostgreSQL schema not upgraded
+    └── BackupError                  400  backup_error: a backup cannot be made or restored
 """
 
 from __future__ import annotations
@@ -108,3 +109,11 @@ class DatabaseNotReadyError(RedressError):
 
     code = "database_not_ready"
     status_code = 503
+
+
+class BackupError(RedressError):
+    """A backup cannot be made (the destination is not empty) or restored (a file is
+    missing or altered, the target already holds data, the database kinds differ)."""
+
+    code = "backup_error"
+    status_code = 400

@@ -20,6 +20,7 @@ flight) until ``gap_timeout`` passes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from redress.store.store import (
 )
 
 IndexFactory = Callable[[], PdqIndex]
+
+log = logging.getLogger(__name__)
 
 
 def id_runs_merge(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -77,6 +80,7 @@ class FollowerStats:
     polls: int = 0
     loaded_in_s: float = 0.0
     hashes_loaded: int = 0
+    failures: int = 0  # polls that failed (the database was unreachable) and were retried
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -225,8 +229,19 @@ class IndexFollower:
             return
 
         def loop() -> None:
-            while not self._stop.wait(interval):
-                self.poll()
+            delay = interval
+            while not self._stop.wait(delay):
+                try:
+                    self.poll()
+                except Exception as exc:  # the database restarted or failed over
+                    # Polling is idempotent (the position moves only after a whole poll),
+                    # so the follower waits and reads the same changes again; a dead thread
+                    # would leave the index silently stale.
+                    self.stats.failures += 1
+                    log.warning("index follower: %s; retrying", exc, exc_info=True)
+                    delay = min(5.0, max(delay * 2, interval))
+                else:
+                    delay = interval
 
         self._thread = threading.Thread(target=loop, name="redress-index-follower", daemon=True)
         self._thread.start()

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from redress.errors import InvalidInputError, RedressError
@@ -118,6 +119,20 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _database_down(exc: BaseException) -> bool:
+    """True for a lost, refused or busy database connection; False for a bad query or a
+    missing table (those are bugs: 500)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if hasattr(orig, "sqlstate"):  # psycopg: no SQLSTATE when the connection failed
+        state: str | None = getattr(orig, "sqlstate", None)
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    return "database is locked" in str(orig)  # SQLite's busy timeout ran out
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error, expected or not, answer in the envelope."""
 
@@ -136,6 +151,19 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return envelope("validation_error", _validation_detail(exc), 422)
 
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        if not _database_down(exc):
+            return await on_unexpected(request, exc)
+        # A restart or failover: pool_pre_ping reconnects on the next request, and the
+        # transaction rolled back, so the client may simply retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return envelope(
+            "database_unavailable",
+            "the database is unavailable; nothing was saved; retry later",
+            503,
+            {"Retry-After": "2"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return envelope("internal_error", "an internal error occurred; it has been logged", 500)
@@ -143,4 +171,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RedressError, on_redress)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
+    # Registered by class (not under Exception), so Starlette answers without re-raising.
+    app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

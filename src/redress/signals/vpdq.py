@@ -16,9 +16,8 @@ converted to RGB24 by FFmpeg's swscale the way Meta's reference hashes were
 made: BT.601 matrix whatever the stream is tagged, limited range unless the
 picture is full range, chroma taken from the nearest sample, accurate
 rounding (with these settings Redress reproduces 13 of Meta's 14 sample
-videos bit for bit). Exact and HMA modes hash that RGB with Meta's C++ PDQ;
-the default mode computes PDQ's luma from it and applies PDQ's
-blur-and-decimate as banded sums (a bit or two from the C++, much cheaper).
+videos bit for bit). Every mode hashes that RGB with full-resolution PDQ
+(bit for bit Meta's C++; see :mod:`redress.signals.pdq`).
 
 Meta's text format, one line per hashed frame::
 
@@ -38,7 +37,6 @@ from typing import IO, Any
 import av
 import av.error
 import numpy as np
-import numpy.typing as npt
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from redress.errors import InvalidInputError
@@ -50,7 +48,7 @@ from redress.signals.errors import (
     UnsupportedMediaError,
 )
 from redress.signals.options import HashOptions
-from redress.signals.pdq import RgbArray, pdq_from_luma, pdq_from_rgb
+from redress.signals.pdq import RgbArray, pdq_from_rgb
 from redress.signals.types import PdqHash, VpdqFrame
 
 # Pixel formats whose first plane is full-range luma.
@@ -61,8 +59,6 @@ _FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p",
 # to 74 bits away on the dark frames of doorknob-hd-no-bar, and interpolated
 # chroma leaves 2 bits of noise everywhere (docs/signals.md).
 _META_SWS_FLAGS = Interpolation.POINT | Interpolation.ACCURATE_RND
-# PDQ's luma weights (Meta's fillFloatLumaFromRGB).
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +166,6 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
     fps = _frame_rate(stream)
     frame_mod = max(1, int(options.seconds_per_hash * fps)) if fps else 0
     start = _seconds(stream.start_time, stream.time_base) or 0.0
-    exact = options.decode_exact
     # One swscale context per stream: building one per frame costs more than converting.
     converter = VideoReformatter()
     # Decoder threads: frame order is unchanged, and FFmpeg's threads add real speed.
@@ -201,7 +196,9 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
                 continue
             rotation = 0 if options.compat_hma else _rotation(frame)
             rgb = _meta_rgb(frame, converter, honour_range_tag=not options.compat_hma)
-            pdq = _hash_rgb(rgb, rotation, exact=exact)
+            if rotation:
+                rgb = np.rot90(rgb, rotation // 90)
+            pdq = pdq_from_rgb(rgb)
             ts = number / fps if options.compat_hma and fps else max(elapsed, 0.0)
             frames.append(VpdqFrame(frame=number, quality=pdq.quality, pdq=pdq, ts=ts))
     except av.error.EOFError as exc:
@@ -259,17 +256,6 @@ def _meta_rgb(frame: Any, converter: VideoReformatter, *, honour_range_tag: bool
 def _rgb_array(frame: Any) -> RgbArray:
     rgb: RgbArray = frame.to_ndarray()
     return rgb
-
-
-def _hash_rgb(rgb: RgbArray, rotation: int, *, exact: bool) -> PdqHash:
-    quarter_turns = rotation // 90
-    if quarter_turns:
-        rgb = np.rot90(rgb, quarter_turns)
-    if exact:
-        return pdq_from_rgb(rgb)
-    # PDQ's luma in float32, as Meta's C++ computes it, then the banded blur-and-decimate.
-    luma: npt.NDArray[np.float32] = rgb @ _LUMA_WEIGHTS
-    return pdq_from_luma(luma)
 
 
 def _rotation(frame: Any) -> int:

@@ -65,9 +65,11 @@ Band = tuple[npt.NDArray[np.int64], FloatArray]
 
 _EXIF_ORIENTATION = 0x0112
 # Fast path: the reduced picture keeps at least this many pixels on its
-# shorter side (PDQ's own grid is 64x64; 4 reduced pixels per PDQ cell keep
-# the hash within a few bits of the exact one, see docs/signals.md).
-FAST_MIN_SIDE = 256
+# shorter side (PDQ's own grid is 64x64; about 4 reduced pixels per PDQ cell
+# keep the hash within a few bits of the exact one, see docs/signals.md).
+# 240 rather than 256 lets a 1280x960 chat photo decode at 1/4 (measured on
+# the accuracy corpus: mean 0.70 bits from exact instead of 0.59, max 6 both).
+FAST_MIN_SIDE = 240
 _FAST_SCALES = (8, 4, 2)
 
 # What Pillow's plug-ins raise on malformed data (beyond OSError, fuzzing finds

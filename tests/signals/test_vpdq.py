@@ -142,6 +142,30 @@ def test_rotation_metadata_is_honoured_except_in_compat(
     assert compat.vpdq[0].pdq.distance(expected) > 60
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "media_type"),
+    [
+        ("clip.mov", "libx264", "video/quicktime"),
+        ("clip.mkv", "libx264", "video/x-matroska"),
+        ("clip.webm", "libvpx-vp9", "video/webm"),
+        ("clip.avi", "mpeg4", "video/x-msvideo"),
+    ],
+)
+def test_common_containers_hash_like_the_same_mp4(
+    tmp_path: Path, bridge: Image.Image, name: str, codec: str, media_type: str
+) -> None:
+    picture = bridge.resize((320, 200))
+    mp4 = make_video(tmp_path / "clip.mp4", frames=1, size=(320, 200), source=picture)
+    other = make_video(tmp_path / name, frames=1, size=(320, 200), source=picture, codec=codec)
+    expected = hash_file(mp4, EVERY_FRAME).vpdq[0].pdq
+    signals = hash_file(other, EVERY_FRAME)
+    assert signals.kind == "video"
+    assert signals.media_type == media_type
+    assert signals.frame_count == 1
+    assert signals.vpdq[0].pdq.distance(expected) <= 16
+    assert signals.vpdq[0].pdq.distance(pdq_from_rgb(np.asarray(picture))) <= 16
+
+
 def test_colour_matrix_tag_is_ignored_as_meta_does(tmp_path: Path) -> None:
     # Phones tag their video BT.709; Meta's vPDQ converts with BT.601 regardless,
     # and so must Redress for its hashes to match Meta's. Saturated colour blocks:

@@ -30,14 +30,26 @@ def make_video(
     rotation: int | None = None,
     pts: list[int] | None = None,
     source: Image.Image | None = None,
+    colorspace: int | None = None,
+    codec: str = "libx264",
 ) -> Path:
-    """Write a small H.264 MP4 of moving gradients (or of ``source``), optionally rotated/VFR."""
+    """Write a small video of moving gradients (or of ``source``), optionally rotated/VFR.
+
+    The container follows the file's suffix (.mp4, .mov, .mkv, .webm), the
+    codec is ``codec`` (H.264 by default).
+
+    ``colorspace`` tags the stream's colour matrix (an AVColorSpace, e.g. 1 for BT.709); the
+    pixels are the same YUV either way.
+    """
     width, height = size
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if codec == "libx264":
+            stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if colorspace is not None:
+            stream.codec_context.colorspace = colorspace
         if pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:
@@ -51,7 +63,7 @@ def make_video(
                 array = np.stack(
                     [(x * 3 + phase) % 256, (y * 4 + phase) % 256, ((x + y) * 2) % 256], axis=2
                 ).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
             if pts is not None:
                 frame.pts = pts[index]
                 frame.time_base = Fraction(1, 1000)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import random
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +141,13 @@ def test_dihedral_function_agrees_with_pdqhash(bridge: Image.Image) -> None:
     assert {h.quality for h in hashes} == {quality}
 
 
-def test_numpy_dct_stage_equals_meta_on_64x64_pictures(bridge: Image.Image) -> None:
+def meta_pdq(rgb: np.ndarray) -> PdqHash:
+    """Meta's C++ PDQ through the ``pdqhash`` package, as threatexchange calls it."""
+    vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    return PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
+
+
+def test_dct_stage_equals_meta_on_64x64_pictures(bridge: Image.Image) -> None:
     # A 64x64 input skips PDQ's blur, so pdqhash hashes exactly the buffer we pass.
     rng = random.Random(7)
     for _ in range(40):
@@ -149,7 +158,75 @@ def test_numpy_dct_stage_equals_meta_on_64x64_pictures(bridge: Image.Image) -> N
         luma = (rgb[:, :, 0] * 0.299 + rgb[:, :, 1] * 0.587 + rgb[:, :, 2] * 0.114).astype(
             np.float32
         )
-        assert pdq_from_buffer64(luma) == pdq_from_rgb(rgb)
+        assert pdq_from_buffer64(luma) == meta_pdq(rgb)
+
+
+def _pictures(bridge: Image.Image) -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    pictures = []
+    sizes = [(5, 5), (64, 64), (65, 64), (37, 100), (128, 128), (251, 400), (720, 1280), (997, 641)]
+    for rows, cols in sizes:
+        pictures.append(rng.integers(0, 256, size=(rows, cols, 3), dtype=np.uint8))
+        pictures.append(np.asarray(bridge.resize((cols, rows))))
+        flat = np.full((rows, cols, 3), 128, dtype=np.uint8)
+        flat[rows // 3 :, : cols // 2] = (20, 200, 90)
+        pictures.append(flat)
+    return pictures
+
+
+def test_c_pdq_equals_meta_cpp_bit_for_bit(bridge: Image.Image) -> None:
+    # Noise, a photo and flat areas (ties in the DCT), at sizes that exercise
+    # every edge case of PDQ's shrinking box windows and the 64x64 shortcut.
+    for rgb in _pictures(bridge):
+        assert pdq_from_rgb(rgb) == meta_pdq(rgb), rgb.shape
+        vectors, quality = pdqhash.compute_dihedral(rgb)
+        turned = dihedral_hashes(rgb)
+        assert [h.bits for h in turned] == [
+            np.packbits(v.astype(np.uint8)).tobytes() for v in vectors
+        ], rgb.shape
+        assert {h.quality for h in turned} == {quality}
+    # Too small to hash: Meta gives quality 0 and all-zero bits.
+    assert pdq_from_rgb(np.zeros((4, 90, 3), dtype=np.uint8)) == PdqHash(bytes(32), 0)
+
+
+def test_c_pdq_reads_grey_rgba_and_views_like_their_rgb(bridge: Image.Image) -> None:
+    rgb = np.asarray(bridge.resize((300, 190)))
+    grey = np.asarray(bridge.resize((300, 190)).convert("L"))
+    assert pdq_from_rgb(grey) == meta_pdq(np.repeat(grey[:, :, np.newaxis], 3, axis=2))
+    rgba = np.asarray(bridge.resize((300, 190)).convert("RGBA"))
+    assert pdq_from_rgb(rgba) == meta_pdq(rgb)
+    turned = np.rot90(rgb)
+    assert pdq_from_rgb(turned) == meta_pdq(np.ascontiguousarray(turned))
+    with pytest.raises(ValueError, match="8-bit"):
+        pdq_from_rgb(rgb.astype(np.float32))  # type: ignore[arg-type]
+
+
+def test_pdq_lets_other_threads_run(bridge: Image.Image) -> None:
+    # The pipeline hashes in threads: PDQ must not hold the GIL. With a very long
+    # switch interval the main thread keeps the GIL unless the C code releases it,
+    # so the counting thread can only advance during the hash if it is released.
+    rgb = np.asarray(bridge.resize((3000, 2000)))
+    counter = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+            time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    worker = threading.Thread(target=count)
+    sys.setswitchinterval(60.0)
+    try:
+        worker.start()
+        before = counter[0]
+        pdq_from_rgb(rgb)
+        during = counter[0] - before
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        worker.join()
+    assert during > 0
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,9 +22,6 @@ from redress.signals.pdq import pdq_from_rgb
 from signals.media import make_video
 
 EVERY_FRAME = HashOptions(seconds_per_hash=0)
-# Meta's doorknob clip fades to black: its last 60 frames are nearly flat
-# (PDQ quality 0-74), where any two decoders' hashes scatter; see docs/signals.md.
-FADING = {"doorknob-hd-no-bar"}
 
 
 def videos(shared_data: Path) -> list[Path]:
@@ -44,6 +42,7 @@ def frame_distances(ours: tuple[VpdqFrame, ...], theirs: tuple[VpdqFrame, ...]) 
 
 @pytest.mark.slow
 def test_every_frame_of_every_sample_video_is_within_10_bits_of_meta(shared_data: Path) -> None:
+    identical_videos = 0
     for video in videos(shared_data):
         theirs = reference(shared_data, video)
         signals = hash_file(video, EVERY_FRAME)
@@ -53,24 +52,24 @@ def test_every_frame_of_every_sample_video_is_within_10_bits_of_meta(shared_data
         timestamps = [abs(a.ts - b.ts) for a, b in zip(signals.vpdq, theirs, strict=True)]
         assert max(timestamps) < 0.001, video.name
         qualities = [abs(a.quality - b.quality) for a, b in zip(signals.vpdq, theirs, strict=True)]
-        assert max(qualities) <= 2, video.name
-        if video.stem in FADING:
-            hashable = [d for d, f in zip(distances, theirs, strict=True) if f.quality >= 50]
-            assert len(hashable) >= 50
-            assert max(hashable) <= 16, video.name
-            assert float(np.mean(hashable)) <= 4.0, video.name
-            continue
+        assert max(qualities) <= 1, video.name
+        # Every frame, dark and flat ones included (doorknob-hd-no-bar fades to black).
         assert max(distances) <= 10, video.name
         assert float(np.mean(distances)) <= 2.0, video.name
+        identical_videos += sum(d == 0 for d in distances) >= 0.99 * len(distances)
+    # Meta's conversion reproduced, not just approached: all but
+    # test-padded-dimensions (hashed by a later build of Meta's tool) match bit for bit.
+    assert identical_videos >= 13
 
 
-def test_compat_mode_uses_meta_rgb_path_within_10_bits(shared_data: Path) -> None:
-    video = shared_data / "vpdq" / "videos" / "pattern-sd-grey-bar.mp4"
+def test_compat_mode_reproduces_meta_bit_for_bit(shared_data: Path) -> None:
+    # The fade to black: the frames where swscale's default conversion is 74 bits off.
+    video = shared_data / "vpdq" / "videos" / "doorknob-hd-no-bar.mp4"
     theirs = reference(shared_data, video)
     signals = hash_file(video, HashOptions(seconds_per_hash=0, compat_hma=True))
-    distances = frame_distances(signals.vpdq, theirs)
-    assert max(distances) <= 10
-    assert float(np.mean(distances)) <= 2.0
+    assert [(f.frame, f.quality, f.pdq.hex) for f in signals.vpdq] == [
+        (f.frame, f.quality, f.pdq.hex) for f in theirs
+    ]
     assert [round(f.ts, 3) for f in signals.vpdq] == [f.ts for f in theirs]
 
 
@@ -141,6 +140,46 @@ def test_rotation_metadata_is_honoured_except_in_compat(
     compat = hash_file(video, HashOptions(compat_hma=True))
     assert (compat.width, compat.height) == (200, 320)
     assert compat.vpdq[0].pdq.distance(expected) > 60
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "media_type"),
+    [
+        ("clip.mov", "libx264", "video/quicktime"),
+        ("clip.mkv", "libx264", "video/x-matroska"),
+        ("clip.webm", "libvpx-vp9", "video/webm"),
+        ("clip.avi", "mpeg4", "video/x-msvideo"),
+    ],
+)
+def test_common_containers_hash_like_the_same_mp4(
+    tmp_path: Path, bridge: Image.Image, name: str, codec: str, media_type: str
+) -> None:
+    picture = bridge.resize((320, 200))
+    mp4 = make_video(tmp_path / "clip.mp4", frames=1, size=(320, 200), source=picture)
+    other = make_video(tmp_path / name, frames=1, size=(320, 200), source=picture, codec=codec)
+    expected = hash_file(mp4, EVERY_FRAME).vpdq[0].pdq
+    signals = hash_file(other, EVERY_FRAME)
+    assert signals.kind == "video"
+    assert signals.media_type == media_type
+    assert signals.frame_count == 1
+    assert signals.vpdq[0].pdq.distance(expected) <= 16
+    assert signals.vpdq[0].pdq.distance(pdq_from_rgb(np.asarray(picture))) <= 16
+
+
+def test_colour_matrix_tag_is_ignored_as_meta_does(tmp_path: Path) -> None:
+    # Phones tag their video BT.709; Meta's vPDQ converts with BT.601 regardless,
+    # and so must Redress for its hashes to match Meta's. Saturated colour blocks:
+    # their BT.601 and BT.709 readings are about 26 bits apart.
+    blocks = np.random.default_rng(7).integers(0, 2, size=(5, 8, 3)).astype(np.uint8) * 255
+    source = Image.fromarray(blocks).resize((320, 200), Image.Resampling.NEAREST)
+    plain = make_video(tmp_path / "plain.mp4", frames=2, size=(320, 200), source=source)
+    tagged = make_video(
+        tmp_path / "bt709.mp4", frames=2, size=(320, 200), source=source, colorspace=1
+    )
+    with av.open(str(tagged)) as container:
+        assert next(container.decode(video=0)).colorspace == 1  # AVCOL_SPC_BT709
+    for options in (EVERY_FRAME, HashOptions(seconds_per_hash=0, compat_hma=True)):
+        assert hash_file(tagged, options).vpdq == hash_file(plain, options).vpdq
 
 
 def test_variable_frame_rate_uses_true_timestamps(tmp_path: Path) -> None:

@@ -411,6 +411,26 @@ class PipelineService:
             notes,
         )
 
+    def match_many(
+        self,
+        session: Session,
+        batch: Sequence[tuple[ScanItem, MatchQuery, ScanContext]],
+    ) -> list[Sequence[MatchResult]]:
+        """The matches of a batch of items, with one matcher call (empty queries match
+        nothing); each item that is a sighting is recorded in the seen-media history."""
+        wanted = [n for n, (_, query, _) in enumerate(batch) if not query.empty]
+        found: list[Sequence[MatchResult]] = [() for _ in batch]
+        if wanted:
+            answers = self.matcher.match_many(
+                session,
+                [batch[n][1] for n in wanted],
+                [batch[n][2].target for n in wanted],
+                [self._sighted(batch[n][0], batch[n][2]) for n in wanted],
+            )
+            for n, matches in zip(wanted, answers, strict=True):
+                found[n] = matches
+        return found
+
     def decide(
         self,
         session: Session,
@@ -421,10 +441,12 @@ class PipelineService:
         steps: list[dict[str, Any]],
         data: bytes | None = None,
         digest: MediaDigest | None = None,
+        matches: Sequence[MatchResult] | None = None,
     ) -> Decision:
-        """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
+        """Match (unless ``matches`` are given), apply the policy and record the outcome
+        and its outbox actions on ``item``."""
         decision, actions = self.evaluate(
-            session, item, query, context, steps=steps, data=data, digest=digest
+            session, item, query, context, steps=steps, data=data, digest=digest, matches=matches
         )
         # Preserve before any action is written: an act outcome must never delete
         # something that was not captured, and the spool is dropped just below.
@@ -447,15 +469,20 @@ class PipelineService:
         steps: list[dict[str, Any]],
         data: bytes | None = None,
         digest: MediaDigest | None = None,
+        matches: Sequence[MatchResult] | None = None,
     ) -> tuple[Decision, list[str]]:
-        """Match and apply the policy; set the outcome on ``item`` (stored or not) and
-        return the decision and the outbox action kinds the caller must write."""
+        """Match (unless a batch already did: ``matches``, from :meth:`match_many`) and
+        apply the policy; set the outcome on ``item`` (stored or not) and return the
+        decision and the outbox action kinds the caller must write."""
         now = self.clock()
-        matches: Sequence[MatchResult] = (
-            self.matcher.match(session, query, context.target, record=self._sighted(item, context))
-            if not query.empty
-            else ()
-        )
+        if matches is None:
+            matches = (
+                self.matcher.match(
+                    session, query, context.target, record=self._sighted(item, context)
+                )
+                if not query.empty
+                else ()
+            )
         if query.banks:
             matches = [m for m in matches if m.bank_name in query.banks]
         steps.append(
@@ -538,6 +565,9 @@ class PipelineService:
         outbox: list[tuple[str, str]] = []
         recorders: dict[int, EvidenceRecorder] = {}
         decided: list[tuple[ScanItem, ScanContext, Decision]] = []
+        pending: list[tuple[ScanItem, MatchQuery, ScanContext] | None] = []
+        replays: dict[int, ScanItem] = {}
+        failed: dict[str, RedressError] = {}
         for submission, idem in submissions:
             try:
                 for bank in submission.context.banks:
@@ -553,26 +583,47 @@ class PipelineService:
                             "this Idempotency-Key was used for a different request"
                         )
                     answers.append(scan_result(existing, created=False))
+                    pending.append(None)
+                    replays[len(answers) - 1] = existing  # may be decided later in this batch
                     continue
-                query = MatchQuery(
-                    pdq=submission.query.pdq,
-                    md5=submission.query.md5,
-                    sha256=submission.query.sha256,
-                    vpdq=submission.query.vpdq,
-                    banks=submission.context.banks,
-                )
-                decision, actions = self.evaluate(
-                    session, item, query, submission.context, steps=[]
-                )
-                decided.append((item, submission.context, decision))
             except RedressError as exc:
                 answers.append(exc)
+                pending.append(None)
                 continue
             if idem is not None:
                 known[idem] = item
+            query = MatchQuery(
+                pdq=submission.query.pdq,
+                md5=submission.query.md5,
+                sha256=submission.query.sha256,
+                vpdq=submission.query.vpdq,
+                banks=submission.context.banks,
+            )
+            answers.append(scan_result(item))  # replaced once decided, below
+            pending.append((item, query, submission.context))
+        batch = [p for p in pending if p is not None]
+        try:
+            found: list[Sequence[MatchResult] | None] = list(self.match_many(session, batch))
+        except RedressError:
+            found = [None] * len(batch)  # match one by one below, each with its own error
+        matched = iter(found)
+        for n, entry in enumerate(pending):
+            if entry is None:
+                continue
+            item, query, context = entry
+            try:
+                decision, actions = self.evaluate(
+                    session, item, query, context, steps=[], matches=next(matched)
+                )
+            except RedressError as exc:
+                answers[n] = failed[item.id] = exc
+                continue
+            decided.append((item, context, decision))
             fresh.append(item)
             outbox.extend((item.id, a) for a in actions)
-            answers.append(scan_result(item))
+            answers[n] = scan_result(item)
+        for n, existing in replays.items():
+            answers[n] = failed.get(existing.id) or scan_result(existing, created=False)
         if fresh:
             try:
                 with session.begin_nested():

@@ -162,6 +162,9 @@ def build_pipeline(
             runner,
             size=settings.queue_size,
             threads=settings.pipeline_threads,
+            # A batch that crashes its worker costs each of its items one attempt, so
+            # with a single attempt allowed items go one by one.
+            batch=settings.pipeline_batch if settings.scan_max_attempts > 1 else 1,
             on_processed=lambda report: [f(report) for f in on_processed],
         )
         queue = embedded

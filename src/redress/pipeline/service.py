@@ -805,10 +805,35 @@ class ProcessReport:
     """What :meth:`ScanRunner.process` did with one item."""
 
     item_id: str
-    status: str  # done, dead, skipped (already finished), busy (leased elsewhere)
+    # done, dead, skipped (already finished), busy (leased elsewhere), failed (left
+    # queued after an error; retried once its lease runs out)
+    status: str
     outcome: str | None = None
     seconds: float = 0.0
     retry_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A leased item, read in the lease's transaction."""
+
+    item_id: str
+    mode: str
+    filename: str | None
+    request: dict[str, Any]
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    """A leased item after hashing: its query, or why it has none."""
+
+    work: _Work
+    context: ScanContext
+    query: MatchQuery | None
+    steps: list[dict[str, Any]]
+    digest: MediaDigest | None
+    failure: RedressError | None
 
 
 class ScanRunner:
@@ -838,40 +863,77 @@ class ScanRunner:
         lease answers ``busy`` without counting), and the decision is written under a
         row lock only if the item is still queued.
         """
+        return self.process_many([item_id])[0]
+
+    def process_many(self, item_ids: Sequence[str]) -> list[ProcessReport]:
+        """:meth:`process` for a batch, with the same guarantees, in two transactions
+        for all of it: one leases every item (counting its attempt), one decides every
+        item that was hashed (one matcher call), written under row locks. Hashing runs
+        between them, outside any transaction. Returns a report per ID, in order.
+
+        An item on its second or later attempt (its worker crashed or failed on it) is
+        hashed and decided on its own, so that an item that kills its worker is dead-
+        lettered without taking others with it: a batch that crashed costs the other
+        items one attempt, never more. If deciding the batch fails, each item is
+        decided in its own transaction; one that fails again is left queued (its lease
+        runs out and the sweep retries it).
+        """
         started = time.perf_counter()
         now = self.service.clock()
+        wanted = list(dict.fromkeys(item_ids))
+        reports: dict[str, ProcessReport] = {}
+        fresh: list[_Work] = []
+        retried: list[_Work] = []
         with self.sessions.begin() as session:
             store = ScanStore(session)
-            state, attempts = store.lease(
-                item_id, now, now + dt.timedelta(seconds=self.lease_seconds)
-            )
-            if state == "busy":
-                return ProcessReport(item_id, "busy", retry_after=self.lease_seconds)
-            if state != "leased":
-                return ProcessReport(item_id, "skipped")
-            item = store.get(item_id)
-            assert item is not None
-            if attempts > self.service.max_attempts:
-                self.service.dead_letter(
-                    session,
-                    item,
-                    "too_many_attempts",
-                    f"processing failed or crashed {attempts - 1} times",
+            leases = store.lease_many(wanted, now, now + dt.timedelta(seconds=self.lease_seconds))
+            leased = [i for i in wanted if leases[i][0] == "leased"]
+            items = store.get_many(leased) if leased else {}
+            media = store.media_many([i for i in leased if items[i].mode == "media"])
+            for item_id in wanted:
+                state, attempts = leases[item_id]
+                if state == "busy":
+                    reports[item_id] = ProcessReport(
+                        item_id, "busy", retry_after=self.lease_seconds
+                    )
+                    continue
+                if state != "leased":
+                    reports[item_id] = ProcessReport(item_id, "skipped")
+                    continue
+                item = items[item_id]
+                if attempts > self.service.max_attempts:
+                    self.service.dead_letter(
+                        session,
+                        item,
+                        "too_many_attempts",
+                        f"processing failed or crashed {attempts - 1} times",
+                    )
+                    reports[item_id] = ProcessReport(
+                        item_id, DEAD, seconds=time.perf_counter() - started
+                    )
+                    continue
+                work = _Work(
+                    item_id, item.mode, item.filename, dict(item.request), media.get(item_id)
                 )
-                return ProcessReport(item_id, DEAD, seconds=time.perf_counter() - started)
-            data = store.media(item_id) if item.mode == "media" else None
-            request = dict(item.request)
-        context = ScanContext.from_json(request.get("context", {}))
+                (retried if attempts > 1 else fresh).append(work)
+        groups = [fresh] if fresh else []
+        groups.extend([w] for w in retried)
+        for group in groups:
+            hashed = [self._hash(w) for w in group]
+            reports.update(self._decide(hashed, started))
+        return [reports[i] for i in item_ids]
+
+    def _hash(self, work: _Work) -> _Hashed:
+        """Hash a leased item outside any transaction (or note why it cannot be)."""
+        context = ScanContext.from_json(work.request.get("context", {}))
         steps: list[dict[str, Any]] = []
-        digest: MediaDigest | None = None
-        failure: RedressError | None = None
         try:
-            if item.mode == "media":
-                if data is None:
+            if work.mode == "media":
+                if work.data is None:
                     raise RedressError("spooled media is missing", code="media_missing")
                 if self.service.hasher is None:
                     raise RedressError("no hasher configured", code="configuration_error")
-                digest = self.service.hasher.hash_bytes(data, item.filename)
+                digest = self.service.hasher.hash_bytes(work.data, work.filename)
                 query, notes = self.service.query_for(digest, context.banks)
                 steps.append(
                     {
@@ -886,26 +948,81 @@ class ScanRunner:
                         "notes": notes,
                     }
                 )
-            else:
-                query = _query_from_json(request.get("query", {}), context.banks)
+                return _Hashed(work, context, query, steps, digest, None)
+            query = _query_from_json(work.request.get("query", {}), context.banks)
+            return _Hashed(work, context, query, steps, None, None)
         except RedressError as exc:
-            failure = exc
-        with self.sessions.begin() as session:
-            item = ScanStore(session).get(item_id, lock=True)
-            if item is None or item.status != QUEUED:
-                return ProcessReport(item_id, "skipped")
-            if failure is not None:
-                self.service.dead_letter(session, item, failure.code, failure.message)
-                status, outcome = DEAD, None
-            else:
-                decision = self.service.decide(
-                    session, item, query, context, steps=steps, data=data, digest=digest
-                )
-                status, outcome = DONE, decision.outcome.value
-            follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
-        if follow_up:  # nothing to perform or send: skip the extra transaction
+            return _Hashed(work, context, None, steps, None, exc)
+
+    def _decide(self, batch: Sequence[_Hashed], started: float) -> dict[str, ProcessReport]:
+        """Decide hashed items in one transaction (each on its own if that fails), then
+        perform their follow-ups after the commit."""
+        try:
+            with self.sessions.begin() as session:
+                reports, follow = self._decide_in(session, batch, started)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            log.exception("deciding a batch of %d items failed; deciding each alone", len(batch))
+            reports, follow = {}, []
+            for one in batch:
+                try:
+                    with self.sessions.begin() as session:
+                        done, more = self._decide_in(session, [one], started)
+                except Exception:  # left queued: its lease runs out and the sweep retries it
+                    log.exception("processing %s failed", one.work.item_id)
+                    continue
+                reports.update(done)
+                follow.extend(more)
+        for item_id in follow:  # nothing to perform or send: no extra transaction
             self.after_commit(item_id)
-        return ProcessReport(item_id, status, outcome, time.perf_counter() - started)
+        # An item whose decision failed above has no report: say so, it stays queued.
+        for one in batch:
+            reports.setdefault(one.work.item_id, ProcessReport(one.work.item_id, "failed"))
+        return reports
+
+    def _decide_in(
+        self, session: Session, batch: Sequence[_Hashed], started: float
+    ) -> tuple[dict[str, ProcessReport], list[str]]:
+        store = ScanStore(session)
+        locked = store.get_many([h.work.item_id for h in batch], lock=True)
+        reports: dict[str, ProcessReport] = {}
+        ready: list[tuple[_Hashed, ScanItem]] = []
+        for hashed in batch:
+            item_id = hashed.work.item_id
+            item = locked.get(item_id)
+            if item is None or item.status != QUEUED:
+                reports[item_id] = ProcessReport(item_id, "skipped")
+            elif hashed.failure is not None or hashed.query is None:
+                failure = hashed.failure or RedressError("nothing to match", code="hash_failed")
+                self.service.dead_letter(session, item, failure.code, failure.message)
+                reports[item_id] = ProcessReport(
+                    item_id, DEAD, seconds=time.perf_counter() - started
+                )
+            else:
+                ready.append((hashed, item))
+        found = self.service.match_many(
+            session, [(item, h.query, h.context) for h, item in ready if h.query is not None]
+        )
+        follow: list[str] = []
+        for (hashed, item), matches in zip(ready, found, strict=True):
+            assert hashed.query is not None
+            decision = self.service.decide(
+                session,
+                item,
+                hashed.query,
+                hashed.context,
+                steps=hashed.steps,
+                data=hashed.work.data,
+                digest=hashed.digest,
+                matches=matches,
+            )
+            reports[item.id] = ProcessReport(
+                item.id, DONE, decision.outcome.value, time.perf_counter() - started
+            )
+            if item.callback_url or (item.result or {}).get("actions"):
+                follow.append(item.id)
+        return reports, follow
 
     def after_commit(self, item_id: str) -> None:
         """Perform the item's outbox actions that have an actioner here, and send the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -88,6 +89,55 @@ class ScanStore:
             return "leased", int(attempts or 0)
         status = self._session.scalar(select(ScanItem.status).where(ScanItem.id == item_id))
         return ("busy", 0) if status == QUEUED else ("finished", 0)
+
+    def lease_many(
+        self, item_ids: Sequence[str], now: dt.datetime, until: dt.datetime
+    ) -> dict[str, tuple[str, int]]:
+        """:meth:`lease` for a batch, in one conditional UPDATE (``RETURNING`` the items
+        this call leased): ``{item_id: (state, attempts)}`` for every ID asked for."""
+        wanted = list(dict.fromkeys(item_ids))
+        leased: dict[str, int] = {
+            row[0]: int(row[1])
+            for row in self._session.execute(
+                update(ScanItem)
+                .where(
+                    ScanItem.id.in_(wanted),
+                    ScanItem.status == QUEUED,
+                    or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+                )
+                .values(attempts=ScanItem.attempts + 1, leased_until=until)
+                .returning(ScanItem.id, ScanItem.attempts)
+            )
+        }
+        others = [i for i in wanted if i not in leased]
+        status: dict[str, str] = {}
+        if others:
+            status = {
+                row[0]: row[1]
+                for row in self._session.execute(
+                    select(ScanItem.id, ScanItem.status).where(ScanItem.id.in_(others))
+                )
+            }
+        return {
+            i: ("leased", leased[i])
+            if i in leased
+            else (("busy", 0) if status.get(i) == QUEUED else ("finished", 0))
+            for i in wanted
+        }
+
+    def get_many(self, item_ids: Sequence[str], *, lock: bool = False) -> dict[str, ScanItem]:
+        """Items by ID; ``lock`` takes row locks (skipping rows another worker holds)."""
+        query = select(ScanItem).where(ScanItem.id.in_(list(item_ids)))
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return {row.id: row for row in self._session.scalars(query)}
+
+    def media_many(self, item_ids: Sequence[str]) -> dict[str, bytes]:
+        """The spooled bytes of media items, by item ID."""
+        rows = self._session.execute(
+            select(ScanMedia.item_id, ScanMedia.data).where(ScanMedia.item_id.in_(list(item_ids)))
+        )
+        return {row[0]: row[1] for row in rows}
 
     def queued_ids(self, limit: int = 10_000, before: dt.datetime | None = None) -> list[str]:
         """Items accepted but not yet finished, oldest first (for recovery after a restart)."""

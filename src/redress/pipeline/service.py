@@ -868,30 +868,51 @@ class ScanRunner:
     def process_many(self, item_ids: Sequence[str]) -> list[ProcessReport]:
         """:meth:`process` for a batch, with the same guarantees, in two transactions
         for all of it: one leases every item (counting its attempt), one decides every
-        item that was hashed (one matcher call), written under row locks. Hashing runs
-        between them, outside any transaction. Returns a report per ID, in order.
+        item that was hashed (one matcher call), under row locks. Hashing runs between
+        them, outside any transaction. Returns a report per ID, in order.
 
-        An item on its second or later attempt (its worker crashed or failed on it) is
-        hashed and decided on its own, so that an item that kills its worker is dead-
-        lettered without taking others with it: a batch that crashed costs the other
-        items one attempt, never more. If deciding the batch fails, each item is
-        decided in its own transaction; one that fails again is left queued (its lease
-        runs out and the sweep retries it).
+        Only items on their first attempt are leased together. An item that was tried
+        before (its worker crashed or failed while it was leased) is leased and
+        processed on its own, so an item that kills its worker costs the others of
+        its batch one attempt, never more, and alone reaches ``max_attempts`` and the
+        dead letters. If deciding a batch fails, each item is decided in its own
+        transaction; one that fails again is left queued (reported ``failed``; its
+        lease runs out and the sweep retries it).
         """
+        wanted = list(dict.fromkeys(item_ids))
+        if len(wanted) == 1:
+            reports = self._process(wanted, first_attempts_only=False)
+        else:
+            reports = self._process(wanted, first_attempts_only=True)
+            for item_id in wanted:
+                if item_id in reports:
+                    continue
+                try:  # tried before, or leased elsewhere: alone, under its own lease
+                    reports.update(self._process([item_id], first_attempts_only=False))
+                except Exception:  # one bad item must not stop the rest of the batch
+                    log.exception("processing %s failed", item_id)
+                    reports[item_id] = ProcessReport(item_id, "failed")
+        return [reports[i] for i in item_ids]
+
+    def _process(
+        self, item_ids: list[str], *, first_attempts_only: bool
+    ) -> dict[str, ProcessReport]:
         started = time.perf_counter()
         now = self.service.clock()
-        wanted = list(dict.fromkeys(item_ids))
         reports: dict[str, ProcessReport] = {}
-        fresh: list[_Work] = []
-        retried: list[_Work] = []
+        work: list[_Work] = []
         with self.sessions.begin() as session:
             store = ScanStore(session)
-            leases = store.lease_many(wanted, now, now + dt.timedelta(seconds=self.lease_seconds))
-            leased = [i for i in wanted if leases[i][0] == "leased"]
+            leases = store.lease_many(
+                item_ids,
+                now,
+                now + dt.timedelta(seconds=self.lease_seconds),
+                first_attempts_only=first_attempts_only,
+            )
+            leased = [i for i in item_ids if leases.get(i, ("", 0))[0] == "leased"]
             items = store.get_many(leased) if leased else {}
             media = store.media_many([i for i in leased if items[i].mode == "media"])
-            for item_id in wanted:
-                state, attempts = leases[item_id]
+            for item_id, (state, attempts) in leases.items():
                 if state == "busy":
                     reports[item_id] = ProcessReport(
                         item_id, "busy", retry_after=self.lease_seconds
@@ -912,16 +933,12 @@ class ScanRunner:
                         item_id, DEAD, seconds=time.perf_counter() - started
                     )
                     continue
-                work = _Work(
-                    item_id, item.mode, item.filename, dict(item.request), media.get(item_id)
+                work.append(
+                    _Work(item_id, item.mode, item.filename, dict(item.request), media.get(item_id))
                 )
-                (retried if attempts > 1 else fresh).append(work)
-        groups = [fresh] if fresh else []
-        groups.extend([w] for w in retried)
-        for group in groups:
-            hashed = [self._hash(w) for w in group]
-            reports.update(self._decide(hashed, started))
-        return [reports[i] for i in item_ids]
+        if work:
+            reports.update(self._decide([self._hash(w) for w in work], started))
+        return reports
 
     def _hash(self, work: _Work) -> _Hashed:
         """Hash a leased item outside any transaction (or note why it cannot be)."""

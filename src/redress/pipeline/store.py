@@ -91,24 +91,36 @@ class ScanStore:
         return ("busy", 0) if status == QUEUED else ("finished", 0)
 
     def lease_many(
-        self, item_ids: Sequence[str], now: dt.datetime, until: dt.datetime
+        self,
+        item_ids: Sequence[str],
+        now: dt.datetime,
+        until: dt.datetime,
+        *,
+        first_attempts_only: bool = False,
     ) -> dict[str, tuple[str, int]]:
         """:meth:`lease` for a batch, in one conditional UPDATE (``RETURNING`` the items
-        this call leased): ``{item_id: (state, attempts)}`` for every ID asked for."""
+        this call leased): ``{item_id: (state, attempts)}`` for every ID asked for.
+        With ``first_attempts_only``, only items never tried before are leased and only
+        they are answered for."""
         wanted = list(dict.fromkeys(item_ids))
+        conditions = [
+            ScanItem.id.in_(wanted),
+            ScanItem.status == QUEUED,
+            or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+        ]
+        if first_attempts_only:
+            conditions.append(ScanItem.attempts == 0)
         leased: dict[str, int] = {
             row[0]: int(row[1])
             for row in self._session.execute(
                 update(ScanItem)
-                .where(
-                    ScanItem.id.in_(wanted),
-                    ScanItem.status == QUEUED,
-                    or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
-                )
+                .where(*conditions)
                 .values(attempts=ScanItem.attempts + 1, leased_until=until)
                 .returning(ScanItem.id, ScanItem.attempts)
             )
         }
+        if first_attempts_only:
+            return {i: ("leased", n) for i, n in leased.items()}
         others = [i for i in wanted if i not in leased]
         status: dict[str, str] = {}
         if others:

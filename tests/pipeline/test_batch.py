@@ -5,19 +5,22 @@ item that crashes its batch cannot take the others to the dead letters with it."
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 from media_support import photo
 from sqlalchemy import func, select
 
+from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
 from redress.pipeline.interfaces import MediaDigest
 from redress.pipeline.matching import SignalsHasher, StoreMatcher
 from redress.pipeline.models import ScanAction, ScanItem
-from redress.pipeline.service import MediaSubmission
+from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
 from redress.signals import HashOptions, hash_bytes
 from redress.signals.types import SignalKind
 from redress.store.interfaces import BankPurpose, EntryIn
@@ -141,3 +144,20 @@ def test_an_item_that_crashes_its_batch_is_dead_lettered_alone(
     assert items[ids[2]].error_code == "too_many_attempts"
     for n in (0, 1, 3, 4):  # the crash cost them one attempt, no more
         assert (items[ids[n]].status, items[ids[n]].attempts) == ("done", 2)
+
+
+def test_a_scan_context_survives_its_json_form() -> None:
+    # Items carry their context as JSON between acceptance and processing.
+    context = ScanContext(
+        source="bot",
+        caption="call 138 1234 5678",
+        reporters=2,
+        trusted_flagger=True,
+        target=ActionTarget("telegram", "-100", "7", "42"),
+        banks=("a", "b"),
+        callback_url="https://example.org/hook",
+        sighting=SightingFacts(connector="telegram-bot", chat_title="group"),
+    )
+    data = context.to_json()
+    assert set(data) == {f.name for f in dataclasses.fields(ScanContext)}
+    assert ScanContext.from_json(json.loads(json.dumps(data))) == context

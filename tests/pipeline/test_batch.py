@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
-from redress.pipeline.interfaces import MediaDigest
+from redress.pipeline.interfaces import ClassifierScore, MediaDigest
 from redress.pipeline.matching import SignalsHasher, StoreMatcher
 from redress.pipeline.models import ScanAction, ScanItem
 from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
@@ -161,3 +161,41 @@ def test_a_scan_context_survives_its_json_form() -> None:
     data = context.to_json()
     assert set(data) == {f.name for f in dataclasses.fields(ScanContext)}
     assert ScanContext.from_json(json.loads(json.dumps(data))) == context
+
+
+class FlakyClassifier:
+    """A plug-in classifier that fails on one picture (a model that chokes on it)."""
+
+    name = "flaky"
+
+    def __init__(self, bad: bytes) -> None:
+        self.bad = bad
+
+    def classify(self, data: bytes, digest: MediaDigest) -> ClassifierScore:
+        if data == self.bad:
+            raise RuntimeError("model failed")
+        return ClassifierScore(label="nudity", score=0.1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_when_a_batch_cannot_be_decided_each_item_is_decided_alone(
+    tmp_path: Path, database_url: str
+) -> None:
+    upgrade(database_url)
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    photos = [photo(n) for n in range(3)]
+    container = build_pipeline(
+        settings, PipelineParts(classifier=FlakyClassifier(photos[1])), embedded_queue=False
+    )
+    try:
+        ids = _accept(container, photos)
+        reports = container.runner.process_many(ids)
+        with container.sessions() as session:
+            items = {i.id: i for i in session.scalars(select(ScanItem))}
+    finally:
+        container.close()
+    assert [r.status for r in reports] == ["done", "failed", "done"]
+    assert items[ids[1]].status == "queued"  # left for a retry, alone, once its lease ends
+    for n in (0, 2):  # each step recorded once, not once per try
+        steps = [s["step"] for s in items[ids[n]].steps]
+        assert steps == ["hash", "match", "classifier", "policy", "outcome"]

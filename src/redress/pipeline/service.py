@@ -1014,7 +1014,13 @@ class ScanRunner:
                 reports.update(done)
                 follow.extend(more)
         for item_id in follow:  # nothing to perform or send: no extra transaction
-            self.after_commit(item_id)
+            if len(batch) == 1:
+                self.after_commit(item_id)
+                continue
+            try:  # the decisions are committed: one failed follow-up must not stop the rest
+                self.after_commit(item_id)
+            except Exception:
+                log.exception("follow-up of %s failed", item_id)
         # An item whose decision failed above has no report: say so, it stays queued.
         for one in batch:
             reports.setdefault(one.work.item_id, ProcessReport(one.work.item_id, "failed"))
@@ -1051,7 +1057,7 @@ class ScanRunner:
                 item,
                 hashed.query,
                 hashed.context,
-                steps=hashed.steps,
+                steps=list(hashed.steps),  # a copy: a failed batch must not leave its steps
                 data=hashed.work.data,
                 digest=hashed.digest,
                 matches=matches,

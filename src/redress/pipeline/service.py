@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -869,8 +870,12 @@ class ScanRunner:
         actioners: Mapping[ActionKind, Actioner] | None = None,
         webhooks: WebhookSender | None = None,
         lease_seconds: float = 120.0,
+        writes: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.sessions = sessions
+        # Held around each write transaction (the process's SQLite write gate, see
+        # PipelineContainer.writes); nothing to hold on PostgreSQL.
+        self.writes = writes if writes is not None else contextlib.nullcontext()
         self.service = service
         self.actioners = dict(actioners or {})
         self.webhooks = webhooks
@@ -923,7 +928,7 @@ class ScanRunner:
         now = self.service.clock()
         reports: dict[str, ProcessReport] = {}
         work: list[_Work] = []
-        with self.sessions.begin() as session:
+        with self.writes, self.sessions.begin() as session:
             store = ScanStore(session)
             leases = store.lease_many(
                 item_ids,
@@ -997,7 +1002,7 @@ class ScanRunner:
         """Decide hashed items in one transaction (each on its own if that fails), then
         perform their follow-ups after the commit."""
         try:
-            with self.sessions.begin() as session:
+            with self.writes, self.sessions.begin() as session:
                 reports, follow = self._decide_in(session, batch, started)
         except Exception:
             if len(batch) == 1:
@@ -1006,7 +1011,7 @@ class ScanRunner:
             reports, follow = {}, []
             for one in batch:
                 try:
-                    with self.sessions.begin() as session:
+                    with self.writes, self.sessions.begin() as session:
                         done, more = self._decide_in(session, [one], started)
                 except Exception:  # left queued: its lease runs out and the sweep retries it
                     log.exception("processing %s failed", one.work.item_id)
@@ -1093,7 +1098,7 @@ class ScanRunner:
             )
             if not runnable:
                 continue  # left pending in the outbox for a connector
-            with self.sessions.begin() as session:
+            with self.writes, self.sessions.begin() as session:
                 if not ScanStore(session).claim_action(action.id):
                     continue
             request = ActionRequest(
@@ -1106,7 +1111,7 @@ class ScanRunner:
                 banks=tuple(m.bank for m in result.matches),
             )
             outcome = self._perform(request, callback_url, secret, result)
-            with self.sessions.begin() as session:
+            with self.writes, self.sessions.begin() as session:
                 ScanStore(session).finish_action(
                     action.id, outcome.ok, outcome.detail, self.service.clock()
                 )

@@ -19,7 +19,7 @@ from redress.config import Settings
 from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
 from redress.pipeline.interfaces import ClassifierScore, MediaDigest
 from redress.pipeline.matching import SignalsHasher, StoreMatcher
-from redress.pipeline.models import ScanAction, ScanItem
+from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
 from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
 from redress.signals import HashOptions, hash_bytes
 from redress.signals.types import SignalKind
@@ -72,8 +72,10 @@ def test_a_batch_gives_each_item_one_outcome(tmp_path: Path, database_url: str) 
         with container.sessions() as session:
             items = {i.id: i for i in session.scalars(select(ScanItem))}
             kinds = sorted(session.scalars(select(ScanAction.kind)))
+            spooled = session.scalar(select(func.count()).select_from(ScanMedia))
         assert items[ids[4]].error_code  # dead-lettered with the reason
         assert all(items[i].attempts == 1 for i in ids)
+        assert spooled == 0  # hashes are kept, media is not
         # Only the acting item has actions, each once (the webhook needs a callback URL).
         assert kinds == ["block_reupload", "delete_message"]
         assert [s["step"] for s in items[ids[1]].steps][:4] == [
@@ -192,9 +194,11 @@ def test_when_a_batch_cannot_be_decided_each_item_is_decided_alone(
         reports = container.runner.process_many(ids)
         with container.sessions() as session:
             items = {i.id: i for i in session.scalars(select(ScanItem))}
+            spooled = list(session.scalars(select(ScanMedia.item_id)))
     finally:
         container.close()
     assert [r.status for r in reports] == ["done", "failed", "done"]
+    assert spooled == [ids[1]]  # only the item still queued keeps its bytes
     assert items[ids[1]].status == "queued"  # left for a retry, alone, once its lease ends
     for n in (0, 2):  # each step recorded once, not once per try
         steps = [s["step"] for s in items[ids[n]].steps]

@@ -458,9 +458,11 @@ class PipelineService:
         data: bytes | None = None,
         digest: MediaDigest | None = None,
         matches: Sequence[MatchResult] | None = None,
+        drop_media: bool = True,
     ) -> Decision:
         """Match (unless ``matches`` are given), apply the policy and record the outcome
-        and its outbox actions on ``item``."""
+        and its outbox actions on ``item``; the spooled media is deleted, unless the
+        caller does it for a whole batch (``drop_media=False``) in the same transaction."""
         decision, actions = self.evaluate(
             session, item, query, context, steps=steps, data=data, digest=digest, matches=matches
         )
@@ -470,7 +472,7 @@ class PipelineService:
         store = ScanStore(session)
         for action in actions:
             store.add_action(item.id, action, item.finished_at or self.clock())
-        if item.mode == "media":
+        if item.mode == "media" and drop_media:
             store.drop_media(item.id)
         session.flush()
         return decision
@@ -1066,12 +1068,16 @@ class ScanRunner:
                 data=hashed.work.data,
                 digest=hashed.digest,
                 matches=matches,
+                drop_media=False,  # below, for the whole batch
             )
             reports[item.id] = ProcessReport(
                 item.id, DONE, decision.outcome.value, time.perf_counter() - started
             )
             if item.callback_url or (item.result or {}).get("actions"):
                 follow.append(item.id)
+        # Redress keeps hashes, not media: the decided items' spooled bytes go now.
+        store.drop_media_many([item.id for _, item in ready if item.mode == "media"])
+        session.flush()
         return reports, follow
 
     def after_commit(self, item_id: str) -> None:

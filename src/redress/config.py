@@ -172,6 +172,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that process queued media in the embedded (no broker) mode.",
     )
+    pipeline_batch: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "Most queued items one embedded worker thread leases and decides together "
+            "(one transaction for the leases and one for the decisions)."
+        ),
+    )
     policy_path: Path | None = Field(
         default=None,
         description="TOML policy file (docs/pipeline.md); default: policy.toml in home if present.",

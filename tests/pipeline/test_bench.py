@@ -23,3 +23,7 @@ def test_bench_pipeline_json(redress_home: Path) -> None:
     assert figures["media_embedded"]["items"] == 6
     assert all(f["per_second"] > 0 for f in figures.values())
     assert "lookup_single_vs_faiss_single" in report["ratios"]
+    # CPU time per item is reported beside each timed figure, and the machine's load.
+    assert figures["lookup_batch"]["cpu_ms_per_item"] > 0
+    assert figures["media_embedded"]["cpu_ms_per_item"] > 0
+    assert len(report["load_average"]["start"]) == 3

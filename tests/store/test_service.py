@@ -374,3 +374,42 @@ def test_retroactive_matching_records_many_matches_at_once(
         s.commit()
         rows = s.execute(select(Match.item_id, Match.distance, Match.retroactive)).all()
     assert sorted(rows) == [(item, 6, True) for item in sorted(items)]
+
+
+def test_match_many_answers_each_query_as_match_does(
+    engine: Engine, follower: IndexFollower
+) -> None:
+    rng = random.Random(21)
+    a, b, gone, dark = (random_pdq(rng) for _ in range(4))
+    md5 = hashlib.md5(b"clip").digest()
+    sha = hashlib.sha256(b"photo").digest()
+    with Session(engine) as s:
+        banks = BankService(s)
+        banks.create("strict", pdq_threshold=10)
+        banks.create("loose", BankPurpose.CONFIRMED_VIOLATIONS, pdq_threshold=31)
+        banks.create("off")
+        banks.add("strict", [pdq_entry(a), EntryIn(SignalKind.MD5, md5)])
+        banks.add("loose", [pdq_entry(a), pdq_entry(b), EntryIn(SignalKind.SHA256, sha)])
+        removed = banks.add("loose", [pdq_entry(gone)]).added
+        banks.add("off", [pdq_entry(dark)])
+        banks.remove("loose", list(removed))
+        banks.set_enabled("off", False)
+        s.commit()
+    follower.poll()
+    queries = [
+        MediaQuery(pdq=(flip(a, 5),)),  # both banks
+        MediaQuery(pdq=(flip(a, 20),)),  # only the loose bank's threshold
+        MediaQuery(pdq=(flip(b, 3),), md5=md5),  # PDQ in one bank, MD5 in another
+        MediaQuery(sha256=sha),
+        MediaQuery(pdq=(gone,)),  # removed entry
+        MediaQuery(pdq=(dark,)),  # disabled bank
+        MediaQuery(pdq=(random_pdq(rng),)),  # nothing
+        MediaQuery(pdq=(flip(a, 5),)),  # the same query twice in a batch
+    ]
+    with Session(engine) as s:
+        one_by_one = [Matcher(follower).match(s, q) for q in queries]
+        batched = Matcher(follower).match_many(s, queries)
+    assert batched == one_by_one
+    assert [len(r) for r in batched] == [2, 1, 2, 1, 0, 0, 0, 2]
+    assert {m.signal.value for m in batched[2]} == {"pdq", "md5"}
+    assert Matcher(follower).match_many(Session(engine), []) == []

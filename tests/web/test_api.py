@@ -270,6 +270,9 @@ async def test_batch_answers_each_item_and_carries_on(api: Api) -> None:
     assert results[1]["error"] == "bad_pdq_hash"
     assert results[2]["error"] == "unknown_bank"
     assert results[3]["result"]["id"] == results[4]["result"]["id"]
+    # A replay inside the batch shows the decision the batch made for its first copy.
+    assert results[4]["result"] == results[3]["result"]
+    assert results[4]["result"]["status"] == "done"
 
 
 async def test_batch_size_limit(api: Api) -> None:

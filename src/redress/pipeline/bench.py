@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import typer
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from redress.config import Settings
@@ -61,13 +61,37 @@ class Figure:
     per_second: float
     p50_ms: float | None
     p95_ms: float | None
+    # CPU time (user + system, every thread of the processes doing the work: the
+    # benchmark process, and the Celery workers for (c)) per item, over the timed part.
+    # On a shared machine this says what an item costs better than items/s does.
+    cpu_ms_per_item: float | None = None
 
 
-def _figure(name: str, items: int, seconds: float, latencies: Sequence[float]) -> Figure:
+def _figure(
+    name: str,
+    items: int,
+    seconds: float,
+    latencies: Sequence[float],
+    cpu_seconds: float | None = None,
+) -> Figure:
     ms = sorted(x * 1000 for x in latencies)
     p50 = statistics.median(ms) if ms else None
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else None
-    return Figure(name, items, seconds, items / seconds if seconds else 0.0, p50, p95)
+    cpu = cpu_seconds * 1000 / items if cpu_seconds is not None and items else None
+    return Figure(name, items, seconds, items / seconds if seconds else 0.0, p50, p95, cpu)
+
+
+def _cpu_seconds(pids: Sequence[int] = ()) -> float:
+    """CPU seconds used so far by this process (all threads) and by ``pids``."""
+    total = time.process_time()
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone, or no /proc: counted as nothing
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def _bank_hashes(size: int) -> npt.NDArray[np.uint8]:
@@ -158,17 +182,21 @@ async def _serve_lookups(
             for q in queries[:20]:  # warm up
                 await client.post("/api/v1/scan", json={"pdq": [q.hex()]}, headers=headers)
             latencies = []
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), _cpu_seconds()
             for q in queries:
                 t0 = time.perf_counter()
                 r = await client.post("/api/v1/scan", json={"pdq": [q.hex()]}, headers=headers)
                 latencies.append(time.perf_counter() - t0)
                 r.raise_for_status()
             single = _figure(
-                "api lookups, one per request", len(queries), time.perf_counter() - began, latencies
+                "api lookups, one per request",
+                len(queries),
+                time.perf_counter() - began,
+                latencies,
+                _cpu_seconds() - cpu,
             )
             latencies = []
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), _cpu_seconds()
             for start in range(0, len(queries), BATCH):
                 chunk = queries[start : start + BATCH]
                 t0 = time.perf_counter()
@@ -185,6 +213,7 @@ async def _serve_lookups(
                 len(queries),
                 time.perf_counter() - began,
                 latencies,
+                _cpu_seconds() - cpu,
             )
     return single, batched
 
@@ -212,25 +241,30 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def _count_pending(url: str) -> int:
-    engine = create_engine(url) if url.startswith("postgresql") else make_engine(url)
-    try:
-        with Session(engine) as session:
-            return int(
-                session.scalar(
-                    select(func.count()).select_from(ScanItem).where(ScanItem.status == "queued")
-                )
-                or 0
+def _count_pending(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count()).select_from(ScanItem).where(ScanItem.status == "queued")
             )
-    finally:
-        engine.dispose()
+            or 0
+        )
 
 
-async def _submit_media(settings: Settings, token: str, photos: list[bytes], name: str) -> Figure:
+async def _submit_media(
+    settings: Settings,
+    token: str,
+    photos: list[bytes],
+    name: str,
+    workers: Sequence[int] = (),
+) -> Figure:
     from redress.web.app import create_app
 
     app = create_app(settings)
     headers = {"Authorization": f"Bearer {token}"}
+    url = settings.effective_database_url
+    # One engine for the polling below (its cost counts in the CPU figure).
+    engine = create_engine(url) if url.startswith("postgresql") else make_engine(url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -254,17 +288,20 @@ async def _submit_media(settings: Settings, token: str, photos: list[bytes], nam
             async with anyio.create_task_group() as tg:
                 for n, data in enumerate(warmup):
                     tg.start_soon(one, data, n)
-            while _count_pending(settings.effective_database_url):
+            while _count_pending(engine):
                 await anyio.sleep(0.05)
             since = dt.datetime.now(dt.UTC)
+            cpu = _cpu_seconds(workers)
             async with anyio.create_task_group() as tg:
                 for n, data in enumerate(timed):
                     tg.start_soon(one, data, WARMUP + n)
             # Wait for the queue to finish (the embedded threads or the Celery workers).
-            while _count_pending(settings.effective_database_url):
+            while _count_pending(engine):
                 await anyio.sleep(0.05)
+            cpu = _cpu_seconds(workers) - cpu
+    engine.dispose()
     items, seconds, latencies = _media_latencies(settings.effective_database_url, since)
-    return _figure(name, items, seconds, latencies)
+    return _figure(name, items, seconds, latencies, cpu)
 
 
 def _faiss_anchor(
@@ -355,7 +392,12 @@ def _celery_figure(
                 )
             )
         return anyio.run(
-            _submit_media, settings, token, photos, "media, PostgreSQL + Redis + 2 Celery workers"
+            _submit_media,
+            settings,
+            token,
+            photos,
+            "media, PostgreSQL + Redis + 2 Celery workers",
+            [p.pid for p in workers],
         )
     finally:
         for process in workers:
@@ -380,6 +422,7 @@ def run_bench(
     celery: bool,
 ) -> dict[str, Any]:
     """Run the benchmark and print it (a table, or JSON with ``as_json``)."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     bank = _bank_hashes(bank_size)
     queries = _queries(bank, lookups)
     figures: dict[str, Figure] = {}
@@ -420,6 +463,8 @@ def run_bench(
                 )
     report = {
         "bank_size": bank_size,
+        # 1, 5 and 15 minute load averages when the run began and ended.
+        "load_average": {"start": load_before, "end": [round(x, 2) for x in os.getloadavg()]},
         "figures": {k: asdict(v) for k, v in figures.items()},
         "targets": TARGETS,
         "ratios": _ratios(figures),
@@ -457,15 +502,26 @@ def _ratios(figures: dict[str, Figure]) -> dict[str, float]:
 
 def _print(report: dict[str, Any], figures: dict[str, Figure]) -> None:
     typer.echo(f"redress bench pipeline  (bank of {report['bank_size']} PDQ hashes)")
-    typer.echo(f"{'figure':48} {'items':>6} {'items/s':>10} {'p50 ms':>8} {'p95 ms':>8}")
+    typer.echo(
+        f"{'figure':48} {'items':>6} {'items/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>7}"
+    )
     for figure in figures.values():
         p50 = f"{figure.p50_ms:.2f}" if figure.p50_ms is not None else "-"
         p95 = f"{figure.p95_ms:.2f}" if figure.p95_ms is not None else "-"
+        cpu = f"{figure.cpu_ms_per_item:.2f}" if figure.cpu_ms_per_item is not None else "-"
         typer.echo(
             f"{figure.name:48} {figure.items:6d} {figure.per_second:10.1f} {p50:>8} {p95:>8}"
+            f" {cpu:>7}"
         )
     for key, value in report["ratios"].items():
         typer.echo(f"ratio {key}: {value:.3f}")
+    load = report["load_average"]
+    typer.echo(
+        f"load average (1, 5, 15 min): {load['start']} at the start, {load['end']} at the end"
+    )
+    typer.echo(
+        "cpu ms: CPU time per item (all threads; with Celery, the workers' too) over the timed part"
+    )
     typer.echo(
         f"targets: >= {TARGETS['lookups_per_s']:.0f} lookups/s, >= {TARGETS['media_per_s']:.0f} "
         f"media/s embedded, p95 lookup <= {TARGETS['lookup_p95_ms']:.0f} ms"

@@ -6,7 +6,10 @@ so the web layer, the workers and the command line run the same core.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +60,10 @@ class PipelineContainer:
     http: httpx.Client
     redis: Any | None
     keys: VerifiedKeys
+    # Held around the pipeline's write transactions. SQLite allows one writer at a time
+    # and makes the others sleep and retry (up to 100 ms a try); queueing them on this
+    # lock instead hands the database over the moment it is free. A no-op on PostgreSQL.
+    writes: AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
     on_processed: list[Callable[[ProcessReport], None]] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -137,12 +144,16 @@ def build_pipeline(
         ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(sessions),
         **parts.actioners,
     }
+    writes: AbstractContextManager[Any] = (
+        threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    )
     runner = ScanRunner(
         sessions,
         service,
         actioners=actioners,
         webhooks=WebhookSender(http),
         lease_seconds=settings.scan_lease_seconds,
+        writes=writes,
     )
     redis: Any | None = None
     queue: JobQueue
@@ -162,6 +173,9 @@ def build_pipeline(
             runner,
             size=settings.queue_size,
             threads=settings.pipeline_threads,
+            # A batch that crashes its worker costs each of its items one attempt, so
+            # with a single attempt allowed items go one by one.
+            batch=settings.pipeline_batch if settings.scan_max_attempts > 1 else 1,
             on_processed=lambda report: [f(report) for f in on_processed],
         )
         queue = embedded
@@ -177,6 +191,7 @@ def build_pipeline(
         http=http,
         redis=redis,
         keys=VerifiedKeys(settings.api_key_cache_seconds),
+        writes=writes,
         on_processed=on_processed,
         _closers=closers,
     )

@@ -119,6 +119,18 @@ class Matcher(Protocol):
         ``record`` the item is added to the seen-media history with where it was seen."""
         ...
 
+    def match_many(
+        self,
+        session: Session,
+        queries: Sequence[MatchQuery],
+        targets: Sequence[ActionTarget | None],
+        record: Sequence[bool],
+    ) -> list[Sequence[MatchResult]]:
+        """:meth:`match` for a batch (``targets`` and ``record`` hold one value per
+        query): the same answers, in the queries' order, for fewer index searches and
+        database round trips."""
+        ...
+
     def bank_exists(self, session: Session, name: str) -> bool:
         """Whether a bank with this name exists (to reject unknown banks up front)."""
         ...

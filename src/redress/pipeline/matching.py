@@ -3,7 +3,7 @@ index follower) and the signals hasher."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from redress.signals import HashOptions, hash_bytes
 from redress.store.errors import BankNotFoundError
 from redress.store.interfaces import MatchResult, MediaQuery, SightingIn, VpdqFrameIn
 from redress.store.service import Matcher
-from redress.store.store import SqlBankStore
+from redress.store.store import SqlBankStore, SqlSeenStore
 from redress.store.sync import IndexFollower
 
 
@@ -29,6 +29,19 @@ def media_query(query: MatchQuery, kind: str = "image") -> MediaQuery:
         md5=bytes.fromhex(query.md5) if query.md5 else None,
         pdq=query.pdq,
         vpdq=tuple(VpdqFrameIn(n, f.pdq, f.ts) for n, f in enumerate(query.vpdq)),
+    )
+
+
+def _sighting(target: ActionTarget | None) -> SightingIn | None:
+    if target is None or not any(
+        (target.platform, target.chat_id, target.message_id, target.user_id)
+    ):
+        return None
+    return SightingIn(
+        platform=target.platform,
+        chat=target.chat_id,
+        message_id=target.message_id,
+        sender=target.user_id,
     )
 
 
@@ -64,19 +77,25 @@ class StoreMatcher:
     ) -> list[MatchResult]:
         """Match; with ``record``, also record the item (and its sighting) in the
         seen-media history."""
-        if not record:
-            return self.matcher.match(session, media_query(query))
-        sighting = None
-        if target is not None and any(
-            (target.platform, target.chat_id, target.message_id, target.user_id)
-        ):
-            sighting = SightingIn(
-                platform=target.platform,
-                chat=target.chat_id,
-                message_id=target.message_id,
-                sender=target.user_id,
-            )
-        return list(self.matcher.scan(session, media_query(query), sighting).matches)
+        return list(self.match_many(session, [query], [target], [record])[0])
+
+    def match_many(
+        self,
+        session: Session,
+        queries: Sequence[MatchQuery],
+        targets: Sequence[ActionTarget | None],
+        record: Sequence[bool],
+    ) -> list[Sequence[MatchResult]]:
+        """:meth:`match` for a batch: one index search and one re-check for all of it;
+        each recorded item is still recorded on its own (with its sighting)."""
+        media = [media_query(q) for q in queries]
+        answers: list[Sequence[MatchResult]] = list(self.matcher.match_many(session, media))
+        seen = SqlSeenStore(session)
+        for query, target, wanted, matches in zip(media, targets, record, answers, strict=True):
+            if wanted:
+                item_id = seen.record_item(query, _sighting(target))
+                seen.record_matches(item_id, matches)
+        return answers
 
     def bank_exists(self, session: Session, name: str) -> bool:
         """Whether the bank exists."""

@@ -51,7 +51,8 @@ class JobQueue(Protocol):
 
 
 class EmbeddedQueue:
-    """A bounded in-process queue drained by worker threads."""
+    """A bounded in-process queue drained by worker threads, each taking up to ``batch``
+    waiting items at a time (:meth:`ScanRunner.process_many`)."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class EmbeddedQueue:
         *,
         size: int,
         threads: int,
+        batch: int = 1,
         sweep_seconds: float = 5.0,
         on_processed: Callable[[ProcessReport], Any] | None = None,
     ) -> None:
@@ -66,6 +68,7 @@ class EmbeddedQueue:
         self.on_processed = on_processed
         self.size = size
         self.threads = threads
+        self.batch = max(1, batch)
         self.sweep_seconds = sweep_seconds
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=size)
         self._inflight: set[str] = set()
@@ -134,22 +137,42 @@ class EmbeddedQueue:
             time.sleep(0.01)
         return False
 
+    def _take(self) -> tuple[list[str], bool]:
+        """The next batch: one item (waiting for it), then whatever else is already
+        waiting, up to ``batch``; and whether to stop after it."""
+        first = self._queue.get()
+        if first is None or self._stopping.is_set():
+            return [], True
+        batch = [first]
+        while len(batch) < self.batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:  # a stop signal: finish this batch, then stop
+                return batch, True
+            batch.append(more)
+        return batch, False
+
     def _work(self) -> None:
-        while True:
-            item_id = self._queue.get()
-            if item_id is None or self._stopping.is_set():
+        stop = False
+        while not stop:
+            batch, stop = self._take()
+            if not batch:
                 return
             try:
-                report = self.runner.process(item_id)
-                self.processed += 1
+                reports = self.runner.process_many(batch)
+                self.processed += len(reports)
                 if self.on_processed is not None:
-                    self.on_processed(report)
+                    for report in reports:
+                        self.on_processed(report)
             except Exception:  # one bad item must never stop the queue
-                # The attempt was counted; the sweep retries it until it is dead-lettered.
-                log.exception("processing %s failed", item_id)
+                # The attempts were counted; the sweep retries the items (alone, being
+                # retries) until each is done or dead-lettered.
+                log.exception("processing %s failed", ", ".join(batch))
             finally:
                 with self._lock:
-                    self._inflight.discard(item_id)
+                    self._inflight.difference_update(batch)
 
     def _sweep(self) -> None:
         first = True

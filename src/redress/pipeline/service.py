@@ -9,6 +9,7 @@ commit performs the outbox's actions and sends the job's webhook callback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -16,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -139,10 +141,24 @@ class ScanContext:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe form for the item's ``request`` column."""
-        data = asdict(self)
-        data["banks"] = list(self.banks)
-        data["sighting"] = self.sighting.to_json() if self.sighting is not None else None
-        return data
+        # Field by field rather than dataclasses.asdict, whose deep copy showed in the
+        # profile of every hash lookup.
+        target = self.target
+        return {
+            "source": self.source,
+            "caption": self.caption,
+            "reporters": self.reporters,
+            "trusted_flagger": self.trusted_flagger,
+            "target": {
+                "platform": target.platform,
+                "chat_id": target.chat_id,
+                "message_id": target.message_id,
+                "user_id": target.user_id,
+            },
+            "banks": list(self.banks),
+            "callback_url": self.callback_url,
+            "sighting": self.sighting.to_json() if self.sighting is not None else None,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScanContext:
@@ -414,6 +430,26 @@ class PipelineService:
             notes,
         )
 
+    def match_many(
+        self,
+        session: Session,
+        batch: Sequence[tuple[ScanItem, MatchQuery, ScanContext]],
+    ) -> list[Sequence[MatchResult]]:
+        """The matches of a batch of items, with one matcher call (empty queries match
+        nothing); each item that is a sighting is recorded in the seen-media history."""
+        wanted = [n for n, (_, query, _) in enumerate(batch) if not query.empty]
+        found: list[Sequence[MatchResult]] = [() for _ in batch]
+        if wanted:
+            answers = self.matcher.match_many(
+                session,
+                [batch[n][1] for n in wanted],
+                [batch[n][2].target for n in wanted],
+                [self._sighted(batch[n][0], batch[n][2]) for n in wanted],
+            )
+            for n, matches in zip(wanted, answers, strict=True):
+                found[n] = matches
+        return found
+
     def decide(
         self,
         session: Session,
@@ -424,10 +460,14 @@ class PipelineService:
         steps: list[dict[str, Any]],
         data: bytes | None = None,
         digest: MediaDigest | None = None,
+        matches: Sequence[MatchResult] | None = None,
+        drop_media: bool = True,
     ) -> Decision:
-        """Match, apply the policy and record the outcome and its outbox actions on ``item``."""
+        """Match (unless ``matches`` are given), apply the policy and record the outcome
+        and its outbox actions on ``item``; the spooled media is deleted, unless the
+        caller does it for a whole batch (``drop_media=False``) in the same transaction."""
         decision, actions = self.evaluate(
-            session, item, query, context, steps=steps, data=data, digest=digest
+            session, item, query, context, steps=steps, data=data, digest=digest, matches=matches
         )
         # Preserve before any action is written: an act outcome must never delete
         # something that was not captured, and the spool is dropped just below.
@@ -435,7 +475,7 @@ class PipelineService:
         store = ScanStore(session)
         for action in actions:
             store.add_action(item.id, action, item.finished_at or self.clock())
-        if item.mode == "media":
+        if item.mode == "media" and drop_media:
             store.drop_media(item.id)
         session.flush()
         return decision
@@ -450,15 +490,20 @@ class PipelineService:
         steps: list[dict[str, Any]],
         data: bytes | None = None,
         digest: MediaDigest | None = None,
+        matches: Sequence[MatchResult] | None = None,
     ) -> tuple[Decision, list[str]]:
-        """Match and apply the policy; set the outcome on ``item`` (stored or not) and
-        return the decision and the outbox action kinds the caller must write."""
+        """Match (unless a batch already did: ``matches``, from :meth:`match_many`) and
+        apply the policy; set the outcome on ``item`` (stored or not) and return the
+        decision and the outbox action kinds the caller must write."""
         now = self.clock()
-        matches: Sequence[MatchResult] = (
-            self.matcher.match(session, query, context.target, record=self._sighted(item, context))
-            if not query.empty
-            else ()
-        )
+        if matches is None:
+            matches = (
+                self.matcher.match(
+                    session, query, context.target, record=self._sighted(item, context)
+                )
+                if not query.empty
+                else ()
+            )
         if query.banks:
             matches = [m for m in matches if m.bank_name in query.banks]
         steps.append(
@@ -541,6 +586,9 @@ class PipelineService:
         outbox: list[tuple[str, str]] = []
         recorders: dict[int, EvidenceRecorder] = {}
         decided: list[tuple[ScanItem, ScanContext, Decision]] = []
+        pending: list[tuple[ScanItem, MatchQuery, ScanContext] | None] = []
+        replays: dict[int, ScanItem] = {}
+        failed: dict[str, RedressError] = {}
         for submission, idem in submissions:
             try:
                 for bank in submission.context.banks:
@@ -556,29 +604,57 @@ class PipelineService:
                             "this Idempotency-Key was used for a different request"
                         )
                     answers.append(scan_result(existing, created=False))
+                    pending.append(None)
+                    replays[len(answers) - 1] = existing  # may be decided later in this batch
                     continue
-                query = MatchQuery(
-                    pdq=submission.query.pdq,
-                    md5=submission.query.md5,
-                    sha256=submission.query.sha256,
-                    vpdq=submission.query.vpdq,
-                    banks=submission.context.banks,
-                )
-                decision, actions = self.evaluate(
-                    session, item, query, submission.context, steps=[]
-                )
-                decided.append((item, submission.context, decision))
             except RedressError as exc:
                 answers.append(exc)
+                pending.append(None)
                 continue
             if idem is not None:
                 known[idem] = item
+            query = MatchQuery(
+                pdq=submission.query.pdq,
+                md5=submission.query.md5,
+                sha256=submission.query.sha256,
+                vpdq=submission.query.vpdq,
+                banks=submission.context.banks,
+            )
+            answers.append(scan_result(item))  # replaced once decided, below
+            pending.append((item, query, submission.context))
+        batch = [p for p in pending if p is not None]
+        try:
+            found: list[Sequence[MatchResult] | None] = list(self.match_many(session, batch))
+        except RedressError:
+            found = [None] * len(batch)  # match one by one below, each with its own error
+        matched = iter(found)
+        for n, entry in enumerate(pending):
+            if entry is None:
+                continue
+            item, query, context = entry
+            try:
+                decision, actions = self.evaluate(
+                    session, item, query, context, steps=[], matches=next(matched)
+                )
+            except RedressError as exc:
+                answers[n] = failed[item.id] = exc
+                continue
+            decided.append((item, context, decision))
             fresh.append(item)
             outbox.extend((item.id, a) for a in actions)
-            answers.append(scan_result(item))
+            answers[n] = scan_result(item)
+        for n, existing in replays.items():
+            answers[n] = failed.get(existing.id) or scan_result(existing, created=False)
         if fresh:
+            # Only an idempotency key can collide with a concurrent request (item IDs are
+            # random): without one, no savepoint is needed to recover from a race.
+            guard = (
+                session.begin_nested()
+                if any(i.idempotency_key is not None for i in fresh)
+                else contextlib.nullcontext()
+            )
             try:
-                with session.begin_nested():
+                with guard:
                     session.add_all(fresh)
                     session.flush()
                     for item_id, kind in outbox:
@@ -757,12 +833,36 @@ class ProcessReport:
     """What :meth:`ScanRunner.process` did with one item."""
 
     item_id: str
-    # done, dead, skipped (already finished), busy (leased elsewhere), deferred (the
-    # evidence disk is full: the item stays queued and is retried after ``retry_after``)
+    # done, dead, skipped (already finished), busy (leased elsewhere), failed (left
+    # queued after an error; retried once its lease runs out), deferred (the evidence
+    # disk is full: the item stays queued and is retried after ``retry_after``)
     status: str
     outcome: str | None = None
     seconds: float = 0.0
     retry_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A leased item, read in the lease's transaction."""
+
+    item_id: str
+    mode: str
+    filename: str | None
+    request: dict[str, Any]
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    """A leased item after hashing: its query, or why it has none."""
+
+    work: _Work
+    context: ScanContext
+    query: MatchQuery | None
+    steps: list[dict[str, Any]]
+    digest: MediaDigest | None
+    failure: RedressError | None
 
 
 class ScanRunner:
@@ -776,10 +876,14 @@ class ScanRunner:
         actioners: Mapping[ActionKind, Actioner] | None = None,
         webhooks: WebhookSender | None = None,
         lease_seconds: float = 120.0,
+        writes: AbstractContextManager[Any] | None = None,
         defer_seconds: float = 10.0,
     ) -> None:
         self.sessions = sessions
         self.defer_seconds = defer_seconds
+        # Held around each write transaction (the process's SQLite write gate, see
+        # PipelineContainer.writes); nothing to hold on PostgreSQL.
+        self.writes = writes if writes is not None else contextlib.nullcontext()
         self.service = service
         self.actioners = dict(actioners or {})
         self.webhooks = webhooks
@@ -794,40 +898,94 @@ class ScanRunner:
         lease answers ``busy`` without counting), and the decision is written under a
         row lock only if the item is still queued.
         """
+        return self.process_many([item_id])[0]
+
+    def process_many(self, item_ids: Sequence[str]) -> list[ProcessReport]:
+        """:meth:`process` for a batch, with the same guarantees, in two transactions
+        for all of it: one leases every item (counting its attempt), one decides every
+        item that was hashed (one matcher call), under row locks. Hashing runs between
+        them, outside any transaction. Returns a report per ID, in order.
+
+        Only items on their first attempt are leased together. An item that was tried
+        before (its worker crashed or failed while it was leased) is leased and
+        processed on its own, so an item that kills its worker costs the others of
+        its batch one attempt, never more, and alone reaches ``max_attempts`` and the
+        dead letters. If deciding a batch fails, each item is decided in its own
+        transaction; one that fails again is left queued (reported ``failed``; its
+        lease runs out and the sweep retries it).
+        """
+        wanted = list(dict.fromkeys(item_ids))
+        if len(wanted) == 1:
+            reports = self._process(wanted, first_attempts_only=False)
+        else:
+            reports = self._process(wanted, first_attempts_only=True)
+            for item_id in wanted:
+                if item_id in reports:
+                    continue
+                try:  # tried before, or leased elsewhere: alone, under its own lease
+                    reports.update(self._process([item_id], first_attempts_only=False))
+                except Exception:  # one bad item must not stop the rest of the batch
+                    log.exception("processing %s failed", item_id)
+                    reports[item_id] = ProcessReport(item_id, "failed")
+        return [reports[i] for i in item_ids]
+
+    def _process(
+        self, item_ids: list[str], *, first_attempts_only: bool
+    ) -> dict[str, ProcessReport]:
         started = time.perf_counter()
         now = self.service.clock()
-        with self.sessions.begin() as session:
+        reports: dict[str, ProcessReport] = {}
+        work: list[_Work] = []
+        with self.writes, self.sessions.begin() as session:
             store = ScanStore(session)
-            state, attempts = store.lease(
-                item_id, now, now + dt.timedelta(seconds=self.lease_seconds)
+            leases = store.lease_many(
+                item_ids,
+                now,
+                now + dt.timedelta(seconds=self.lease_seconds),
+                first_attempts_only=first_attempts_only,
             )
-            if state == "busy":
-                return ProcessReport(item_id, "busy", retry_after=self.lease_seconds)
-            if state != "leased":
-                return ProcessReport(item_id, "skipped")
-            item = store.get(item_id)
-            assert item is not None
-            if attempts > self.service.max_attempts:
-                self.service.dead_letter(
-                    session,
-                    item,
-                    "too_many_attempts",
-                    f"processing failed or crashed {attempts - 1} times",
+            leased = [i for i in item_ids if leases.get(i, ("", 0))[0] == "leased"]
+            items = store.get_many(leased) if leased else {}
+            media = store.media_many([i for i in leased if items[i].mode == "media"])
+            for item_id, (state, attempts) in leases.items():
+                if state == "busy":
+                    reports[item_id] = ProcessReport(
+                        item_id, "busy", retry_after=self.lease_seconds
+                    )
+                    continue
+                if state != "leased":
+                    reports[item_id] = ProcessReport(item_id, "skipped")
+                    continue
+                item = items[item_id]
+                if attempts > self.service.max_attempts:
+                    self.service.dead_letter(
+                        session,
+                        item,
+                        "too_many_attempts",
+                        f"processing failed or crashed {attempts - 1} times",
+                    )
+                    reports[item_id] = ProcessReport(
+                        item_id, DEAD, seconds=time.perf_counter() - started
+                    )
+                    continue
+                work.append(
+                    _Work(item_id, item.mode, item.filename, dict(item.request), media.get(item_id))
                 )
-                return ProcessReport(item_id, DEAD, seconds=time.perf_counter() - started)
-            data = store.media(item_id) if item.mode == "media" else None
-            request = dict(item.request)
-        context = ScanContext.from_json(request.get("context", {}))
+        if work:
+            reports.update(self._decide([self._hash(w) for w in work], started))
+        return reports
+
+    def _hash(self, work: _Work) -> _Hashed:
+        """Hash a leased item outside any transaction (or note why it cannot be)."""
+        context = ScanContext.from_json(work.request.get("context", {}))
         steps: list[dict[str, Any]] = []
-        digest: MediaDigest | None = None
-        failure: RedressError | None = None
         try:
-            if item.mode == "media":
-                if data is None:
+            if work.mode == "media":
+                if work.data is None:
                     raise RedressError("spooled media is missing", code="media_missing")
                 if self.service.hasher is None:
                     raise RedressError("no hasher configured", code="configuration_error")
-                digest = self.service.hasher.hash_bytes(data, item.filename)
+                digest = self.service.hasher.hash_bytes(work.data, work.filename)
                 query, notes = self.service.query_for(digest, context.banks)
                 steps.append(
                     {
@@ -842,41 +1000,120 @@ class ScanRunner:
                         "notes": notes,
                     }
                 )
-            else:
-                query = _query_from_json(request.get("query", {}), context.banks)
+                return _Hashed(work, context, query, steps, digest, None)
+            query = _query_from_json(work.request.get("query", {}), context.banks)
+            return _Hashed(work, context, query, steps, None, None)
         except RedressError as exc:
-            failure = exc
+            return _Hashed(work, context, None, steps, None, exc)
+
+    def _decide(self, batch: Sequence[_Hashed], started: float) -> dict[str, ProcessReport]:
+        """Decide hashed items in one transaction (each on its own if that fails), then
+        perform their follow-ups after the commit."""
         try:
-            with self.sessions.begin() as session:
-                item = ScanStore(session).get(item_id, lock=True)
-                if item is None or item.status != QUEUED:
-                    return ProcessReport(item_id, "skipped")
-                if failure is not None:
-                    self.service.dead_letter(session, item, failure.code, failure.message)
-                    status, outcome = DEAD, None
-                else:
-                    decision = self.service.decide(
-                        session, item, query, context, steps=steps, data=data, digest=digest
-                    )
-                    status, outcome = DONE, decision.outcome.value
-                follow_up = bool(item.callback_url) or bool((item.result or {}).get("actions"))
-        except EvidenceStorageError as exc:
-            # The evidence disk is full: the decision rolled back with its ledger entries,
-            # and the item must not be dead-lettered (that would drop the only copy of
-            # bytes that must be preserved). It waits, queued, for space, uncounted.
-            log.error("item %s deferred: %s", item_id, exc.message)
-            retry_at = self.service.clock() + dt.timedelta(seconds=self.defer_seconds)
-            with self.sessions.begin() as session:
-                ScanStore(session).release(item_id, retry_at)
-            return ProcessReport(
-                item_id,
-                DEFERRED,
-                seconds=time.perf_counter() - started,
-                retry_after=self.defer_seconds,
+            with self.writes, self.sessions.begin() as session:
+                reports, follow = self._decide_in(session, batch, started)
+        except Exception as exc:
+            if len(batch) == 1:
+                if isinstance(exc, EvidenceStorageError):
+                    item_id = batch[0].work.item_id
+                    return {item_id: self._defer(item_id, exc, started)}
+                raise
+            if isinstance(exc, EvidenceStorageError):
+                log.error("deciding a batch of %d items: %s; deciding each alone", len(batch), exc)
+            else:
+                log.exception(
+                    "deciding a batch of %d items failed; deciding each alone", len(batch)
+                )
+            reports, follow = {}, []
+            for one in batch:
+                try:
+                    with self.writes, self.sessions.begin() as session:
+                        done, more = self._decide_in(session, [one], started)
+                except EvidenceStorageError as full:
+                    reports[one.work.item_id] = self._defer(one.work.item_id, full, started)
+                    continue
+                except Exception:  # left queued: its lease runs out and the sweep retries it
+                    log.exception("processing %s failed", one.work.item_id)
+                    continue
+                reports.update(done)
+                follow.extend(more)
+        for item_id in follow:  # nothing to perform or send: no extra transaction
+            if len(batch) == 1:
+                self.after_commit(item_id)
+                continue
+            try:  # the decisions are committed: one failed follow-up must not stop the rest
+                self.after_commit(item_id)
+            except Exception:
+                log.exception("follow-up of %s failed", item_id)
+        # An item whose decision failed above has no report: say so, it stays queued.
+        for one in batch:
+            reports.setdefault(one.work.item_id, ProcessReport(one.work.item_id, "failed"))
+        return reports
+
+    def _defer(self, item_id: str, exc: EvidenceStorageError, started: float) -> ProcessReport:
+        """Give an item back, uncounted, when its evidence could not be written.
+
+        The evidence disk is full: the decision rolled back with its ledger entries, and
+        the item must not be dead-lettered (that would drop the only copy of bytes that
+        must be preserved). It waits, queued, for space.
+        """
+        log.error("item %s deferred: %s", item_id, exc.message)
+        retry_at = self.service.clock() + dt.timedelta(seconds=self.defer_seconds)
+        with self.writes, self.sessions.begin() as session:
+            ScanStore(session).release(item_id, retry_at)
+        return ProcessReport(
+            item_id,
+            DEFERRED,
+            seconds=time.perf_counter() - started,
+            retry_after=self.defer_seconds,
+        )
+
+    def _decide_in(
+        self, session: Session, batch: Sequence[_Hashed], started: float
+    ) -> tuple[dict[str, ProcessReport], list[str]]:
+        store = ScanStore(session)
+        locked = store.get_many([h.work.item_id for h in batch], lock=True)
+        reports: dict[str, ProcessReport] = {}
+        ready: list[tuple[_Hashed, ScanItem]] = []
+        for hashed in batch:
+            item_id = hashed.work.item_id
+            item = locked.get(item_id)
+            if item is None or item.status != QUEUED:
+                reports[item_id] = ProcessReport(item_id, "skipped")
+            elif hashed.failure is not None or hashed.query is None:
+                failure = hashed.failure or RedressError("nothing to match", code="hash_failed")
+                self.service.dead_letter(session, item, failure.code, failure.message)
+                reports[item_id] = ProcessReport(
+                    item_id, DEAD, seconds=time.perf_counter() - started
+                )
+            else:
+                ready.append((hashed, item))
+        found = self.service.match_many(
+            session, [(item, h.query, h.context) for h, item in ready if h.query is not None]
+        )
+        follow: list[str] = []
+        for (hashed, item), matches in zip(ready, found, strict=True):
+            assert hashed.query is not None
+            decision = self.service.decide(
+                session,
+                item,
+                hashed.query,
+                hashed.context,
+                steps=list(hashed.steps),  # a copy: a failed batch must not leave its steps
+                data=hashed.work.data,
+                digest=hashed.digest,
+                matches=matches,
+                drop_media=False,  # below, for the whole batch
             )
-        if follow_up:  # nothing to perform or send: skip the extra transaction
-            self.after_commit(item_id)
-        return ProcessReport(item_id, status, outcome, time.perf_counter() - started)
+            reports[item.id] = ProcessReport(
+                item.id, DONE, decision.outcome.value, time.perf_counter() - started
+            )
+            if item.callback_url or (item.result or {}).get("actions"):
+                follow.append(item.id)
+        # Redress keeps hashes, not media: the decided items' spooled bytes go now.
+        store.drop_media_many([item.id for _, item in ready if item.mode == "media"])
+        session.flush()
+        return reports, follow
 
     def after_commit(self, item_id: str) -> None:
         """Perform the item's outbox actions that have an actioner here, and send the
@@ -902,7 +1139,7 @@ class ScanRunner:
             )
             if not runnable:
                 continue  # left pending in the outbox for a connector
-            with self.sessions.begin() as session:
+            with self.writes, self.sessions.begin() as session:
                 if not ScanStore(session).claim_action(action.id):
                     continue
             request = ActionRequest(
@@ -915,7 +1152,7 @@ class ScanRunner:
                 banks=tuple(m.bank for m in result.matches),
             )
             outcome = self._perform(request, callback_url, secret, result)
-            with self.sessions.begin() as session:
+            with self.writes, self.sessions.begin() as session:
                 ScanStore(session).finish_action(
                     action.id, outcome.ok, outcome.detail, self.service.clock()
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -67,6 +68,11 @@ class ScanStore:
         """Delete spooled bytes once the item is processed (Redress keeps hashes, not media)."""
         self._session.execute(delete(ScanMedia).where(ScanMedia.item_id == item_id))
 
+    def drop_media_many(self, item_ids: Sequence[str]) -> None:
+        """:meth:`drop_media` for a batch, in one DELETE."""
+        if item_ids:
+            self._session.execute(delete(ScanMedia).where(ScanMedia.item_id.in_(list(item_ids))))
+
     def lease(self, item_id: str, now: dt.datetime, until: dt.datetime) -> tuple[str, int]:
         """Take a queued item for processing until ``until`` and count the attempt.
 
@@ -97,6 +103,67 @@ class ScanStore:
             .where(ScanItem.id == item_id, ScanItem.status == QUEUED, ScanItem.attempts > 0)
             .values(attempts=ScanItem.attempts - 1, leased_until=until)
         )
+
+    def lease_many(
+        self,
+        item_ids: Sequence[str],
+        now: dt.datetime,
+        until: dt.datetime,
+        *,
+        first_attempts_only: bool = False,
+    ) -> dict[str, tuple[str, int]]:
+        """:meth:`lease` for a batch, in one conditional UPDATE (``RETURNING`` the items
+        this call leased): ``{item_id: (state, attempts)}`` for every ID asked for.
+        With ``first_attempts_only``, only items never tried before are leased and only
+        they are answered for."""
+        wanted = list(dict.fromkeys(item_ids))
+        conditions = [
+            ScanItem.id.in_(wanted),
+            ScanItem.status == QUEUED,
+            or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+        ]
+        if first_attempts_only:
+            conditions.append(ScanItem.attempts == 0)
+        leased: dict[str, int] = {
+            row[0]: int(row[1])
+            for row in self._session.execute(
+                update(ScanItem)
+                .where(*conditions)
+                .values(attempts=ScanItem.attempts + 1, leased_until=until)
+                .returning(ScanItem.id, ScanItem.attempts)
+            )
+        }
+        if first_attempts_only:
+            return {i: ("leased", n) for i, n in leased.items()}
+        others = [i for i in wanted if i not in leased]
+        status: dict[str, str] = {}
+        if others:
+            status = {
+                row[0]: row[1]
+                for row in self._session.execute(
+                    select(ScanItem.id, ScanItem.status).where(ScanItem.id.in_(others))
+                )
+            }
+        return {
+            i: ("leased", leased[i])
+            if i in leased
+            else (("busy", 0) if status.get(i) == QUEUED else ("finished", 0))
+            for i in wanted
+        }
+
+    def get_many(self, item_ids: Sequence[str], *, lock: bool = False) -> dict[str, ScanItem]:
+        """Items by ID; ``lock`` takes row locks (skipping rows another worker holds)."""
+        query = select(ScanItem).where(ScanItem.id.in_(list(item_ids)))
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return {row.id: row for row in self._session.scalars(query)}
+
+    def media_many(self, item_ids: Sequence[str]) -> dict[str, bytes]:
+        """The spooled bytes of media items, by item ID."""
+        rows = self._session.execute(
+            select(ScanMedia.item_id, ScanMedia.data).where(ScanMedia.item_id.in_(list(item_ids)))
+        )
+        return {row[0]: row[1] for row in rows}
 
     def queued_ids(
         self,

@@ -57,7 +57,7 @@ from redress.store.store import (
     SqlCaseStore,
     SqlSeenStore,
     active_entry_state,
-    exact_matches,
+    exact_matches_many,
 )
 from redress.store.sync import IndexFollower, SeenFollower, utc_now
 
@@ -476,6 +476,10 @@ class CaseService:
         return self.set_status(case_number, CaseStatus.WITHDRAWN, actor="victim")
 
 
+# A candidate entry of a query: (distance, signal found by, query share, entry share).
+_Candidate = tuple[int, SignalKind | None, float | None, float | None]
+
+
 class Matcher:
     """Matches scanned items against every enabled bank, each at its own threshold.
 
@@ -500,42 +504,65 @@ class Matcher:
 
     def match(self, session: Session, query: MediaQuery) -> list[MatchResult]:
         """The entries ``query`` matches, nearest first (nothing is recorded)."""
+        return self.match_many(session, [query])[0]
+
+    def match_many(
+        self, session: Session, queries: Sequence[MediaQuery]
+    ) -> list[list[MatchResult]]:
+        """What each of ``queries`` matches, nearest first, in their order (nothing is
+        recorded). The same answers as :meth:`match` one by one, for the cost of one:
+        one index search over every PDQ hash, one exact-digest query per digest kind,
+        and one re-check of the candidates' entries, cases and banks for the batch."""
         now = utc_now()
         banks = self.follower.banks()
-        candidates: dict[int, tuple[int, SignalKind | None, float | None, float | None]] = {}
+        found: list[dict[int, _Candidate]] = [{} for _ in queries]
 
         def offer(
+            n: int,
             entry_id: int,
             dist: int,
             kind: SignalKind | None = None,
             q: float | None = None,
             e: float | None = None,
         ) -> None:
+            candidates = found[n]
             if entry_id not in candidates or dist < candidates[entry_id][0]:
                 candidates[entry_id] = (dist, kind, q, e)
 
-        for kind, digest in ((SignalKind.MD5, query.md5), (SignalKind.SHA256, query.sha256)):
-            if digest:
-                for entry_id, _bank in exact_matches(session, kind, digest):
-                    offer(entry_id, 0, kind)
-        good = [h.bits for h in query.pdq if h.quality >= self.quality_min]
+        for kind in (SignalKind.MD5, SignalKind.SHA256):
+            digests = {
+                n: digest
+                for n, query in enumerate(queries)
+                if (digest := query.md5 if kind is SignalKind.MD5 else query.sha256)
+            }
+            if digests:
+                exact = exact_matches_many(session, kind, set(digests.values()))
+                for n, digest in digests.items():
+                    for entry_id, _bank in exact.get(digest, ()):
+                        offer(n, entry_id, 0, kind)
+        owners: list[int] = []
+        good: list[bytes] = []
+        for n, query in enumerate(queries):
+            for pdq in query.pdq:
+                if pdq.quality >= self.quality_min:
+                    owners.append(n)
+                    good.append(pdq.bits)
         widest = self.follower.max_threshold
         if good and len(self.follower.index):
             arr = np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, 32)
-            for hits in self.follower.index.search_many(arr, widest):
+            for n, hits in zip(owners, self.follower.index.search_many(arr, widest), strict=True):
                 for h in hits:
                     bank = banks.get(self.follower.bank_of(h.entry_id))
                     if bank is not None and h.distance <= bank.pdq_threshold:
-                        offer(h.entry_id, h.distance)
-        frames = _unique_frames(
-            [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
-        )
-        if len(frames) and len(self.follower.frames):
-            entries = {
-                h.entry_id
-                for hits in self.follower.frames.search_many(frames, widest)
-                for h in hits
-            }
+                        offer(n, h.entry_id, h.distance)
+        for n, query in enumerate(queries):
+            frames = _unique_frames(
+                [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
+            )
+            if not len(frames) or not len(self.follower.frames):
+                continue
+            hits_per_frame = self.follower.frames.search_many(frames, widest)
+            entries = {h.entry_id for hits in hits_per_frame for h in hits}
             for entry_id in sorted(entries):
                 bank = banks.get(self.follower.bank_of(entry_id))
                 entry_frames = self.follower.entry_frames(entry_id)
@@ -544,41 +571,46 @@ class Matcher:
                 share = self.frame_share(frames, entry_frames, bank.pdq_threshold)
                 if share.query_share >= self.vpdq_share:
                     offer(
+                        n,
                         entry_id,
                         share.distance,
                         SignalKind.VPDQ,
                         share.query_share,
                         share.entry_share,
                     )
-        if not candidates:
-            return []
-        state = active_entry_state(session, list(candidates))
-        cases = SqlCaseStore(session).cases_for_entries(list(candidates))
+        every = sorted({entry_id for candidates in found for entry_id in candidates})
+        if not every:
+            return [[] for _ in queries]
+        state = active_entry_state(session, every)
+        cases = SqlCaseStore(session).cases_for_entries(every)
         bank_store = SqlBankStore(session)
-        results = []
         # Bank settings are read fresh too: a bank disabled a moment ago never matches.
         fresh = {b: bank_store.get_bank_by_id(b) for b in {v[0] for v in state.values() if v[2]}}
-        for entry_id, (dist, found_kind, q, e) in candidates.items():
-            bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
-            if not active:
-                continue
-            bank = fresh[bank_id]
-            if not bank.matching_at(now):
-                continue
-            results.append(
-                MatchResult(
-                    dist,
-                    bank.id,
-                    bank.name,
-                    bank.purpose,
-                    entry_id,
-                    found_kind or SignalKind(stored_kind),
-                    cases.get(entry_id, ()),
-                    q,
-                    e,
+        answers: list[list[MatchResult]] = []
+        for candidates in found:
+            results = []
+            for entry_id, (dist, found_kind, q, e) in candidates.items():
+                bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
+                if not active:
+                    continue
+                bank = fresh[bank_id]
+                if not bank.matching_at(now):
+                    continue
+                results.append(
+                    MatchResult(
+                        dist,
+                        bank.id,
+                        bank.name,
+                        bank.purpose,
+                        entry_id,
+                        found_kind or SignalKind(stored_kind),
+                        cases.get(entry_id, ()),
+                        q,
+                        e,
+                    )
                 )
-            )
-        return sorted(results)
+            answers.append(sorted(results))
+        return answers
 
     def scan(
         self, session: Session, query: MediaQuery, sighting: SightingIn | None = None

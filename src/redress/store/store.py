@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -1232,3 +1232,24 @@ def exact_matches(session: Session, kind: SignalKind, value: bytes) -> list[tupl
         )
     )
     return [(r[0], r[1]) for r in rows]
+
+
+def exact_matches_many(
+    session: Session, kind: SignalKind, values: Collection[bytes]
+) -> dict[bytes, list[tuple[int, int]]]:
+    """Active entries with any of these md5/sha256 values: (entry ID, bank ID) by value."""
+    found: dict[bytes, list[tuple[int, int]]] = {}
+    wanted = list(values)
+    for start in range(0, len(wanted), 1000):
+        rows = session.execute(
+            select(BankEntry.value, BankEntry.id, BankEntry.bank_id).where(
+                and_(
+                    BankEntry.signal_type == kind.value,
+                    BankEntry.value.in_(wanted[start : start + 1000]),
+                    BankEntry.removed_at.is_(None),
+                )
+            )
+        )
+        for value, entry_id, bank_id in rows:
+            found.setdefault(bytes(value), []).append((entry_id, bank_id))
+    return found

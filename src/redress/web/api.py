@@ -207,7 +207,7 @@ def _scan_hashes(
         target=body.target,
         banks=body.banks,
     )
-    with state.pipeline.sessions.begin() as session:
+    with state.pipeline.writes, state.pipeline.sessions.begin() as session:
         result = state.pipeline.service.scan_hashes(
             session,
             HashSubmission(query=query, context=context),
@@ -223,7 +223,7 @@ def _accept_media(
 ) -> ScanResult:
     if not state.pipeline.queue.has_room():
         raise QueueFullError("the scan queue is full; retry later", retry_after=2.0)
-    with state.pipeline.sessions.begin() as session:
+    with state.pipeline.writes, state.pipeline.sessions.begin() as session:
         item, created = state.pipeline.service.accept(
             session, submission, key=key, idempotency_key=idempotency_key
         )
@@ -344,7 +344,7 @@ def _batch_hashes(state: AppState, body: BatchIn, key: KeyInfo) -> list[BatchIte
         )
         valid.append((HashSubmission(query=query, context=context), item.idempotency_key))
         out.append(None)
-    with state.pipeline.sessions.begin() as session:
+    with state.pipeline.writes, state.pipeline.sessions.begin() as session:
         answers = state.pipeline.service.scan_hashes_many(session, valid, key=key)
     results = iter(answers)
     final: list[BatchItemOut] = []

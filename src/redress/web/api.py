@@ -76,8 +76,9 @@ def _verify(state: AppState, token: str | None) -> KeyInfo:
     return key
 
 
-def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
-    """A dependency: the caller's API key, checked for ``scope`` and its rate limit."""
+def authenticated(scope: Scope, *others: Scope) -> Callable[..., Awaitable[KeyInfo]]:
+    """A dependency: the caller's API key, checked for ``scope`` (or one of ``others``)
+    and its rate limit."""
 
     async def dependency(
         request: Request,
@@ -88,7 +89,7 @@ def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
         key = state.pipeline.keys.get(token)
         if key is None:
             key = await run_in_threadpool(_verify, state, token)
-        require_scope(key, scope)
+        require_scope(key, scope, *others)
         settings = state.settings
         limiter = state.pipeline.limiter
         args = (
@@ -107,6 +108,8 @@ def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
 
 ScanKey = Annotated[KeyInfo, Depends(authenticated(Scope.SCAN))]
 AdminKey = Annotated[KeyInfo, Depends(authenticated(Scope.ADMIN))]
+#: Jobs are read by the key that submitted them and by review keys (docs/api.md).
+JobReaderKey = Annotated[KeyInfo, Depends(authenticated(Scope.SCAN, Scope.REVIEW))]
 
 
 # -- health, readiness, metrics -------------------------------------------------------------
@@ -444,7 +447,7 @@ async def scan_batch(request: Request, key: ScanKey) -> Any:
     response_model=ScanOut,
     responses=error_responses(401, 403, 404, 429),
 )
-def get_job(request: Request, job_id: str, key: ScanKey) -> Any:
+def get_job(request: Request, job_id: str, key: JobReaderKey) -> Any:
     """The state of a scan job (visible to the key that submitted it, and to review and
     admin keys)."""
     state = app_state(request)

@@ -14,7 +14,8 @@ Hierarchy (all are :class:`redress.errors.RedressError`)::
     ├── BankExistsError              409  bank_exists
     ├── CaseClosedError              409  case_closed: the case is Withdrawn or Deleted
     ├── WrongPinError                403  wrong_pin: the case PIN does not match
-    └── DatabaseNotReadyError        503  database_not_ready: PostgreSQL schema not upgraded
+    ├── DatabaseNotReadyError        503  database_not_ready: PostgreSQL schema not upgraded
+    └── DatabaseUnavailableError     503  database_unavailable: unreachable, or refuses the account
 """
 
 from __future__ import annotations
@@ -107,4 +108,12 @@ class DatabaseNotReadyError(RedressError):
     """The database schema is missing or older than this version of Redress."""
 
     code = "database_not_ready"
+    status_code = 503
+
+
+class DatabaseUnavailableError(RedressError):
+    """The database cannot be reached, or refuses this account (wrong credentials, no
+    permission): the CLI says so instead of crashing."""
+
+    code = "database_unavailable"
     status_code = 503

@@ -3,10 +3,12 @@ console users of every role, and the principals the authorisation matrix walks."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
@@ -118,3 +120,31 @@ def fast_settings(home: object, database_url: str, **extra: object) -> Settings:
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+class Served:
+    """The app with its lifespan running on a private event loop, answered in-process
+    through a synchronous facade (hypothesis drives plain functions)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.runner = asyncio.Runner()
+        self.stack = AsyncExitStack()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://redress.test"
+        )
+        self.runner.run(self._start())
+
+    async def _start(self) -> None:
+        await self.stack.enter_async_context(self.app.router.lifespan_context(self.app))
+        await self.stack.enter_async_context(self.client)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.runner.run(self.client.post(path, **kwargs))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.runner.run(self.client.request(method, path, **kwargs))
+
+    def close(self) -> None:
+        self.runner.run(self.stack.aclose())
+        self.runner.close()

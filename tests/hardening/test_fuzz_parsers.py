@@ -13,14 +13,12 @@ import copy
 import io
 import json
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from fuzz_support import CODES, assert_documented, fuzz, mutated
+from hardening_support import Served
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -280,31 +278,6 @@ def test_telegram_exports_import_or_fail_with_export_errors(
 
 
 # -- request bodies through the app --------------------------------------------------------------
-
-
-class Served:
-    """The app with its lifespan running on a private event loop, answered in-process
-    through a synchronous facade (hypothesis drives plain functions)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.runner = asyncio.Runner()
-        self.stack = AsyncExitStack()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://redress.test"
-        )
-        self.runner.run(self._start())
-
-    async def _start(self) -> None:
-        await self.stack.enter_async_context(self.app.router.lifespan_context(self.app))
-        await self.stack.enter_async_context(self.client)
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.runner.run(self.client.post(path, **kwargs))
-
-    def close(self) -> None:
-        self.runner.run(self.stack.aclose())
-        self.runner.close()
 
 
 @pytest.fixture(scope="module")

@@ -298,11 +298,32 @@ def stopncii_json(record_lines: Iterable[JsonObject], count_hint: int = 0) -> It
 # --- HMA CSV ------------------------------------------------------------------------------
 
 
+def _csv_rows(stream: TextIO) -> Iterator[list[str] | csv.Error]:
+    """CSV rows, with a row the reader refuses (a field over the csv module's size limit)
+    given as its error, so that one hostile row is reported and the file carries on."""
+    reader = csv.reader(stream)
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+            if reader.line_num == before:  # nothing consumed: stop rather than spin
+                return
+            continue
+        yield row
+
+
 def parse_hma_csv(stream: TextIO, kind: SignalKind | None = None) -> Iterator[Parsed]:
     """Rows ``hash,id,time,tags``; blank lines and ``#`` comments are skipped."""
     by_length = {64: SignalKind.PDQ, 32: SignalKind.MD5}
     meta_cache: dict[tuple[str, str], str | None] = {}
-    for number, row in enumerate(csv.reader(stream), start=1):
+    for number, row in enumerate(_csv_rows(stream), start=1):
+        if isinstance(row, csv.Error):
+            yield ImportProblem(number, "bad_record", f"unreadable CSV row: {row}")
+            continue
         if not row:
             continue
         value = row[0].strip()

@@ -276,3 +276,25 @@ async def test_api_keys_never_open_the_console_nor_sessions_the_api(site: Site) 
     )
     assert answer.status_code == 401
     assert answer.json()["error"] == "unauthenticated"
+
+
+async def test_review_keys_read_any_job_and_other_scan_keys_none(site: Site) -> None:
+    """Jobs are read by the key that submitted them and by review keys (docs/api.md)."""
+    submitter = next(p for p in site.principals if p.name == "key:scan")
+    scan = await site.client.post(
+        "/api/v1/scan",
+        headers={"Authorization": f"Bearer {submitter.token}"},
+        json={"md5": "d41d8cd98f00b204e9800998ecf8427e"},
+    )
+    job = f"/api/v1/jobs/{scan.json()['id']}"
+    readers = {
+        "submitter": submitter.token,
+        "review": next(p for p in site.principals if p.name == "key:review").token,
+        "another scan key": site.key(Scope.SCAN),
+        "curate": next(p for p in site.principals if p.name == "key:curate").token,
+    }
+    seen = {
+        who: (await site.client.get(job, headers={"Authorization": f"Bearer {token}"})).status_code
+        for who, token in readers.items()
+    }
+    assert seen == {"submitter": 200, "review": 200, "another scan key": 404, "curate": 403}

@@ -128,6 +128,8 @@ def test_an_hma_csv_row_over_the_field_limit_is_a_row_problem_and_the_file_carri
     "url",
     [
         "http://localhost/hook",
+        "http://LOCALHOST./hook",
+        "http://127.0.0.1./hook",
         "http://127.0.0.1:8080/hook",
         "http://2130706433/hook",  # 127.0.0.1 spelt as one number
         "http://0x7f.1/hook",

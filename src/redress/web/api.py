@@ -267,6 +267,7 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
         raise InvalidInputError("callback_url must be an http(s) URL", code="bad_callback_url")
     if allow_private:
         return
+    host = host.rstrip(".")  # "localhost." and "127.0.0.1." resolve like the undotted names
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         raise InvalidInputError(
             f"callback_url names the local host or network ({host})", code="bad_callback_url"

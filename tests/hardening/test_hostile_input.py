@@ -200,3 +200,30 @@ def test_a_frame_flood_stops_the_decoder_at_the_length_limits_worth_of_frames(
     assert caught.value.code == "too_long"
     assert "frames" in caught.value.message
     assert hash_file(video, HashOptions(max_video_seconds=1)).vpdq  # 240 frames allowed
+
+
+def test_extracting_a_package_never_writes_outside_the_target(tmp_path: Path) -> None:
+    """An item ID shaped like a path ("../../<32 hex>") is refused before anything is
+    written, even in a package whose checks all held (its signer chose the IDs)."""
+    from redress.evidence import verify
+
+    bag = tmp_path / "bag"
+    (bag / "data" / "items").mkdir(parents=True)
+    (bag / "data" / "items" / "content.jpg").write_bytes(b"bytes")
+    (bag / "data" / "items" / "record.json").write_bytes(b"{}")
+    target = tmp_path / "out" / "inner"
+    escape = "../../" + "a" * 32
+    index = {
+        "items": [
+            {
+                "item": escape,
+                "content": "data/items/content.jpg",
+                "record": "data/items/record.json",
+            }
+        ]
+    }
+    with pytest.raises(verify._AbortError) as caught:
+        verify._extract_items(bag, index, None, target)
+    assert caught.value.failure.code == "package_invalid"
+    assert not (tmp_path / ("a" * 32)).exists()
+    assert not target.exists()

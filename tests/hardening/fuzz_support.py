@@ -9,9 +9,11 @@ deadline (the machine is shared).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -69,3 +71,52 @@ def mutated(draw: st.DrawFn, samples: list[bytes]) -> bytes:
         del sample[at : at + draw(st.integers(1, 256))]
     cut = 1 + draw(st.integers(0, 2**24)) % max(1, len(sample))
     return bytes(sample[:cut]) if draw(st.booleans()) else bytes(sample)
+
+
+PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+MD5 = "d35c785545392755e7e4164457657269"
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=80),
+    st.sampled_from([PDQ, MD5, PDQ.upper(), PDQ[:-1], "../x", "", "0" * 64, "image", "video"]),
+)
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
+    max_leaves=30,
+)
+
+
+@st.composite
+def damaged_json(draw: st.DrawFn, document: Any) -> Any:
+    """``document`` with a few values replaced by arbitrary JSON (or keys removed)."""
+    doc = copy.deepcopy(document)
+    for _ in range(draw(st.integers(1, 4))):
+        node = doc
+        while isinstance(node, dict | list) and node and draw(st.booleans()):
+            key = draw(
+                st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node)))
+            )
+            child = node[key]
+            if not isinstance(child, dict | list) or not child:
+                if draw(st.booleans()):
+                    node[key] = draw(JSON)
+                elif isinstance(node, dict):
+                    del node[key]
+                break
+            node = child
+        else:
+            if isinstance(node, dict):
+                node[
+                    draw(
+                        st.sampled_from(
+                            ["photo", "video", "document", "chat", "date", "from", "text"]
+                        )
+                    )
+                ] = draw(JSON)
+    return doc

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fuzz_support import CODES, fuzz, mutated
+from fuzz_support import CODES, damaged_json, fuzz, mutated
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
-from test_fuzz_parsers import damaged_json
 
 from redress.config import Settings
 from redress.evidence.interfaces import CaptureRequest, MessageFacts, Trigger, TriggerKind

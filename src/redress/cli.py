@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -109,19 +110,50 @@ def _crash_report(exc: BaseException) -> str | None:
         return None
 
 
-def main() -> None:
-    """Entry point of the ``redress`` console script: never shows a traceback to a user."""
-    _register_domains()
+def database_failure(exc: BaseException) -> RedressError | None:
+    """The clear error for a database that cannot be reached or refuses this account
+    (SQLAlchemy's ``OperationalError``), or None for any other failure."""
+    from sqlalchemy.exc import OperationalError
+
+    from redress.store.errors import DatabaseUnavailableError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return DatabaseUnavailableError(
+        f"the database cannot be used ({reason[0] if reason else type(exc).__name__});"
+        " check REDRESS_DATABASE_URL, that the server runs and that this account may use it"
+    )
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run one command line (``sys.argv`` by default) behind the error boundary and
+    return its exit status: 2 for a :class:`RedressError`, 70 for an unexpected failure
+    (traceback written to ``REDRESS_HOME/logs/``), never a traceback on the terminal."""
     try:
-        app()
+        app(args=None if args is None else list(args), prog_name="redress")
+    except SystemExit as done:  # click's standalone mode always ends this way
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except RedressError as exc:
         typer.echo(f"redress: error [{exc.code}]: {exc.message}", err=True)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         typer.echo("redress: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        failure = database_failure(exc)
+        if failure is not None:
+            typer.echo(f"redress: error [{failure.code}]: {failure.message}", err=True)
+            return 2
         where = _crash_report(exc)
         detail = f" (details in {where})" if where else ""
         typer.echo(f"redress: internal error: {type(exc).__name__}: {exc}{detail}", err=True)
-        sys.exit(70)
+        return 70
+    return 0
+
+
+def main() -> None:
+    """Entry point of the ``redress`` console script: never shows a traceback to a user."""
+    _register_domains()
+    sys.exit(run())

@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Most items one POST /api/v1/scan/batch may carry.",
     )
+    api_callback_private: bool = Field(
+        default=False,
+        description=(
+            "Accept scan callback URLs on loopback, private or link-local addresses"
+            " (off: refused as bad_callback_url, so an API key cannot aim webhooks"
+            " at the server's own network)."
+        ),
+    )
     queue_size: int = Field(
         default=1000,
         ge=1,

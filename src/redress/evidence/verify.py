@@ -814,9 +814,11 @@ def _extract_items(
     """Write each verified item's bytes and capture record under ``target``/<item id>/."""
     encrypted = index.get("encryption") is not None
     for item in index["items"]:
-        folder = target / str(item["item"])
-        if not re.fullmatch(r"[0-9a-f]{32}", folder.name):
-            raise _AbortError("package_invalid", f"item ID {folder.name!r} is not 32 hex digits")
+        item_id = str(item["item"])
+        # The whole ID, not the joined path's last part: "../../x/<32 hex>" must not pass.
+        if not re.fullmatch(r"[0-9a-f]{32}", item_id):
+            raise _AbortError("package_invalid", f"item ID {item_id!r} is not 32 hex digits")
+        folder = target / item_id
         folder.mkdir(parents=True, exist_ok=True)
         for key in ("content", "record"):
             source = _payload_file(bag, item[key], f"item {folder.name} {key}")

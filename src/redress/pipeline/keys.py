@@ -200,10 +200,12 @@ class ApiKeyService:
         return info
 
 
-def require_scope(key: KeyInfo, scope: Scope) -> None:
-    """Raise :class:`ScopeError` unless ``key`` carries ``scope``."""
-    if not key.allows(scope):
-        raise ScopeError(f"this API key lacks the {scope.value!r} scope")
+def require_scope(key: KeyInfo, scope: Scope, *others: Scope) -> None:
+    """Raise :class:`ScopeError` unless ``key`` carries ``scope`` or one of ``others``."""
+    wanted = (scope, *others)
+    if not any(key.allows(s) for s in wanted):
+        names = " or ".join(repr(s.value) for s in wanted)
+        raise ScopeError(f"this API key lacks the {names} scope")
 
 
 class VerifiedKeys:

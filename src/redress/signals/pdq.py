@@ -72,9 +72,9 @@ _EXIF_ORIENTATION = 0x0112
 FAST_MIN_SIDE = 240
 _FAST_SCALES = (8, 4, 2)
 
-# What Pillow's plug-ins raise on malformed data (beyond OSError, fuzzing finds
+#: What Pillow's plug-ins raise on malformed data (beyond OSError, fuzzing finds
 # index, type, key and arithmetic errors in some of them): all mean "corrupt".
-_DECODER_ERRORS = (
+DECODER_ERRORS = (
     Image.DecompressionBombError,
     OSError,
     SyntaxError,
@@ -149,14 +149,14 @@ def open_image(data: bytes, fmt: MediaFormat, max_pixels: int) -> DecodedImage:
             raise CorruptMediaError(
                 f"the file starts like {fmt.name} but its header cannot be read"
             ) from exc
-        except _DECODER_ERRORS as exc:
+        except DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
         if fmt.name == "PNG":
             _verify_png(data, fmt)
         try:
             # Counting frames walks the file (GIF): damaged data fails here too.
             frames = int(getattr(image, "n_frames", 1) or 1)
-        except _DECODER_ERRORS as exc:
+        except DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
     width, height = image.size
     if width * height > max_pixels:
@@ -175,7 +175,7 @@ def orientation_of(image: Image.Image) -> int:
     try:
         with _quiet():
             value = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except _DECODER_ERRORS:
+    except DECODER_ERRORS:
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -196,7 +196,7 @@ def load_rgb(decoded: DecodedImage, fmt: MediaFormat, *, compat_hma: bool) -> Rg
             rgb = _to_rgb(image)
         except HashError:
             raise
-        except _DECODER_ERRORS as exc:
+        except DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
     orientation = orientation_of(image)
     if orientation != 1:
@@ -256,7 +256,7 @@ def fast_pdq(decoded: DecodedImage, fmt: MediaFormat) -> PdqHash | None:
             luma = _reduced_luma(image, fmt, scale)
         except HashError:
             raise
-        except _DECODER_ERRORS as exc:
+        except DECODER_ERRORS as exc:
             raise _decode_error(exc, fmt) from exc
     if luma is None:
         return None
@@ -317,7 +317,7 @@ def _verify_png(data: bytes, fmt: MediaFormat) -> None:
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as probe:
             probe.verify()
-    except _DECODER_ERRORS as exc:
+    except DECODER_ERRORS as exc:
         raise _decode_error(exc, fmt) from exc
 
 

@@ -61,6 +61,11 @@ _FULL_RANGE_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p",
 _META_SWS_FLAGS = Interpolation.POINT | Interpolation.ACCURATE_RND
 
 
+#: The highest frame rate a real video has (phones' slow motion): with the length limit,
+#: it bounds how many frames one file may make the decoder produce.
+MAX_FRAMES_PER_SECOND = 240
+
+
 @dataclass(frozen=True, slots=True)
 class VideoHashes:
     """What hashing one video stream produced, with the stream's facts."""
@@ -171,6 +176,10 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
     # Decoder threads: frame order is unchanged, and FFmpeg's threads add real speed.
     codec.thread_type = "AUTO"
 
+    # Timestamps come from the file, so a hostile one can hold them still (or make them
+    # up) while packing in frames: the frame count is bounded too, at the most frames
+    # a real video of the allowed length can have.
+    max_frames = max(1, int(options.max_video_seconds * MAX_FRAMES_PER_SECOND))
     frames: list[VpdqFrame] = []
     count = 0
     next_due = 0.0
@@ -179,6 +188,13 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
         for frame in container.decode(stream):
             number = count
             count += 1
+            if count > max_frames:
+                raise MediaTooLargeError(
+                    f"the video holds more than {max_frames} frames, more than"
+                    f" {options.max_video_seconds:g} s at {MAX_FRAMES_PER_SECOND} frames per"
+                    " second (timestamps that do not advance?)",
+                    code="too_long",
+                )
             when = _seconds(frame.pts, frame.time_base)
             elapsed = (when - start) if when is not None else (number / fps if fps else 0.0)
             if elapsed > options.max_video_seconds:

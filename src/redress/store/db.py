@@ -7,6 +7,7 @@ processes can share the file); PostgreSQL is the scale-out store. Stores only
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _NoResultRows(logging.Filter):
+    """Drops SQLAlchemy's DEBUG records of result rows: rows hold hashes, contact details
+    and PIN digests, and logs are not the place for them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
+
+
+def _hide_result_rows() -> None:
+    # Idempotent: one filter on SQLAlchemy's engine logger, whatever the log level.
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _NoResultRows) for f in logger.filters):
+        logger.addFilter(_NoResultRows())
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with Redress's per-backend settings.
 
     For a SQLite file the parent directory is created. Unknown schemes raise
-    :class:`ConfigurationError` rather than a driver traceback.
+    :class:`ConfigurationError` rather than a driver traceback. Statement
+    parameters (hashes, contact details, PIN digests) are never written to logs
+    or into error messages, even with SQL logging on.
     """
+    kwargs.setdefault("hide_parameters", True)
+    _hide_result_rows()
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":

@@ -15,7 +15,8 @@ Hierarchy (all are :class:`redress.errors.RedressError`)::
     ├── CaseClosedError              409  case_closed: the case is Withdrawn or Deleted
     ├── WrongPinError                403  wrong_pin: the case PIN does not match
     ├── DatabaseNotReadyError        503  database_not_ready: PostgreSQL schema not upgraded
-    └── BackupError                  400  backup_error: a backup cannot be made or restored
+    ├── BackupError                  400  backup_error: a backup cannot be made or restored
+    └── DatabaseUnavailableError     503  database_unavailable: unreachable, or refuses the account
 """
 
 from __future__ import annotations
@@ -117,3 +118,11 @@ class BackupError(RedressError):
 
     code = "backup_error"
     status_code = 400
+
+
+class DatabaseUnavailableError(RedressError):
+    """The database cannot be reached, or refuses this account (wrong credentials, no
+    permission): the CLI says so instead of crashing."""
+
+    code = "database_unavailable"
+    status_code = 503

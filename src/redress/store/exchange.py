@@ -370,13 +370,43 @@ def _hma_row(
     return ParsedRecord(number, row_kind, raw, external, meta_cache[key])
 
 
-def parse_hma_csv(stream: TextIO, kind: SignalKind | None = None) -> Iterator[Parsed]:
-    """Rows ``hash,id,time,tags``; blank lines and ``#`` comments are skipped."""
-    meta_cache: dict[_MetaKey, str | None] = {}
-    for number, row in enumerate(csv.reader(stream), start=1):
+def _csv_rows(stream: TextIO) -> Iterator[list[str] | csv.Error]:
+    """CSV rows, with a row the reader refuses (a field over the csv module's size limit)
+    given as its error, so that one hostile row is reported and the file carries on."""
+    reader = csv.reader(stream)
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+            if reader.line_num == before:  # nothing consumed: stop rather than spin
+                return
+            continue
+        yield row
+
+
+def _hma_rows(
+    stream: TextIO, first: int, kind: SignalKind | None, meta_cache: dict[_MetaKey, str | None]
+) -> Generator[Parsed, None, int]:
+    """HMA rows one by one from row number ``first``; returns how many rows were read."""
+    count = 0
+    for count, row in enumerate(_csv_rows(stream), start=1):
+        number = first + count - 1
+        if isinstance(row, csv.Error):
+            yield ImportProblem(number, "bad_record", f"unreadable CSV row: {row}")
+            continue
         item = _hma_row(number, row, kind, meta_cache)
         if item is not None:
             yield item
+    return count
+
+
+def parse_hma_csv(stream: TextIO, kind: SignalKind | None = None) -> Iterator[Parsed]:
+    """Rows ``hash,id,time,tags``; blank lines and ``#`` comments are skipped."""
+    yield from _hma_rows(stream, 1, kind, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +557,13 @@ def parse_hma_csv_blocks(
                     break
                 lines.append(more)
                 text += more
-        rows = list(csv.reader(lines))
+        try:
+            rows = list(csv.reader(lines))
+        except csv.Error:
+            # A row the csv module refuses (a field over its size limit): this block row
+            # by row, so that the hostile row is reported and the rest carries on.
+            first += yield from _hma_rows(io.StringIO(text), first, kind, meta_cache)
+            continue
         yield from _hma_block(rows, first, kind, meta_cache)
         first += len(rows)
 

@@ -7,8 +7,11 @@ transaction that the handler (the edge) opens and commits; services only flush.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -76,8 +79,9 @@ def _verify(state: AppState, token: str | None) -> KeyInfo:
     return key
 
 
-def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
-    """A dependency: the caller's API key, checked for ``scope`` and its rate limit."""
+def authenticated(scope: Scope, *others: Scope) -> Callable[..., Awaitable[KeyInfo]]:
+    """A dependency: the caller's API key, checked for ``scope`` (or one of ``others``)
+    and its rate limit."""
 
     async def dependency(
         request: Request,
@@ -88,7 +92,7 @@ def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
         key = state.pipeline.keys.get(token)
         if key is None:
             key = await run_in_threadpool(_verify, state, token)
-        require_scope(key, scope)
+        require_scope(key, scope, *others)
         settings = state.settings
         limiter = state.pipeline.limiter
         args = (
@@ -107,6 +111,8 @@ def authenticated(scope: Scope) -> Callable[..., Awaitable[KeyInfo]]:
 
 ScanKey = Annotated[KeyInfo, Depends(authenticated(Scope.SCAN))]
 AdminKey = Annotated[KeyInfo, Depends(authenticated(Scope.ADMIN))]
+#: Jobs are read by the key that submitted them and by review keys (docs/api.md).
+JobReaderKey = Annotated[KeyInfo, Depends(authenticated(Scope.SCAN, Scope.REVIEW))]
 
 
 # -- health, readiness, metrics -------------------------------------------------------------
@@ -246,12 +252,47 @@ def _check_media(data: bytes, filename: str | None) -> None:
         raise UnsupportedMediaError(f"{label} is audio; send an image or a video")
 
 
+def check_callback_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a callback URL that is not http(s), has no host, or (unless ``allow_private``)
+    names a loopback, private, link-local or reserved address: an API key must not be able
+    to aim the server's webhooks at the server's own network (SSRF)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"callback_url is not a URL: {exc}", code="bad_callback_url"
+        ) from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidInputError("callback_url must be an http(s) URL", code="bad_callback_url")
+    if allow_private:
+        return
+    host = host.rstrip(".")  # "localhost." and "127.0.0.1." resolve like the undotted names
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        raise InvalidInputError(
+            f"callback_url names the local host or network ({host})", code="bad_callback_url"
+        )
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the legacy spellings resolvers accept: 2130706433, 0x7f.1, 127.1
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return  # a DNS name; egress filtering covers names that resolve inward
+    if not address.is_global:
+        raise InvalidInputError(
+            f"callback_url points at a non-public address ({address}); set"
+            " REDRESS_API_CALLBACK_PRIVATE=true to allow it",
+            code="bad_callback_url",
+        )
+
+
 def _form_str(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) and value != "" else None
 
 
-def _form_context(form: Any, key: KeyInfo) -> ScanContext:
+def _form_context(form: Any, key: KeyInfo, *, allow_private: bool) -> ScanContext:
     reporters_text = _form_str(form, "reporters") or "0"
     try:
         reporters = int(reporters_text)
@@ -266,8 +307,8 @@ def _form_context(form: Any, key: KeyInfo) -> ScanContext:
         user_id=_form_str(form, "user_id"),
     )
     callback = _form_str(form, "callback_url")
-    if callback is not None and not callback.startswith(("http://", "https://")):
-        raise InvalidInputError("callback_url must be an http(s) URL", code="bad_callback_url")
+    if callback is not None:
+        check_callback_url(callback, allow_private=allow_private)
     banks = [b.strip() for b in (_form_str(form, "banks") or "").split(",") if b.strip()]
     return to_context(
         key.name,
@@ -310,7 +351,9 @@ async def scan(request: Request, key: ScanKey, idempotency_key: IdempotencyKey =
             data = await upload.read()
             _check_media(data, upload.filename)
             submission = MediaSubmission(
-                data=data, filename=upload.filename, context=_form_context(form, key)
+                data=data,
+                filename=upload.filename,
+                context=_form_context(form, key, allow_private=state.settings.api_callback_private),
             )
         result = await run_in_threadpool(_accept_media, state, submission, key, idempotency_key)
         return _job_response(result)
@@ -401,7 +444,7 @@ async def scan_batch(request: Request, key: ScanKey) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form(max_files=limit, max_fields=limit + 32) as form:
-            context = _form_context(form, key)
+            context = _form_context(form, key, allow_private=state.settings.api_callback_private)
             results: list[BatchItemOut] = []
             uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
             if not uploads:
@@ -444,7 +487,7 @@ async def scan_batch(request: Request, key: ScanKey) -> Any:
     response_model=ScanOut,
     responses=error_responses(401, 403, 404, 429),
 )
-def get_job(request: Request, job_id: str, key: ScanKey) -> Any:
+def get_job(request: Request, job_id: str, key: JobReaderKey) -> Any:
     """The state of a scan job (visible to the key that submitted it, and to review and
     admin keys)."""
     state = app_state(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import secrets
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -390,7 +391,7 @@ def item_media(request: Request, item_id: str) -> Response:
         return _error(request, exc)
     if not data:
         return Response(status_code=404, headers=HEADERS)
-    thumb = _thumbnail(data, revealed)
+    thumb = _thumbnail(data, revealed, app_state(request).settings.max_image_pixels)
     if thumb is not None:
         return Response(thumb, media_type="image/png", headers=HEADERS)
     video = _video_type(data)
@@ -410,15 +411,30 @@ def _video_type(data: bytes) -> str | None:
     return found.media_type if found.kind == "video" else None
 
 
-def _thumbnail(data: bytes, revealed: bool) -> bytes | None:
-    from PIL import Image, ImageFilter, UnidentifiedImageError
+def _thumbnail(data: bytes, revealed: bool, max_pixels: int) -> bytes | None:
+    """A PNG preview of an image (None for a video or anything that cannot be shown).
+
+    The header is checked first, as the hashing path does: a file declaring more
+    than ``max_pixels`` pixels (a decompression bomb) gets no preview and is never
+    decoded, and a damaged file gets none either rather than failing the page."""
+    from PIL import ImageFilter
+
+    from redress.signals.pdq import DECODER_ERRORS, open_image
+    from redress.signals.sniff import SNIFF_BYTES, sniff
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        found = sniff(data[:SNIFF_BYTES])
+        if found.kind != "image":
+            return None
+        decoded = open_image(data, found, max_pixels)
+        with warnings.catch_warnings(), decoded.image as image:
+            warnings.simplefilter("ignore")  # corrupt EXIF and the like: a preview is enough
             image.thumbnail((480, 480))
             picture = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None  # a video or a format Pillow cannot read: no preview
+    except RedressError:
+        return None  # not an image, too many pixels, or a header that cannot be read
+    except DECODER_ERRORS:
+        return None  # damaged pixel data
     if not revealed:
         picture = picture.convert("L").filter(ImageFilter.GaussianBlur(16))
     out = io.BytesIO()

@@ -37,7 +37,7 @@ from PIL import Image
 from redress.errors import InvalidInputError
 from redress.signals.options import HashOptions
 from redress.signals.pdq import RgbArray, load_rgb, open_image
-from redress.signals.sniff import sniff
+from redress.signals.sniff import MediaFormat, sniff
 from redress.signals.types import PdqHash
 
 # Plain PDQ's threshold (StopNCII, Hasher-Matcher-Actioner).
@@ -51,6 +51,8 @@ WORK_SIDE = 384
 # A window smaller than this (in source pixels) or more elongated than this
 # ratio is not hashed: PDQ of a sliver or a thumbnail is not evidence.
 MIN_WINDOW_SIDE = 64
+# A scanned JPEG is decoded reduced, but never below this on its shorter side.
+QUERY_DECODE_SIDE = 2 * WORK_SIDE
 MAX_ASPECT = 3.0
 
 # The reference set's thresholds. The dihedral hashes keep plain PDQ's 31
@@ -59,6 +61,9 @@ MAX_ASPECT = 3.0
 DIHEDRAL_THRESHOLD = 31
 CROP_THRESHOLD = 28
 ROTATION_THRESHOLD = 28
+# A half holds half the picture's detail, so two different pictures' halves
+# are closer than their wholes: a tighter radius still.
+HALF_THRESHOLD = 26
 # The query set's thresholds: the posted picture as is keeps 31; windows found
 # by normalisation are guesses, so they are held to a tighter radius.
 QUERY_WHOLE_THRESHOLD = 31
@@ -121,8 +126,19 @@ CENTRE = Window(_MARGIN, _MARGIN, CENTRE_SIDE, CENTRE_SIDE)
 # PDQ tolerates about 1.5 % of the side in crop position or scale at the crop
 # thresholds, so each one-parameter family is sampled every 3-3.5 %.
 CENTRAL_SIDES = (0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79)
-EDGE_CUTS = (0.035, 0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
+EDGE_CUTS = (0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
 CORNER_CUTS = (0.04, 0.08, 0.12, 0.16)
+# Halves of the picture: a sticker, an emoji or a caption written over the
+# picture moves the whole picture's hash 30-90 bits, but it usually covers
+# only one half (or one side of each split), and the other half's hash is
+# untouched. Both sides hash the same halves, of the normalised picture on
+# the query side.
+HALVES: tuple[tuple[str, Window], ...] = (
+    ("half-top", Window(0.0, 0.0, 1.0, 0.5)),
+    ("half-bottom", Window(0.0, 0.5, 1.0, 0.5)),
+    ("half-left", Window(0.0, 0.0, 0.5, 1.0)),
+    ("half-right", Window(0.5, 0.0, 0.5, 1.0)),
+)
 
 
 def _reference_crops() -> tuple[tuple[str, Window], ...]:
@@ -148,10 +164,14 @@ def _reference_crops() -> tuple[tuple[str, Window], ...]:
 
 
 REFERENCE_CROPS = _reference_crops()
+_CROP_KINDS = frozenset(name for name, _ in REFERENCE_CROPS)
+_HALF_KINDS = frozenset(name for name, _ in HALVES)
+_ROTATION_KINDS = frozenset(
+    f"rotate{degrees:+.0f}{suffix}" for degrees in ROTATION_DEGREES for suffix in ("", "-expanded")
+)
 
 _REFINE_CUT = 0.035
 REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
-    ("refine-central", Window(_REFINE_CUT / 2, _REFINE_CUT / 2, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-topleft", Window(0.0, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-topright", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-bottomleft", Window(0.0, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
@@ -161,6 +181,51 @@ REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
     ("refine-left", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1.0)),
     ("refine-right", Window(0.0, 0.0, 1 - _REFINE_CUT, 1.0)),
 )
+
+
+def reference_kinds() -> tuple[str, ...]:
+    """Every kind a reference set may hold, in the set's order (docs/robustness.md)."""
+    dihedral = tuple(f"dihedral/{name}" for name in DIHEDRAL_ORDER)
+    crops = tuple(name for name, _ in REFERENCE_CROPS)
+    halves = tuple(name for name, _ in HALVES)
+    rotations = tuple(
+        f"rotate{degrees:+.0f}{'-expanded' if expand else ''}"
+        for degrees in ROTATION_DEGREES
+        for expand in (False, True)
+    )
+    return dihedral + crops + halves + rotations
+
+
+def reference_threshold(kind: str) -> int:
+    """The match radius of a reference hash of ``kind``; unknown kinds are refused.
+
+    A stored or submitted reference set carries its kinds, not its thresholds,
+    so a radius can only ever be one this module chose.
+    """
+    if kind.startswith("dihedral/") and kind.removeprefix("dihedral/") in DIHEDRAL_ORDER:
+        return DIHEDRAL_THRESHOLD
+    if kind in _HALF_KINDS:
+        return HALF_THRESHOLD
+    if kind in _CROP_KINDS:
+        return CROP_THRESHOLD
+    if kind in _ROTATION_KINDS:
+        return ROTATION_THRESHOLD
+    raise InvalidInputError(f"unknown reference hash kind {kind!r}", code="invalid_input")
+
+
+def reference_from_members(
+    kinds: Sequence[str], hashes: Sequence[PdqHash]
+) -> tuple[DerivedHash, ...]:
+    """A stored reference set again, from its kinds and member hashes (same order)."""
+    if len(kinds) != len(hashes):
+        raise InvalidInputError(
+            f"a reference set has {len(kinds)} kinds but {len(hashes)} hashes",
+            code="invalid_input",
+        )
+    return tuple(
+        DerivedHash(kind, pdq, reference_threshold(kind))
+        for kind, pdq in zip(kinds, hashes, strict=True)
+    )
 
 
 class HashRole(enum.StrEnum):
@@ -233,6 +298,20 @@ def decode_picture(data: bytes, options: HashOptions) -> RgbArray:
     return load_rgb(decoded, fmt, compat_hma=False)
 
 
+def decode_for_query(data: bytes, fmt: MediaFormat, options: HashOptions) -> RgbArray:
+    """Decode a scanned image for its query set, reduced in the JPEG decoder where it can be.
+
+    The query set hashes windows of the picture scaled to 384 pixels, so a
+    JPEG is decoded at the smallest DCT scale that keeps both sides at least
+    :data:`QUERY_DECODE_SIDE` pixels (the ``whole`` hash stays within a few
+    bits of the full-resolution one, as the scan's fast PDQ does).
+    """
+    decoded = open_image(data, fmt, options.max_image_pixels)
+    if fmt.is_jpeg:
+        decoded.image.draft("RGB", (QUERY_DECODE_SIDE, QUERY_DECODE_SIDE))
+    return load_rgb(decoded, fmt, compat_hma=False)
+
+
 def work_picture(rgb: RgbArray, side: int = WORK_SIDE) -> RgbArray:
     """The picture scaled (box filter) so its longer side is at most ``side`` pixels."""
     rows, cols = rgb.shape[:2]
@@ -270,6 +349,10 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     rows, cols = rgb.shape[:2]
     for name, window in REFERENCE_CROPS:
         derived = _window_hash(work, window, name, CROP_THRESHOLD, (cols, rows))
+        if derived is not None:
+            out.append(derived)
+    for name, window in HALVES:
+        derived = _window_hash(work, window, name, HALF_THRESHOLD, (cols, rows))
         if derived is not None:
             out.append(derived)
     for degrees in ROTATION_DEGREES:
@@ -317,7 +400,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
 
     mirrored_work = np.ascontiguousarray(work[:, ::-1])
 
-    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = True) -> None:
+    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = False) -> None:
         if any(_same_window(window, other) for other in seen):
             return
         seen.append(window)
@@ -339,10 +422,14 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # copy too, then their edges are found again on the working picture.
     small = work_picture(work, REGION_SIDE)
     trimmed = trim_borders(small)
-    add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD)
+    # Mirrored twins only for the windows that decide most flipped copies
+    # (the best normalised picture and its centre): on the benchmark the
+    # other twins never found a copy nothing else found, and each costs a hash.
+    regions = content_regions(work)
+    add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD, mirrored=not regions)
     inner = trimmed
-    for number, region in enumerate(content_regions(work)):
-        add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD)
+    for number, region in enumerate(regions):
+        add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD, mirrored=number == 0)
         if number == 0:
             inner = region
     centre = Window(
@@ -351,7 +438,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         inner.width * CENTRE_SIDE,
         inner.height * CENTRE_SIDE,
     )
-    add("centre", centre, QUERY_CENTRE_THRESHOLD)
+    add("centre", centre, QUERY_CENTRE_THRESHOLD, mirrored=True)
     # The central window of the picture as posted too: a copy rotated with an
     # expanded canvas has no clean border, and its region is a guess.
     add("centre-whole", CENTRE, QUERY_CENTRE_THRESHOLD)
@@ -360,8 +447,12 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # samples, so a copy cropped between two reference crops still meets one.
     for name, window in REFINE_WINDOWS:
         # Not mirrored: a copy both mirrored and cropped off the grid is rare,
-        # and nine more hashes would cost a third of the query's budget.
-        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD, mirrored=False)
+        # and eight more hashes would cost a third of the query's budget.
+        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD)
+    # Halves of the normalised picture, for copies with something drawn over
+    # one part of the picture (stickers, captions on the picture).
+    for name, window in HALVES:
+        add(name, _inside(inner, window), HALF_THRESHOLD)
     return tuple(out)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from redress.signals.types import SignalKind
+from redress.store import robust
 from redress.store.errors import (
     BadBankSettingError,
     BankNotFoundError,
@@ -190,23 +191,31 @@ class RetroMatcher:
                             hit(item, entry_id, banks[bank_id], kind, 0)
             pdq_rows = [(e, b, v) for e, b, v in by_kind.get("pdq", []) if len(v) == 32]
             set_ids = [e for e, _b, _v in by_kind.get("pdq-set", [])]
+            # A robust set's member matches only within its own kind's radius.
+            member_limit: dict[int, int] = {}
             if set_ids:
                 bank_of = {e: b for e, b, _v in by_kind["pdq-set"]}
-                for entry_id, value in session.execute(
-                    select(EntryHash.entry_id, EntryHash.value).where(
+                radius = robust.member_thresholds(session, set_ids)
+                for entry_id, position, value in session.execute(
+                    select(EntryHash.entry_id, EntryHash.position, EntryHash.value).where(
                         EntryHash.entry_id.in_(set_ids)
                     )
                 ):
+                    if (entry_id, position) in radius:
+                        member_limit[len(pdq_rows)] = radius[entry_id, position]
                     pdq_rows.append((entry_id, bank_of[entry_id], value))
             if pdq_rows and len(self.seen.images):
                 queries = np.frombuffer(b"".join(r[2] for r in pdq_rows), dtype=np.uint8)
                 widest = max(banks[b].pdq_threshold for _e, b, _v in pdq_rows)
                 results = self.seen.images.search_many(queries.reshape(-1, 32), widest)
-                for (entry_id, bank_id, _v), hits in zip(pdq_rows, results, strict=True):
+                for row, ((entry_id, bank_id, _v), hits) in enumerate(
+                    zip(pdq_rows, results, strict=True)
+                ):
                     bank = banks[bank_id]
                     kind = "pdq-set" if entry_id in set_ids else "pdq"
+                    limit = min(bank.pdq_threshold, member_limit.get(row, bank.pdq_threshold))
                     for h in hits:
-                        if h.distance <= bank.pdq_threshold and bank.matching_at(now):
+                        if h.distance <= limit and bank.matching_at(now):
                             hit(h.entry_id, entry_id, bank, kind, h.distance)
             for entry_id, bank_id, _v in by_kind.get("vpdq", []):
                 bank = banks[bank_id]
@@ -525,6 +534,21 @@ class Matcher:
                     bank = banks.get(self.follower.bank_of(h.entry_id))
                     if bank is not None and h.distance <= bank.pdq_threshold:
                         offer(h.entry_id, h.distance)
+        # Robust query hashes (issue #11): each within its own radius.
+        derived_hashes = [h for h in query.robust if h.quality >= self.quality_min]
+        if derived_hashes and len(self.follower.index):
+            arr = np.frombuffer(b"".join(h.pdq.bits for h in derived_hashes), dtype=np.uint8)
+            for derived, hits in zip(
+                derived_hashes,
+                self.follower.index.search_many(arr.reshape(-1, 32), widest),
+                strict=True,
+            ):
+                for h in hits:
+                    bank = banks.get(self.follower.bank_of(h.entry_id))
+                    if bank is not None and h.distance <= min(
+                        bank.pdq_threshold, derived.threshold
+                    ):
+                        offer(h.entry_id, h.distance)
         frames = _unique_frames(
             [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
         )
@@ -556,6 +580,10 @@ class Matcher:
         results = []
         # Bank settings are read fresh too: a bank disabled a moment ago never matches.
         fresh = {b: bank_store.get_bank_by_id(b) for b in {v[0] for v in state.values() if v[2]}}
+        # Robust reference sets match member by member, each at its own radius.
+        references = robust.reference_sets(
+            session, [i for i, v in state.items() if v[1] == SignalKind.PDQ_SET.value]
+        )
         for entry_id, (dist, found_kind, q, e) in candidates.items():
             bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
             if not active:
@@ -563,6 +591,11 @@ class Matcher:
             bank = fresh[bank_id]
             if not bank.matching_at(now):
                 continue
+            if entry_id in references:
+                rechecked = robust.recheck(references[entry_id], query, bank.pdq_threshold)
+                if rechecked is None:
+                    continue
+                dist = rechecked
             results.append(
                 MatchResult(
                     dist,

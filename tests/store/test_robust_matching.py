@@ -1,4 +1,4 @@
-"""Robust hash sets in the banks: banked from pixels, matched member by member at their own radii."""
+"""Robust hash sets in the banks: banked from pixels, matched member by member at own radii."""
 
 from __future__ import annotations
 

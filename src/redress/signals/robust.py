@@ -78,6 +78,10 @@ BORDER_OUTLIERS = 0.03
 # Content-region detection works on the picture scaled to this longer side.
 REGION_SIDE = 160
 REGION_TOLERANCE = 28
+# A UI background is one exact colour (JPEG moves it a few levels at most),
+# while a dark photo on a dark theme differs from it by less than
+# REGION_TOLERANCE but by more than this: a second, tighter search finds it.
+REGION_TIGHT_TOLERANCE = 8
 REGION_FILL = 0.5
 # A region must cover at least this share of the picture and differ from the
 # whole picture by at least REGION_MIN_CHANGE of a side to be worth a hash.
@@ -379,7 +383,11 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     """
     rgb = _as_rgb(rgb)
     rows, cols = rgb.shape[:2]
-    work = work_picture(rgb)
+    # Found photos are cut from a copy at twice the working size (enough for
+    # a photo a third of a tall screenshot, and far cheaper to cut and scale
+    # than the full-resolution pixels); the working picture comes from it too.
+    detail = work_picture(rgb, 2 * WORK_SIDE)
+    work = work_picture(detail)
     full = Window(0.0, 0.0, 1.0, 1.0)
     # The picture as posted is hashed exactly as plain PDQ hashes it (full
     # resolution, no quality gate of its own), so the set finds everything
@@ -388,8 +396,9 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
     out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
     seen: list[Window] = [full]
+    mirrored_work = np.ascontiguousarray(work[:, ::-1])
     mirrored_whole = _window_hash(
-        np.ascontiguousarray(work[:, ::-1]),
+        mirrored_work,
         full,
         "whole-mirrored",
         QUERY_NORMALISED_THRESHOLD,
@@ -398,13 +407,28 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     if mirrored_whole is not None:
         out.append(mirrored_whole)
 
-    mirrored_work = np.ascontiguousarray(work[:, ::-1])
-
-    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = False) -> None:
-        if any(_same_window(window, other) for other in seen):
+    def add(
+        kind: str,
+        window: Window,
+        threshold: int,
+        *,
+        within: Window = full,
+        mirrored: bool = False,
+    ) -> None:
+        """Hash ``window`` (fractions of ``within``, itself fractions of the picture)."""
+        absolute = _inside(within, window)
+        if any(_same_window(absolute, other) for other in seen):
             return
-        seen.append(window)
-        derived = _window_hash(work, window, kind, threshold, (cols, rows))
+        seen.append(absolute)
+        if _same_window(within, full):
+            # Close to the whole picture (a thin border at most): the working
+            # picture serves, without a new copy of the pixels.
+            picture, mirrored_picture, window = work, mirrored_work, absolute
+            size = (float(cols), float(rows))
+        else:
+            picture, mirrored_picture = cut(within)
+            size = (within.width * cols, within.height * rows)
+        derived = _window_hash(picture, window, kind, threshold, size)
         if derived is None:
             return
         out.append(derived)
@@ -413,9 +437,22 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         # The window mirrored left to right: a flipped copy that was also
         # cropped or screenshotted meets the reference's (unflipped) crops.
         mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
-        flipped = _window_hash(mirrored_work, mirror, f"{kind}-mirrored", threshold, (cols, rows))
+        flipped = _window_hash(mirrored_picture, mirror, f"{kind}-mirrored", threshold, size)
         if flipped is not None:
             out.append(flipped)
+
+    cuts: dict[Window, tuple[RgbArray, RgbArray]] = {full: (work, mirrored_work)}
+
+    def cut(window: Window) -> tuple[RgbArray, RgbArray]:
+        # A found photo is scaled from the detailed copy, so it is hashed at
+        # the same scale as the reference's windows (at most 384 pixels): a
+        # photo a third of a tall screenshot would otherwise be hashed from
+        # 130 pixels of the screenshot's working copy.
+        if window not in cuts:
+            left, top, right, bottom = window.pixels(detail.shape[1], detail.shape[0])
+            inside = work_picture(np.ascontiguousarray(detail[top:bottom, left:right]))
+            cuts[window] = (inside, np.ascontiguousarray(inside[:, ::-1]))
+        return cuts[window]
 
     # Borders are found on a small copy (1/160 of a side is precise enough
     # for PDQ, and it keeps the query cheap); regions are searched on such a
@@ -426,19 +463,15 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # (the best normalised picture and its centre): on the benchmark the
     # other twins never found a copy nothing else found, and each costs a hash.
     regions = content_regions(work)
-    add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD, mirrored=not regions)
+    add("trimmed", full, QUERY_NORMALISED_THRESHOLD, within=trimmed, mirrored=not regions)
     inner = trimmed
     for number, region in enumerate(regions):
-        add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD, mirrored=number == 0)
+        add(
+            f"region{number}", full, QUERY_NORMALISED_THRESHOLD, within=region, mirrored=number == 0
+        )
         if number == 0:
             inner = region
-    centre = Window(
-        inner.left + inner.width * (1 - CENTRE_SIDE) / 2,
-        inner.top + inner.height * (1 - CENTRE_SIDE) / 2,
-        inner.width * CENTRE_SIDE,
-        inner.height * CENTRE_SIDE,
-    )
-    add("centre", centre, QUERY_CENTRE_THRESHOLD, mirrored=True)
+    add("centre", CENTRE, QUERY_CENTRE_THRESHOLD, within=inner, mirrored=True)
     # The central window of the picture as posted too: a copy rotated with an
     # expanded canvas has no clean border, and its region is a guess.
     add("centre-whole", CENTRE, QUERY_CENTRE_THRESHOLD)
@@ -448,11 +481,11 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     for name, window in REFINE_WINDOWS:
         # Not mirrored: a copy both mirrored and cropped off the grid is rare,
         # and eight more hashes would cost a third of the query's budget.
-        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD)
+        add(name, window, QUERY_CENTRE_THRESHOLD, within=inner)
     # Halves of the normalised picture, for copies with something drawn over
     # one part of the picture (stickers, captions on the picture).
     for name, window in HALVES:
-        add(name, _inside(inner, window), HALF_THRESHOLD)
+        add(name, window, HALF_THRESHOLD, within=inner)
     return tuple(out)
 
 
@@ -531,8 +564,13 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     if rows < 16 or cols < 16:
         return ()
     found: list[Window] = []
-    for colour in _background_colours(small):
-        content = np.abs(small - colour).max(axis=2) > REGION_TOLERANCE
+    candidates = [
+        (colour, tolerance)
+        for colour in _background_colours(small)
+        for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE)
+    ]
+    for colour, tolerance in candidates:
+        content = np.abs(small - colour).max(axis=2) > tolerance
         box = _dense_rectangle(content)
         if box is None:
             continue
@@ -552,7 +590,7 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
             continue
         if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
             continue
-        window = _refine_region(picture, colour, window, small.shape[0])
+        window = _refine_region(picture, colour, window, small.shape[0], tolerance)
         if any(_same_window(window, other) for other in found):
             continue
         found.append(window)
@@ -564,7 +602,11 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 
 def _refine_region(
-    picture: RgbArray, colour: npt.NDArray[np.float64], window: Window, small_rows: int
+    picture: RgbArray,
+    colour: npt.NDArray[np.float64],
+    window: Window,
+    small_rows: int,
+    tolerance: int,
 ) -> Window:
     """The window's edges found again at ``picture``'s resolution, near the coarse ones."""
     rows, cols = picture.shape[:2]
@@ -575,7 +617,7 @@ def _refine_region(
     left, top = max(0, left - pad), max(0, top - pad)
     right, bottom = min(cols, right + pad), min(rows, bottom + pad)
     area = picture[top:bottom, left:right].astype(np.int16)
-    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > REGION_TOLERANCE)
+    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > tolerance)
     if box is None:
         return window
     inner_top, inner_bottom, inner_left, inner_right = box
@@ -644,7 +686,7 @@ def _window_hash(
     window: Window,
     kind: str,
     threshold: int,
-    source_size: tuple[int, int] | None,
+    source_size: tuple[float, float] | None,
 ) -> DerivedHash | None:
     rows, cols = work.shape[:2]
     size_w, size_h = source_size if source_size is not None else (cols, rows)

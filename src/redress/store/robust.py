@@ -14,7 +14,7 @@ the matcher's code only calls it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from redress.signals.robust import (
     reference_threshold,
 )
 from redress.signals.types import PdqHash, SignalKind
-from redress.store.interfaces import EntryIn, JsonObject, MediaQuery
+from redress.store.interfaces import EntryIn, JsonObject, MatchResult, MediaQuery
 from redress.store.models import BankEntry, EntryHash
 
 # The metadata key of a robust pdq-set entry: the members' kinds, in order.
@@ -130,3 +130,37 @@ def recheck(reference: Sequence[DerivedHash], query: MediaQuery, bank_threshold:
     if not verdict.matched or verdict.best is None or verdict.best.distance > bank_threshold:
         return None
     return verdict.best.distance
+
+
+def without_duplicates(
+    session: Session,
+    results: Sequence[MatchResult],
+    references: Mapping[int, Sequence[DerivedHash]],
+) -> list[MatchResult]:
+    """``results`` less each robust entry whose picture's plain PDQ entry matched too.
+
+    A file banked from pixels is two entries: its plain PDQ (for exchanges)
+    and its reference set, whose ``dihedral/original`` member is that same
+    hash. When both match one scanned item, that is one picture found once;
+    the plain entry's match is kept.
+    """
+    originals = {
+        r.entry_id: h.pdq.bits
+        for r in results
+        for h in references.get(r.entry_id, ())
+        if h.kind == "dihedral/original"
+    }
+    plain_ids = [r.entry_id for r in results if r.signal is SignalKind.PDQ]
+    if not originals or not plain_ids:
+        return list(results)
+    plain = {
+        (bank_id, bytes(value))
+        for bank_id, value in session.execute(
+            select(BankEntry.bank_id, BankEntry.value).where(BankEntry.id.in_(plain_ids))
+        )
+    }
+    return [
+        r
+        for r in results
+        if r.entry_id not in originals or (r.bank_id, originals[r.entry_id]) not in plain
+    ]

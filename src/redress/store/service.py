@@ -241,12 +241,17 @@ class RetroMatcher:
                     if share.query_share >= self.vpdq_share:
                         hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
         recorded = 0
+        references = robust.reference_sets(
+            session,
+            [m.entry_id for ms in found.values() for m in ms if m.signal.value == "pdq-set"],
+        )
         for item, matches in found.items():
             best: dict[int, MatchResult] = {}
             for m in matches:
                 if m.entry_id not in best or m.distance < best[m.entry_id].distance:
                     best[m.entry_id] = m
-            recorded += seen_store.record_matches(item, list(best.values()), retroactive=True)
+            kept = robust.without_duplicates(session, list(best.values()), references)
+            recorded += seen_store.record_matches(item, kept, retroactive=True)
         if recorded:
             SqlAuditLog(session).append(
                 "redress",
@@ -609,7 +614,7 @@ class Matcher:
                     e,
                 )
             )
-        return sorted(results)
+        return sorted(robust.without_duplicates(session, results, references))
 
     def scan(
         self, session: Session, query: MediaQuery, sighting: SightingIn | None = None

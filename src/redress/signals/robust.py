@@ -564,36 +564,41 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     if rows < 16 or cols < 16:
         return ()
     found: list[Window] = []
-    candidates = [
-        (colour, tolerance)
-        for colour in _background_colours(small)
-        for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE)
-    ]
-    for colour, tolerance in candidates:
-        content = np.abs(small - colour).max(axis=2) > tolerance
-        box = _dense_rectangle(content)
-        if box is None:
-            continue
-        top, bottom, left, right = box
-        # A photo inside a canvas sits on background: outside the rectangle,
-        # most pixels are the background colour (UI text and bars are sparse).
-        outside = content.copy()
-        outside[top:bottom, left:right] = False
-        outside_area = rows * cols - (bottom - top) * (right - left)
-        if outside_area <= 0 or outside.sum() > REGION_OUTSIDE_CONTENT * outside_area:
-            continue
-        window = Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
-        if window.width * window.height < REGION_MIN_AREA:
-            continue
-        aspect = (window.width * cols) / max(1e-9, window.height * rows)
-        if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
-            continue
-        if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
-            continue
-        window = _refine_region(picture, colour, window, small.shape[0], tolerance)
-        if any(_same_window(window, other) for other in found):
-            continue
-        found.append(window)
+    coarse: list[Window] = []
+    for colour in _background_colours(small):
+        small_distance = np.abs(small - colour).max(axis=2)
+        # The same at the picture's resolution, computed once per colour when needed.
+        distance: npt.NDArray[np.int16] | None = None
+        for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE):
+            content = small_distance > tolerance
+            box = _dense_rectangle(content)
+            if box is None:
+                continue
+            top, bottom, left, right = box
+            # A photo inside a canvas sits on background: outside the rectangle,
+            # most pixels are the background colour (UI text and bars are sparse).
+            outside = content.copy()
+            outside[top:bottom, left:right] = False
+            outside_area = rows * cols - (bottom - top) * (right - left)
+            if outside_area <= 0 or outside.sum() > REGION_OUTSIDE_CONTENT * outside_area:
+                continue
+            window = Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
+            if window.width * window.height < REGION_MIN_AREA:
+                continue
+            aspect = (window.width * cols) / max(1e-9, window.height * rows)
+            if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
+                continue
+            if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
+                continue
+            if any(_same_window(window, other) for other in coarse):
+                continue
+            coarse.append(window)
+            if distance is None:
+                distance = np.abs(picture.astype(np.int16) - colour).max(axis=2)
+            window = _refine_region(distance, window, small.shape[0], tolerance)
+            if any(_same_window(window, other) for other in found):
+                continue
+            found.append(window)
     # Tightest first: a bar the colour of one background is content for another.
     return tuple(sorted(found, key=lambda w: w.width * w.height))
 
@@ -602,22 +607,20 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 
 def _refine_region(
-    picture: RgbArray,
-    colour: npt.NDArray[np.float64],
-    window: Window,
-    small_rows: int,
-    tolerance: int,
+    distance: npt.NDArray[np.int16], window: Window, small_rows: int, tolerance: int
 ) -> Window:
-    """The window's edges found again at ``picture``'s resolution, near the coarse ones."""
-    rows, cols = picture.shape[:2]
+    """The window's edges found again at ``distance``'s resolution, near the coarse ones.
+
+    ``distance`` is every pixel's largest channel difference from the background.
+    """
+    rows, cols = distance.shape[:2]
     if rows <= small_rows:
         return window
     pad = 2 * math.ceil(rows / small_rows)  # two small pixels, in picture pixels
     left, top, right, bottom = window.pixels(cols, rows)
     left, top = max(0, left - pad), max(0, top - pad)
     right, bottom = min(cols, right + pad), min(rows, bottom + pad)
-    area = picture[top:bottom, left:right].astype(np.int16)
-    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > tolerance)
+    box = _dense_rectangle(distance[top:bottom, left:right] > tolerance)
     if box is None:
         return window
     inner_top, inner_bottom, inner_left, inner_right = box

@@ -383,11 +383,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     """
     rgb = _as_rgb(rgb)
     rows, cols = rgb.shape[:2]
-    # Found photos are cut from a copy at twice the working size (enough for
-    # a photo a third of a tall screenshot, and far cheaper to cut and scale
-    # than the full-resolution pixels); the working picture comes from it too.
-    detail = work_picture(rgb, 2 * WORK_SIDE)
-    work = work_picture(detail)
+    work = work_picture(rgb)
     full = Window(0.0, 0.0, 1.0, 1.0)
     # The picture as posted is hashed exactly as plain PDQ hashes it (full
     # resolution, no quality gate of its own), so the set finds everything
@@ -442,6 +438,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
             out.append(flipped)
 
     cuts: dict[Window, tuple[RgbArray, RgbArray]] = {full: (work, mirrored_work)}
+    details: dict[str, RgbArray] = {}
 
     def cut(window: Window) -> tuple[RgbArray, RgbArray]:
         # A found photo is scaled from the detailed copy, so it is hashed at
@@ -449,6 +446,12 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         # photo a third of a tall screenshot would otherwise be hashed from
         # 130 pixels of the screenshot's working copy.
         if window not in cuts:
+            # Found photos are cut from a copy at twice the working size
+            # (enough for a photo a third of a tall screenshot, and cheaper
+            # to cut and scale than the full-resolution pixels), made once.
+            if "detail" not in details:
+                details["detail"] = work_picture(rgb, 2 * WORK_SIDE)
+            detail = details["detail"]
             left, top, right, bottom = window.pixels(detail.shape[1], detail.shape[0])
             inside = work_picture(np.ascontiguousarray(detail[top:bottom, left:right]))
             cuts[window] = (inside, np.ascontiguousarray(inside[:, ::-1]))
@@ -482,10 +485,16 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         # Not mirrored: a copy both mirrored and cropped off the grid is rare,
         # and eight more hashes would cost a third of the query's budget.
         add(name, window, QUERY_CENTRE_THRESHOLD, within=inner)
-    # Halves of the normalised picture, for copies with something drawn over
-    # one part of the picture (stickers, captions on the picture).
+    # Halves, for copies with something drawn over one part of the picture
+    # (stickers, captions on the picture): of the trimmed picture, and of the
+    # photo found inside a screenshot or meme. A sticker on a plain photo can
+    # itself look like a found region, so the trimmed picture's halves are
+    # always hashed too.
     for name, window in HALVES:
-        add(name, window, HALF_THRESHOLD, within=inner)
+        add(name, window, HALF_THRESHOLD, within=trimmed)
+    if inner != trimmed:
+        for name, window in HALVES:
+            add(f"{name}-region", window, HALF_THRESHOLD, within=inner)
     return tuple(out)
 
 

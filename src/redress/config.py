@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         le=100,
         description="PDQ hashes below this quality are reported as not reliably hashable.",
     )
+    robust_hash_sets: bool = Field(
+        default=True,
+        description=(
+            "Robust hash sets (docs/robustness.md): bank pictures the server holds with their"
+            " reference set (flips, crops, halves, small rotations) and match scanned images"
+            " with their query set (borders trimmed, the photo inside a screenshot or meme)."
+        ),
+    )
     max_image_pixels: int = Field(
         default=100_000_000,
         ge=1,

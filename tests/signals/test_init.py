@@ -32,6 +32,7 @@ def test_value_types_are_frozen_dataclasses_with_the_agreed_fields() -> None:
             "exact",
             "seconds_per_hash",
             "dihedral",
+            "robust",
             "max_image_pixels",
             "max_video_seconds",
             "max_file_bytes",
@@ -54,6 +55,7 @@ def test_value_types_are_frozen_dataclasses_with_the_agreed_fields() -> None:
         "hashable",
         "unhashable_reason",
         "dihedral",
+        "robust",
         "vpdq",
     ):
         assert name in media

@@ -248,6 +248,33 @@ def test_content_regions_find_the_photo_in_a_screenshot() -> None:
     assert best.height == pytest.approx(420 / 1440, abs=0.02)
 
 
+def test_a_dark_photo_on_a_dark_theme_is_found() -> None:
+    # A night photo: nearly every pixel within 28 levels of the dark app
+    # theme, so only the tight second search tells the photo from the
+    # background (the loose one alone finds nothing but the whole screen).
+    dark = Image.fromarray((np.asarray(photo_like(15, size=(400, 300))) // 5).astype(np.uint8))
+    shot = jpeg_round_trip(screenshot_of(dark, dark=True))
+    best = content_regions(shot)[0]
+    assert best.left == pytest.approx(30 / 720, abs=0.015)
+    assert best.top == pytest.approx(260 / 1440, abs=0.015)
+    assert best.width == pytest.approx(560 / 720, abs=0.02)
+    assert best.height == pytest.approx(420 / 1440, abs=0.02)
+
+
+def test_a_sticker_over_one_half_is_matched_through_the_other_half(
+    original: Image.Image, reference: tuple[DerivedHash, ...]
+) -> None:
+    stickered = original.copy()
+    draw = ImageDraw.Draw(stickered)
+    draw.ellipse((40, 40, 200, 200), fill=(255, 204, 51), outline=(120, 80, 0), width=8)
+    draw.ellipse((90, 90, 110, 110), fill=(60, 40, 0))
+    query = query_hash_set(jpeg_round_trip(stickered))
+    verdict = match_sets(reference, query)
+    assert verdict.matched
+    assert verdict.best is not None
+    assert verdict.best.reference_kind.startswith("half-") or verdict.best.distance <= 28
+
+
 def test_content_regions_find_nothing_in_a_plain_photo() -> None:
     assert content_regions(np.asarray(photo_like(14))) == ()
 

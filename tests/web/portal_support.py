@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from redress.signals import HashOptions, hash_file
+from redress.signals.robust import reference_kinds
 
 PORTAL_IMAGES = (
     "bridge-mods/aaa-orig.jpg",
@@ -18,8 +19,10 @@ PORTAL_IMAGES = (
 
 
 def image_hash_set(path: Path) -> dict[str, Any]:
-    """The hash set the portal sends for ``path`` (md5, sha256, pdq, quality, dihedral)."""
+    """The hash set the portal sends for ``path`` (md5, sha256, pdq, quality, dihedral, robust)."""
     signals = hash_file(path, HashOptions(dihedral=True))
+    reference = hash_file(path, HashOptions(robust="reference")).robust
+    kinds = reference_kinds()
     assert signals.pdq is not None
     return {
         "md5": signals.md5,
@@ -27,6 +30,9 @@ def image_hash_set(path: Path) -> dict[str, Any]:
         "pdq": signals.pdq.hex,
         "quality": signals.pdq.quality,
         "dihedral": [h.hex for h in signals.dihedral],
+        "robust": [
+            {"kind": kinds.index(h.kind), "pdq": h.pdq.hex, "quality": h.quality} for h in reference
+        ],
     }
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from redress.config import Settings
+from redress.signals.robust import reference_kinds, reference_threshold
 from redress.signals.types import PdqHash
 from redress.web.errors import HashSetInvalidError
 from redress.web.hashset import (
@@ -31,6 +32,10 @@ def good_image() -> dict[str, Any]:
         "pdq": PDQ,
         "quality": 100,
         "dihedral": [PDQ] * 8,
+        "robust": [
+            {"kind": 0, "pdq": PDQ, "quality": 100},
+            {"kind": 60, "pdq": PDQ, "quality": 90},
+        ],
     }
 
 
@@ -68,6 +73,21 @@ BROKEN: list[tuple[str, Any, list[str]]] = [
         {**good_image(), "thumbnail": "data:image/jpeg;base64,AAAA"},
         ["image.thumbnail: not part of the hash set"],
     ),
+    (
+        "image",
+        {**good_image(), "robust": [{"kind": 0, "pdq": PDQ, "quality": 100}] * 65},
+        ["image.robust: expected at most 64 entries, got 65"],
+    ),
+    (
+        "image",
+        {**good_image(), "robust": [{"kind": 63, "pdq": PDQ, "quality": 100}]},
+        ["image.robust[0].kind: 63 is outside 0..62"],
+    ),
+    (
+        "image",
+        {**good_image(), "robust": [{"kind": 1, "pdq": PDQ, "quality": 100, "threshold": 99}]},
+        ["image.robust[0].threshold: not part of the hash set"],
+    ),
     ("video", {**good_video(), "vpdq": {}}, ["video.vpdq: expected a list"]),
     (
         "video",
@@ -89,7 +109,9 @@ def test_the_definition_ships_with_the_portal_assets() -> None:
         p.name for p in static.iterdir()
     }
     spec = load_hash_set_spec()
-    assert set(spec.image) == {"md5", "sha256", "pdq", "quality", "dihedral"}
+    assert set(spec.image) == {"md5", "sha256", "pdq", "quality", "dihedral", "robust"}
+    # The browser and the server name the same reference kinds in the same order.
+    assert spec.image["robust"].order == reference_kinds()
     assert set(spec.video) == {"md5", "vpdq"}
     assert spec.dihedral_order[0] == "original"
     assert len(spec.dihedral_order) == 8
@@ -104,6 +126,11 @@ def test_good_hash_sets_parse_to_typed_values() -> None:
     image = parse_image_hash_set(good_image(), spec)
     assert image.pdq == PdqHash.from_hex(PDQ, 100)
     assert len(image.dihedral) == 8
+    # The radii come from the kinds, never from the client.
+    assert [(h.kind, h.threshold) for h in image.robust] == [
+        ("dihedral/original", 31),
+        (reference_kinds()[60], reference_threshold(reference_kinds()[60])),
+    ]
     video = parse_video_hash_set(good_video(), spec)
     assert video.vpdq[0].pdq.quality == 100
     assert video.vpdq[0].ts == 0.0
@@ -120,6 +147,12 @@ def test_broken_hash_sets_are_refused_with_the_reason(
         parse(record, spec)
     assert caught.value.code == "bad_hash_set"
     assert problems[0] in caught.value.message
+
+
+def test_a_robust_set_naming_a_kind_twice_is_refused() -> None:
+    twice = {**good_image(), "robust": [{"kind": 3, "pdq": PDQ, "quality": 100}] * 2}
+    with pytest.raises(HashSetInvalidError, match="repeats a kind"):
+        parse_image_hash_set(twice, load_hash_set_spec())
 
 
 def test_an_unknown_rule_type_in_the_definition_is_refused() -> None:

@@ -278,3 +278,26 @@ async def test_copies_seen_before_the_case_count_at_once(api: Api, shared_data: 
     matches = re.search(r'id="case-matches">([^<]*)<', status.text)
     assert matches is not None
     assert matches.group(1).startswith("1")
+
+
+async def test_a_cropped_copy_of_a_protected_picture_matches_through_its_robust_set(
+    api: Api, shared_data: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    original = images(shared_data)[0]
+    with Image.open(original) as image:
+        width, height = image.size
+        # A fifth cut off the top: plain PDQ of the copy is far from the original's.
+        image.convert("RGB").crop((0, round(0.21 * height), width, height)).save(
+            tmp_path / "cropped.jpg", quality=90
+        )
+    cropped = scan_body(tmp_path / "cropped.jpg")
+    auth = api.auth(Scope.SCAN)
+    without = case_body([original])
+    for item in without["files"]:  # type: ignore[attr-defined]
+        item["hashes"]["robust"] = []
+    await create(api, without)
+    assert await scan_matches(api, cropped, auth) == []
+    await create(api, case_body([original]))
+    assert await scan_matches(api, cropped, auth) == ["victim-cases"]

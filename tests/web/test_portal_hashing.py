@@ -22,6 +22,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from redress.config import Settings
+from redress.signals.robust import reference_hash_set
 from redress.web.browser import PortalSite, hash_in_page
 from redress.web.hashset import load_hash_set_spec, parse_image_hash_set, parse_video_hash_set
 
@@ -521,3 +522,51 @@ def test_the_one_call_api_reports_progress_and_keeps_order(
     )
     assert outcome["names"] == [p.name for p in paths]
     assert outcome["progress"] == [[1, 3], [2, 3], [3, 3]]
+
+
+def test_the_browsers_robust_reference_set_is_the_servers(harness_page: Page) -> None:
+    """robust.js computes the server's reference set (docs/robustness.md) but its rotations."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for width, height in [(900, 700), (420, 1000), (300, 300)]:
+        base = Image.fromarray(rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)).resize(
+            (width, height), Image.Resampling.BICUBIC
+        )
+        detail = Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).resize(
+            (width, height), Image.Resampling.BICUBIC
+        )
+        pixels = 0.7 * np.asarray(base, np.float32) + 0.3 * np.asarray(detail, np.float32)
+        cases.append(pixels.astype(np.uint8))
+    payload = [
+        {
+            "width": p.shape[1],
+            "height": p.shape[0],
+            "rgba": base64.b64encode(
+                np.dstack([p, np.full(p.shape[:2], 255, np.uint8)]).tobytes()
+            ).decode(),
+        }
+        for p in cases
+    ]
+    results = harness_page.evaluate(
+        """async (cases) => {
+          const { referenceSet } = await import("/static/portal/robust.js");
+          const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          return cases.map(({ width, height, rgba }) =>
+            referenceSet({ data: bytes(rgba), width, height }));
+        }""",
+        payload,
+    )
+    for pixels, ours in zip(cases, results, strict=True):
+        server = {h.kind: h for h in reference_hash_set(pixels) if not h.kind.startswith("rotate")}
+        browser = {h["kind"]: h for h in ours}
+        assert len(server) >= 40, pixels.shape  # a detailed picture: most windows hash
+        # Same kinds, but for a window whose quality sits at the floor on one side only.
+        for kind in set(server) ^ set(browser):
+            quality = server[kind].quality if kind in server else browser[kind]["quality"]
+            assert abs(quality - 50) <= 3, (pixels.shape, kind)
+        assert len(set(server) & set(browser)) >= 0.9 * len(server)
+        for kind in set(server) & set(browser):
+            gap = distance(browser[kind]["pdq"], server[kind].pdq.hex)
+            # The flips are the same pixels (bit for bit); windows are scaled
+            # by a box filter on luma rather than on RGB, a rounding apart.
+            assert gap <= (0 if kind.startswith("dihedral/") else 6), (pixels.shape, kind, gap)

@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from redress.actions.interfaces import ActionTarget
+from redress.signals.robust import DerivedHash
 from redress.signals.types import PdqHash
 from redress.store.interfaces import MatchResult
 
@@ -69,6 +70,8 @@ class MediaDigest(Protocol):
     def hashable(self) -> bool: ...
     @property
     def vpdq(self) -> Sequence[VpdqFrameLike]: ...
+    @property
+    def robust(self) -> Sequence[DerivedHash]: ...
 
 
 class Hasher(Protocol):
@@ -97,11 +100,13 @@ class MatchQuery:
     sha256: str | None = None
     vpdq: tuple[VpdqQueryFrame, ...] = ()
     banks: tuple[str, ...] = ()  # restrict to these banks; empty means all
+    # The image's robust query set (docs/robustness.md), each hash with its radius.
+    robust: tuple[DerivedHash, ...] = ()
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to look up."""
-        return not (self.pdq or self.md5 or self.sha256 or self.vpdq)
+        return not (self.pdq or self.md5 or self.sha256 or self.vpdq or self.robust)
 
 
 class Matcher(Protocol):

@@ -29,6 +29,7 @@ def media_query(query: MatchQuery, kind: str = "image") -> MediaQuery:
         md5=bytes.fromhex(query.md5) if query.md5 else None,
         pdq=query.pdq,
         vpdq=tuple(VpdqFrameIn(n, f.pdq, f.ts) for n, f in enumerate(query.vpdq)),
+        robust=query.robust,
     )
 
 
@@ -121,7 +122,10 @@ class SignalsHasher:
     reduced-scale JPEG decode that scanning uses; never the HMA-compatible mode)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.options = HashOptions.from_settings(settings)
+        # Images also get their robust query set (docs/robustness.md) unless turned off.
+        self.options = HashOptions.from_settings(
+            settings, robust="query" if settings.robust_hash_sets else "off"
+        )
 
     def hash_bytes(self, data: bytes, name: str | None = None) -> MediaDigest:
         """Hash one item held in memory; raises ``HashError`` for bytes it cannot decode."""

@@ -426,7 +426,16 @@ class PipelineService:
             if f.quality >= self.pdq_quality_min
         )
         return (
-            MatchQuery(pdq=pdq, md5=digest.md5, sha256=digest.sha256, vpdq=frames, banks=banks),
+            MatchQuery(
+                pdq=pdq,
+                md5=digest.md5,
+                sha256=digest.sha256,
+                vpdq=frames,
+                banks=banks,
+                # Derived hashes are quality-gated one by one: a screenshot whose
+                # whole hash is too weak may hold a photo whose hash is not.
+                robust=tuple(digest.robust),
+            ),
             notes,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from redress.config import Settings
 from redress.errors import InvalidInputError
@@ -24,6 +24,11 @@ class HashOptions:
     - ``seconds_per_hash``: one vPDQ frame hash per this many seconds of
       video, starting at frame 0; ``0`` hashes every frame.
     - ``dihedral``: also compute the eight rotation/flip hashes of an image.
+    - ``robust``: also compute an image's robust hash set
+      (docs/robustness.md): ``"reference"`` for a picture to protect (up to
+      64 hashes: flips, crops, halves, small rotations), ``"query"`` for a
+      scanned picture (as posted, borders trimmed, the photo inside a
+      screenshot or meme, ...); ``"off"`` (the default) computes neither.
     - ``max_image_pixels``, ``max_video_seconds``, ``max_file_bytes``: limits
       beyond which a file is refused (decompression bombs, endless videos).
     - ``quality_min``: PDQ quality under which a hash is reported as not
@@ -34,6 +39,7 @@ class HashOptions:
     exact: bool = False
     seconds_per_hash: float = 1.0
     dihedral: bool = False
+    robust: Literal["off", "reference", "query"] = "off"
     max_image_pixels: int = 100_000_000
     max_video_seconds: float = 4 * 3600.0
     max_file_bytes: int = 2 * 1024**3
@@ -49,6 +55,11 @@ class HashOptions:
             raise InvalidInputError("size limits must be positive", code="invalid_input")
         if not self.max_video_seconds > 0:
             raise InvalidInputError("the video length limit must be positive", code="invalid_input")
+        if self.robust not in ("off", "reference", "query"):
+            raise InvalidInputError(
+                f"robust hash sets are 'off', 'reference' or 'query'; got {self.robust!r}",
+                code="invalid_input",
+            )
         if not 0 <= self.quality_min <= 100:
             raise InvalidInputError(
                 f"PDQ quality is 0-100; got {self.quality_min}", code="bad_pdq_quality"

@@ -37,7 +37,7 @@ from PIL import Image
 from redress.errors import InvalidInputError
 from redress.signals.options import HashOptions
 from redress.signals.pdq import RgbArray, load_rgb, open_image
-from redress.signals.sniff import sniff
+from redress.signals.sniff import MediaFormat, sniff
 from redress.signals.types import PdqHash
 
 # Plain PDQ's threshold (StopNCII, Hasher-Matcher-Actioner).
@@ -51,6 +51,8 @@ WORK_SIDE = 384
 # A window smaller than this (in source pixels) or more elongated than this
 # ratio is not hashed: PDQ of a sliver or a thumbnail is not evidence.
 MIN_WINDOW_SIDE = 64
+# A scanned JPEG is decoded reduced, but never below this on its shorter side.
+QUERY_DECODE_SIDE = 2 * WORK_SIDE
 MAX_ASPECT = 3.0
 
 # The reference set's thresholds. The dihedral hashes keep plain PDQ's 31
@@ -59,6 +61,9 @@ MAX_ASPECT = 3.0
 DIHEDRAL_THRESHOLD = 31
 CROP_THRESHOLD = 28
 ROTATION_THRESHOLD = 28
+# A half holds half the picture's detail, so two different pictures' halves
+# are closer than their wholes: a tighter radius still.
+HALF_THRESHOLD = 26
 # The query set's thresholds: the posted picture as is keeps 31; windows found
 # by normalisation are guesses, so they are held to a tighter radius.
 QUERY_WHOLE_THRESHOLD = 31
@@ -73,6 +78,10 @@ BORDER_OUTLIERS = 0.03
 # Content-region detection works on the picture scaled to this longer side.
 REGION_SIDE = 160
 REGION_TOLERANCE = 28
+# A UI background is one exact colour (JPEG moves it a few levels at most),
+# while a dark photo on a dark theme differs from it by less than
+# REGION_TOLERANCE but by more than this: a second, tighter search finds it.
+REGION_TIGHT_TOLERANCE = 8
 REGION_FILL = 0.5
 # A region must cover at least this share of the picture and differ from the
 # whole picture by at least REGION_MIN_CHANGE of a side to be worth a hash.
@@ -121,8 +130,19 @@ CENTRE = Window(_MARGIN, _MARGIN, CENTRE_SIDE, CENTRE_SIDE)
 # PDQ tolerates about 1.5 % of the side in crop position or scale at the crop
 # thresholds, so each one-parameter family is sampled every 3-3.5 %.
 CENTRAL_SIDES = (0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79)
-EDGE_CUTS = (0.035, 0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
+EDGE_CUTS = (0.07, 0.105, 0.14, 0.175, 0.21, 0.245)
 CORNER_CUTS = (0.04, 0.08, 0.12, 0.16)
+# Halves of the picture: a sticker, an emoji or a caption written over the
+# picture moves the whole picture's hash 30-90 bits, but it usually covers
+# only one half (or one side of each split), and the other half's hash is
+# untouched. Both sides hash the same halves, of the normalised picture on
+# the query side.
+HALVES: tuple[tuple[str, Window], ...] = (
+    ("half-top", Window(0.0, 0.0, 1.0, 0.5)),
+    ("half-bottom", Window(0.0, 0.5, 1.0, 0.5)),
+    ("half-left", Window(0.0, 0.0, 0.5, 1.0)),
+    ("half-right", Window(0.5, 0.0, 0.5, 1.0)),
+)
 
 
 def _reference_crops() -> tuple[tuple[str, Window], ...]:
@@ -148,10 +168,14 @@ def _reference_crops() -> tuple[tuple[str, Window], ...]:
 
 
 REFERENCE_CROPS = _reference_crops()
+_CROP_KINDS = frozenset(name for name, _ in REFERENCE_CROPS)
+_HALF_KINDS = frozenset(name for name, _ in HALVES)
+_ROTATION_KINDS = frozenset(
+    f"rotate{degrees:+.0f}{suffix}" for degrees in ROTATION_DEGREES for suffix in ("", "-expanded")
+)
 
 _REFINE_CUT = 0.035
 REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
-    ("refine-central", Window(_REFINE_CUT / 2, _REFINE_CUT / 2, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-topleft", Window(0.0, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-topright", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
     ("refine-bottomleft", Window(0.0, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
@@ -161,6 +185,51 @@ REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
     ("refine-left", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1.0)),
     ("refine-right", Window(0.0, 0.0, 1 - _REFINE_CUT, 1.0)),
 )
+
+
+def reference_kinds() -> tuple[str, ...]:
+    """Every kind a reference set may hold, in the set's order (docs/robustness.md)."""
+    dihedral = tuple(f"dihedral/{name}" for name in DIHEDRAL_ORDER)
+    crops = tuple(name for name, _ in REFERENCE_CROPS)
+    halves = tuple(name for name, _ in HALVES)
+    rotations = tuple(
+        f"rotate{degrees:+.0f}{'-expanded' if expand else ''}"
+        for degrees in ROTATION_DEGREES
+        for expand in (False, True)
+    )
+    return dihedral + crops + halves + rotations
+
+
+def reference_threshold(kind: str) -> int:
+    """The match radius of a reference hash of ``kind``; unknown kinds are refused.
+
+    A stored or submitted reference set carries its kinds, not its thresholds,
+    so a radius can only ever be one this module chose.
+    """
+    if kind.startswith("dihedral/") and kind.removeprefix("dihedral/") in DIHEDRAL_ORDER:
+        return DIHEDRAL_THRESHOLD
+    if kind in _HALF_KINDS:
+        return HALF_THRESHOLD
+    if kind in _CROP_KINDS:
+        return CROP_THRESHOLD
+    if kind in _ROTATION_KINDS:
+        return ROTATION_THRESHOLD
+    raise InvalidInputError(f"unknown reference hash kind {kind!r}", code="invalid_input")
+
+
+def reference_from_members(
+    kinds: Sequence[str], hashes: Sequence[PdqHash]
+) -> tuple[DerivedHash, ...]:
+    """A stored reference set again, from its kinds and member hashes (same order)."""
+    if len(kinds) != len(hashes):
+        raise InvalidInputError(
+            f"a reference set has {len(kinds)} kinds but {len(hashes)} hashes",
+            code="invalid_input",
+        )
+    return tuple(
+        DerivedHash(kind, pdq, reference_threshold(kind))
+        for kind, pdq in zip(kinds, hashes, strict=True)
+    )
 
 
 class HashRole(enum.StrEnum):
@@ -233,6 +302,20 @@ def decode_picture(data: bytes, options: HashOptions) -> RgbArray:
     return load_rgb(decoded, fmt, compat_hma=False)
 
 
+def decode_for_query(data: bytes, fmt: MediaFormat, options: HashOptions) -> RgbArray:
+    """Decode a scanned image for its query set, reduced in the JPEG decoder where it can be.
+
+    The query set hashes windows of the picture scaled to 384 pixels, so a
+    JPEG is decoded at the smallest DCT scale that keeps both sides at least
+    :data:`QUERY_DECODE_SIDE` pixels (the ``whole`` hash stays within a few
+    bits of the full-resolution one, as the scan's fast PDQ does).
+    """
+    decoded = open_image(data, fmt, options.max_image_pixels)
+    if fmt.is_jpeg:
+        decoded.image.draft("RGB", (QUERY_DECODE_SIDE, QUERY_DECODE_SIDE))
+    return load_rgb(decoded, fmt, compat_hma=False)
+
+
 def work_picture(rgb: RgbArray, side: int = WORK_SIDE) -> RgbArray:
     """The picture scaled (box filter) so its longer side is at most ``side`` pixels."""
     rows, cols = rgb.shape[:2]
@@ -272,6 +355,10 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         derived = _window_hash(work, window, name, CROP_THRESHOLD, (cols, rows))
         if derived is not None:
             out.append(derived)
+    for name, window in HALVES:
+        derived = _window_hash(work, window, name, HALF_THRESHOLD, (cols, rows))
+        if derived is not None:
+            out.append(derived)
     for degrees in ROTATION_DEGREES:
         for expand in (False, True):
             rotated = _rotated(work, degrees, expand=expand)
@@ -305,8 +392,9 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
     out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
     seen: list[Window] = [full]
+    mirrored_work = np.ascontiguousarray(work[:, ::-1])
     mirrored_whole = _window_hash(
-        np.ascontiguousarray(work[:, ::-1]),
+        mirrored_work,
         full,
         "whole-mirrored",
         QUERY_NORMALISED_THRESHOLD,
@@ -315,13 +403,28 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     if mirrored_whole is not None:
         out.append(mirrored_whole)
 
-    mirrored_work = np.ascontiguousarray(work[:, ::-1])
-
-    def add(kind: str, window: Window, threshold: int, *, mirrored: bool = True) -> None:
-        if any(_same_window(window, other) for other in seen):
+    def add(
+        kind: str,
+        window: Window,
+        threshold: int,
+        *,
+        within: Window = full,
+        mirrored: bool = False,
+    ) -> None:
+        """Hash ``window`` (fractions of ``within``, itself fractions of the picture)."""
+        absolute = _inside(within, window)
+        if any(_same_window(absolute, other) for other in seen):
             return
-        seen.append(window)
-        derived = _window_hash(work, window, kind, threshold, (cols, rows))
+        seen.append(absolute)
+        if _same_window(within, full):
+            # Close to the whole picture (a thin border at most): the working
+            # picture serves, without a new copy of the pixels.
+            picture, mirrored_picture, window = work, mirrored_work, absolute
+            size = (float(cols), float(rows))
+        else:
+            picture, mirrored_picture = cut(within)
+            size = (within.width * cols, within.height * rows)
+        derived = _window_hash(picture, window, kind, threshold, size)
         if derived is None:
             return
         out.append(derived)
@@ -330,28 +433,48 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         # The window mirrored left to right: a flipped copy that was also
         # cropped or screenshotted meets the reference's (unflipped) crops.
         mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
-        flipped = _window_hash(mirrored_work, mirror, f"{kind}-mirrored", threshold, (cols, rows))
+        flipped = _window_hash(mirrored_picture, mirror, f"{kind}-mirrored", threshold, size)
         if flipped is not None:
             out.append(flipped)
+
+    cuts: dict[Window, tuple[RgbArray, RgbArray]] = {full: (work, mirrored_work)}
+    details: dict[str, RgbArray] = {}
+
+    def cut(window: Window) -> tuple[RgbArray, RgbArray]:
+        # A found photo is scaled from the detailed copy, so it is hashed at
+        # the same scale as the reference's windows (at most 384 pixels): a
+        # photo a third of a tall screenshot would otherwise be hashed from
+        # 130 pixels of the screenshot's working copy.
+        if window not in cuts:
+            # Found photos are cut from a copy at twice the working size
+            # (enough for a photo a third of a tall screenshot, and cheaper
+            # to cut and scale than the full-resolution pixels), made once.
+            if "detail" not in details:
+                details["detail"] = work_picture(rgb, 2 * WORK_SIDE)
+            detail = details["detail"]
+            left, top, right, bottom = window.pixels(detail.shape[1], detail.shape[0])
+            inside = work_picture(np.ascontiguousarray(detail[top:bottom, left:right]))
+            cuts[window] = (inside, np.ascontiguousarray(inside[:, ::-1]))
+        return cuts[window]
 
     # Borders are found on a small copy (1/160 of a side is precise enough
     # for PDQ, and it keeps the query cheap); regions are searched on such a
     # copy too, then their edges are found again on the working picture.
     small = work_picture(work, REGION_SIDE)
     trimmed = trim_borders(small)
-    add("trimmed", trimmed, QUERY_NORMALISED_THRESHOLD)
+    # Mirrored twins only for the windows that decide most flipped copies
+    # (the best normalised picture and its centre): on the benchmark the
+    # other twins never found a copy nothing else found, and each costs a hash.
+    regions = content_regions(work)
+    add("trimmed", full, QUERY_NORMALISED_THRESHOLD, within=trimmed, mirrored=not regions)
     inner = trimmed
-    for number, region in enumerate(content_regions(work)):
-        add(f"region{number}", region, QUERY_NORMALISED_THRESHOLD)
+    for number, region in enumerate(regions):
+        add(
+            f"region{number}", full, QUERY_NORMALISED_THRESHOLD, within=region, mirrored=number == 0
+        )
         if number == 0:
             inner = region
-    centre = Window(
-        inner.left + inner.width * (1 - CENTRE_SIDE) / 2,
-        inner.top + inner.height * (1 - CENTRE_SIDE) / 2,
-        inner.width * CENTRE_SIDE,
-        inner.height * CENTRE_SIDE,
-    )
-    add("centre", centre, QUERY_CENTRE_THRESHOLD)
+    add("centre", CENTRE, QUERY_CENTRE_THRESHOLD, within=inner, mirrored=True)
     # The central window of the picture as posted too: a copy rotated with an
     # expanded canvas has no clean border, and its region is a guess.
     add("centre-whole", CENTRE, QUERY_CENTRE_THRESHOLD)
@@ -360,8 +483,18 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # samples, so a copy cropped between two reference crops still meets one.
     for name, window in REFINE_WINDOWS:
         # Not mirrored: a copy both mirrored and cropped off the grid is rare,
-        # and nine more hashes would cost a third of the query's budget.
-        add(name, _inside(inner, window), QUERY_CENTRE_THRESHOLD, mirrored=False)
+        # and eight more hashes would cost a third of the query's budget.
+        add(name, window, QUERY_CENTRE_THRESHOLD, within=inner)
+    # Halves, for copies with something drawn over one part of the picture
+    # (stickers, captions on the picture): of the trimmed picture, and of the
+    # photo found inside a screenshot or meme. A sticker on a plain photo can
+    # itself look like a found region, so the trimmed picture's halves are
+    # always hashed too.
+    for name, window in HALVES:
+        add(name, window, HALF_THRESHOLD, within=trimmed)
+    if inner != trimmed:
+        for name, window in HALVES:
+            add(f"{name}-region", window, HALF_THRESHOLD, within=inner)
     return tuple(out)
 
 
@@ -440,31 +573,41 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     if rows < 16 or cols < 16:
         return ()
     found: list[Window] = []
+    coarse: list[Window] = []
     for colour in _background_colours(small):
-        content = np.abs(small - colour).max(axis=2) > REGION_TOLERANCE
-        box = _dense_rectangle(content)
-        if box is None:
-            continue
-        top, bottom, left, right = box
-        # A photo inside a canvas sits on background: outside the rectangle,
-        # most pixels are the background colour (UI text and bars are sparse).
-        outside = content.copy()
-        outside[top:bottom, left:right] = False
-        outside_area = rows * cols - (bottom - top) * (right - left)
-        if outside_area <= 0 or outside.sum() > REGION_OUTSIDE_CONTENT * outside_area:
-            continue
-        window = Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
-        if window.width * window.height < REGION_MIN_AREA:
-            continue
-        aspect = (window.width * cols) / max(1e-9, window.height * rows)
-        if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
-            continue
-        if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
-            continue
-        window = _refine_region(picture, colour, window, small.shape[0])
-        if any(_same_window(window, other) for other in found):
-            continue
-        found.append(window)
+        small_distance = np.abs(small - colour).max(axis=2)
+        # The same at the picture's resolution, computed once per colour when needed.
+        distance: npt.NDArray[np.int16] | None = None
+        for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE):
+            content = small_distance > tolerance
+            box = _dense_rectangle(content)
+            if box is None:
+                continue
+            top, bottom, left, right = box
+            # A photo inside a canvas sits on background: outside the rectangle,
+            # most pixels are the background colour (UI text and bars are sparse).
+            outside = content.copy()
+            outside[top:bottom, left:right] = False
+            outside_area = rows * cols - (bottom - top) * (right - left)
+            if outside_area <= 0 or outside.sum() > REGION_OUTSIDE_CONTENT * outside_area:
+                continue
+            window = Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
+            if window.width * window.height < REGION_MIN_AREA:
+                continue
+            aspect = (window.width * cols) / max(1e-9, window.height * rows)
+            if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
+                continue
+            if _same_window(window, Window(0.0, 0.0, 1.0, 1.0)):
+                continue
+            if any(_same_window(window, other) for other in coarse):
+                continue
+            coarse.append(window)
+            if distance is None:
+                distance = np.abs(picture.astype(np.int16) - colour).max(axis=2)
+            window = _refine_region(distance, window, small.shape[0], tolerance)
+            if any(_same_window(window, other) for other in found):
+                continue
+            found.append(window)
     # Tightest first: a bar the colour of one background is content for another.
     return tuple(sorted(found, key=lambda w: w.width * w.height))
 
@@ -473,18 +616,20 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 
 def _refine_region(
-    picture: RgbArray, colour: npt.NDArray[np.float64], window: Window, small_rows: int
+    distance: npt.NDArray[np.int16], window: Window, small_rows: int, tolerance: int
 ) -> Window:
-    """The window's edges found again at ``picture``'s resolution, near the coarse ones."""
-    rows, cols = picture.shape[:2]
+    """The window's edges found again at ``distance``'s resolution, near the coarse ones.
+
+    ``distance`` is every pixel's largest channel difference from the background.
+    """
+    rows, cols = distance.shape[:2]
     if rows <= small_rows:
         return window
     pad = 2 * math.ceil(rows / small_rows)  # two small pixels, in picture pixels
     left, top, right, bottom = window.pixels(cols, rows)
     left, top = max(0, left - pad), max(0, top - pad)
     right, bottom = min(cols, right + pad), min(rows, bottom + pad)
-    area = picture[top:bottom, left:right].astype(np.int16)
-    box = _dense_rectangle(np.abs(area - colour).max(axis=2) > REGION_TOLERANCE)
+    box = _dense_rectangle(distance[top:bottom, left:right] > tolerance)
     if box is None:
         return window
     inner_top, inner_bottom, inner_left, inner_right = box
@@ -553,7 +698,7 @@ def _window_hash(
     window: Window,
     kind: str,
     threshold: int,
-    source_size: tuple[int, int] | None,
+    source_size: tuple[float, float] | None,
 ) -> DerivedHash | None:
     rows, cols = work.shape[:2]
     size_w, size_h = source_size if source_size is not None else (cols, rows)

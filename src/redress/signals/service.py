@@ -23,6 +23,12 @@ from redress.signals.errors import (
     UnreadableFileError,
 )
 from redress.signals.options import HashOptions
+from redress.signals.robust import (
+    DerivedHash,
+    decode_for_query,
+    query_hash_set,
+    reference_hash_set,
+)
 from redress.signals.sniff import SNIFF_BYTES, MediaFormat, declares_more_than, sniff
 from redress.signals.types import PdqHash, VpdqFrame
 from redress.signals.vpdq import VideoHashes, hash_video
@@ -44,6 +50,9 @@ class MediaSignals:
       such a file is not an error, but its hash should not be matched on.
     - ``dihedral``: the eight rotation/flip hashes when requested, else empty.
     - ``vpdq``: the video's frame hashes (empty for an image).
+    - ``robust``: the image's robust hash set when requested
+      (``HashOptions.robust``: a reference or a query set, docs/robustness.md),
+      else empty.
     - ``width``, ``height``: as displayed (after EXIF orientation/rotation).
     - ``duration``, ``fps``, ``frame_count``: video facts (``None`` for images).
     """
@@ -58,6 +67,7 @@ class MediaSignals:
     unhashable_reason: str | None = None
     dihedral: tuple[PdqHash, ...] = ()
     vpdq: tuple[VpdqFrame, ...] = ()
+    robust: tuple[DerivedHash, ...] = ()
     width: int | None = None
     height: int | None = None
     duration: float | None = None
@@ -197,8 +207,11 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
 
     pdq: PdqHash | None = None
     dihedral: tuple[PdqHash, ...] = ()
-    if not options.decode_exact and not options.dihedral:
+    robust: tuple[DerivedHash, ...] = ()
+    if not options.decode_exact and not options.dihedral and options.robust != "reference":
         pdq = pdq_image.fast_pdq(decoded, fmt)
+        if pdq is not None and options.robust == "query":
+            robust = query_hash_set(decode_for_query(data, fmt, options))
     if pdq is None:
         rgb = pdq_image.load_rgb(decoded, fmt, compat_hma=options.compat_hma)
         if options.dihedral:
@@ -206,6 +219,12 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
             pdq = dihedral[0]
         else:
             pdq = pdq_image.pdq_from_rgb(rgb)
+        # The robust set is hashed from the same decoded picture (EXIF
+        # orientation applied unless HMA compatibility asked otherwise).
+        if options.robust == "reference":
+            robust = reference_hash_set(rgb)
+        elif options.robust == "query":
+            robust = query_hash_set(rgb)
 
     if decoded.animated and fmt.name == "GIF":
         video = hash_video(io.BytesIO(data), options)
@@ -223,6 +242,7 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
         hashable=hashable,
         unhashable_reason=None if hashable else _low_quality(pdq.quality, options),
         dihedral=dihedral,
+        robust=robust,
         width=width,
         height=height,
     )

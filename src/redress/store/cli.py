@@ -542,7 +542,7 @@ def scan(
         follower = IndexFollower(engine, MihIndex, quality_min=settings.pdq_quality_min)
         follower.start()
         matcher = Matcher(follower, quality_min=settings.pdq_quality_min)
-        options = hash_options(settings, dihedral=dihedral)
+        options = hash_options(settings, dihedral=dihedral, robust="query")
         for path in paths:
             try:
                 signals = hash_file(path, options)

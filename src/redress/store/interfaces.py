@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from redress.signals.robust import DerivedHash
 from redress.signals.types import PdqHash, SignalKind
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
@@ -213,6 +214,8 @@ class MediaQuery:
     media_type: str | None = None
     pdq: tuple[PdqHash, ...] = ()
     vpdq: tuple[VpdqFrameIn, ...] = ()
+    # The image's robust query set (docs/robustness.md), each hash with its radius.
+    robust: tuple[DerivedHash, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from redress.config import Settings
 from redress.signals import HashOptions, MediaSignals, hash_file
+from redress.signals.robust import DerivedHash
 from redress.signals.types import SignalKind
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
+from redress.store.robust import robust_entry
 
 
-def hash_options(settings: Settings, *, dihedral: bool = False) -> HashOptions:
+def hash_options(
+    settings: Settings,
+    *,
+    dihedral: bool = False,
+    robust: Literal["off", "reference", "query"] = "off",
+) -> HashOptions:
     """Hashing options from the settings (limits and quality minimum)."""
     return HashOptions(
         dihedral=dihedral,
+        robust=robust if settings.robust_hash_sets else "off",
         max_image_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
         max_file_bytes=settings.max_file_bytes,
@@ -38,6 +47,11 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
         entries.append(
             EntryIn(SignalKind.PDQ, signals.pdq.bits, signals.pdq.quality, metadata=meta)
         )
+        # The robust reference set (flips, crops, halves, small rotations) when
+        # the pixels were at hand; the plain PDQ entry stays for exchanges.
+        reference = robust_entry(signals.robust, meta) if signals.robust else None
+        if reference is not None:
+            entries.append(reference)
     entries.append(EntryIn(SignalKind.MD5, bytes.fromhex(signals.md5), metadata=meta))
     entries.append(EntryIn(SignalKind.SHA256, bytes.fromhex(signals.sha256), metadata=meta))
     return entries
@@ -45,7 +59,7 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
 
 def entries_for_files(paths: Sequence[Path], settings: Settings) -> list[EntryIn]:
     """Hash each file (on this machine) and return the entries that bank them."""
-    options = hash_options(settings)
+    options = hash_options(settings, robust="reference")
     entries: list[EntryIn] = []
     for path in paths:
         entries += entries_for_signals(hash_file(path, options), path.name)
@@ -63,4 +77,12 @@ def query_for_signals(signals: MediaSignals) -> MediaQuery:
         media_type=signals.media_type,
         pdq=pdq,
         vpdq=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq),
+        robust=_query_robust(signals),
     )
+
+
+def _query_robust(signals: MediaSignals) -> tuple[DerivedHash, ...]:
+    # A reference set is not a query set (its radii and windows differ).
+    if signals.robust and signals.robust[0].kind == "whole":
+        return signals.robust
+    return ()

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from redress.signals.types import SignalKind
+from redress.store import robust
 from redress.store.errors import (
     BadBankSettingError,
     BankNotFoundError,
@@ -191,23 +192,31 @@ class RetroMatcher:
             pdq_rows = [(e, b, v) for e, b, v in by_kind.get("pdq", []) if len(v) == 32]
             set_ids = [e for e, _b, _v in by_kind.get("pdq-set", [])]
             set_members = set(set_ids)
+            # A robust set's member matches only within its own kind's radius.
+            member_limit: dict[int, int] = {}
             if set_ids:
                 bank_of = {e: b for e, b, _v in by_kind["pdq-set"]}
-                for entry_id, value in session.execute(
-                    select(EntryHash.entry_id, EntryHash.value).where(
+                radius = robust.member_thresholds(session, set_ids)
+                for entry_id, position, value in session.execute(
+                    select(EntryHash.entry_id, EntryHash.position, EntryHash.value).where(
                         EntryHash.entry_id.in_(set_ids)
                     )
                 ):
+                    if (entry_id, position) in radius:
+                        member_limit[len(pdq_rows)] = radius[entry_id, position]
                     pdq_rows.append((entry_id, bank_of[entry_id], value))
             if pdq_rows and len(self.seen.images):
                 queries = np.frombuffer(b"".join(r[2] for r in pdq_rows), dtype=np.uint8)
                 widest = max(banks[b].pdq_threshold for _e, b, _v in pdq_rows)
                 results = self.seen.images.search_many(queries.reshape(-1, 32), widest)
-                for (entry_id, bank_id, _v), hits in zip(pdq_rows, results, strict=True):
+                for row, ((entry_id, bank_id, _v), hits) in enumerate(
+                    zip(pdq_rows, results, strict=True)
+                ):
                     bank = banks[bank_id]
                     kind = "pdq-set" if entry_id in set_members else "pdq"
+                    limit = min(bank.pdq_threshold, member_limit.get(row, bank.pdq_threshold))
                     for h in hits:
-                        if h.distance <= bank.pdq_threshold and bank.matching_at(now):
+                        if h.distance <= limit and bank.matching_at(now):
                             hit(h.entry_id, entry_id, bank, kind, h.distance)
             for entry_id, bank_id, _v in by_kind.get("vpdq", []):
                 bank = banks[bank_id]
@@ -233,12 +242,17 @@ class RetroMatcher:
                     if share.query_share >= self.vpdq_share:
                         hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
         pairs: list[tuple[int, MatchResult]] = []
+        references = robust.reference_sets(
+            session,
+            [m.entry_id for ms in found.values() for m in ms if m.signal.value == "pdq-set"],
+        )
         for item, matches in found.items():
             best: dict[int, MatchResult] = {}
             for m in matches:
                 if m.entry_id not in best or m.distance < best[m.entry_id].distance:
                     best[m.entry_id] = m
-            pairs.extend((item, m) for m in best.values())
+            kept = robust.without_duplicates(session, list(best.values()), references)
+            pairs.extend((item, m) for m in kept)
         recorded = seen_store.record_many_matches(pairs, retroactive=True)
         if recorded:
             SqlAuditLog(session).append(
@@ -555,6 +569,28 @@ class Matcher:
                     bank = banks.get(self.follower.bank_of(h.entry_id))
                     if bank is not None and h.distance <= bank.pdq_threshold:
                         offer(n, h.entry_id, h.distance)
+        # Robust query hashes (issue #11): each within its own radius.
+        derived_owners: list[int] = []
+        derived_hashes = []
+        for n, query in enumerate(queries):
+            for derived in query.robust:
+                if derived.quality >= self.quality_min:
+                    derived_owners.append(n)
+                    derived_hashes.append(derived)
+        if derived_hashes and len(self.follower.index):
+            arr = np.frombuffer(b"".join(h.pdq.bits for h in derived_hashes), dtype=np.uint8)
+            for n, derived, hits in zip(
+                derived_owners,
+                derived_hashes,
+                self.follower.index.search_many(arr.reshape(-1, 32), widest),
+                strict=True,
+            ):
+                for h in hits:
+                    bank = banks.get(self.follower.bank_of(h.entry_id))
+                    if bank is not None and h.distance <= min(
+                        bank.pdq_threshold, derived.threshold
+                    ):
+                        offer(n, h.entry_id, h.distance)
         for n, query in enumerate(queries):
             frames = _unique_frames(
                 [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
@@ -586,8 +622,12 @@ class Matcher:
         bank_store = SqlBankStore(session)
         # Bank settings are read fresh too: a bank disabled a moment ago never matches.
         fresh = {b: bank_store.get_bank_by_id(b) for b in {v[0] for v in state.values() if v[2]}}
+        # Robust reference sets match member by member, each at its own radius.
+        references = robust.reference_sets(
+            session, [i for i, v in state.items() if v[1] == SignalKind.PDQ_SET.value]
+        )
         answers: list[list[MatchResult]] = []
-        for candidates in found:
+        for query, candidates in zip(queries, found, strict=True):
             results = []
             for entry_id, (dist, found_kind, q, e) in candidates.items():
                 bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
@@ -596,6 +636,11 @@ class Matcher:
                 bank = fresh[bank_id]
                 if not bank.matching_at(now):
                     continue
+                if entry_id in references:
+                    rechecked = robust.recheck(references[entry_id], query, bank.pdq_threshold)
+                    if rechecked is None:
+                        continue
+                    dist = rechecked
                 results.append(
                     MatchResult(
                         dist,
@@ -609,7 +654,7 @@ class Matcher:
                         e,
                     )
                 )
-            answers.append(sorted(results))
+            answers.append(sorted(robust.without_duplicates(session, results, references)))
         return answers
 
     def scan(

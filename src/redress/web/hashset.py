@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, cast
 
+from redress.errors import InvalidInputError
+from redress.signals.robust import DerivedHash, reference_from_members
 from redress.signals.types import PdqHash
 from redress.web.errors import HashSetInvalidError
 
@@ -41,6 +43,7 @@ class FieldRule:
 
     type: RuleType
     length: int | None = None
+    max_length: int | None = None
     minimum: float | None = None
     maximum: float | None = None
     items: FieldRule | None = None
@@ -79,6 +82,7 @@ def _rule(raw: object, where: str) -> FieldRule:
     return FieldRule(
         type=kind,
         length=raw.get("length"),
+        max_length=raw.get("max_length"),
         minimum=raw.get("minimum"),
         maximum=raw.get("maximum"),
         items=items,
@@ -137,6 +141,8 @@ def _check_value(value: object, rule: FieldRule, path: str, found: list[str]) ->
             return
         if rule.length is not None and len(value) != rule.length:
             found.append(f"{path}: expected {rule.length} entries, got {len(value)}")
+        if rule.max_length is not None and len(value) > rule.max_length:
+            found.append(f"{path}: expected at most {rule.max_length} entries, got {len(value)}")
         if rule.items is not None:
             for index, item in enumerate(value):
                 _check_value(item, rule.items, f"{path}[{index}]", found)
@@ -166,6 +172,8 @@ class ImageHashSet:
     sha256: str
     pdq: PdqHash
     dihedral: tuple[PdqHash, ...]
+    # The robust reference set (docs/robustness.md), radii set here from the kinds.
+    robust: tuple[DerivedHash, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +211,23 @@ def parse_image_hash_set(data: object, spec: HashSetSpec) -> ImageHashSet:
         dihedral=tuple(
             PdqHash.from_hex(text, quality) for text in cast(list[str], record["dihedral"])
         ),
+        robust=_robust_set(cast(list[dict[str, object]], record["robust"]), spec),
     )
+
+
+def _robust_set(items: list[dict[str, object]], spec: HashSetSpec) -> tuple[DerivedHash, ...]:
+    """The submitted reference set, typed; each kind at most once, radii from the kind."""
+    order = spec.image["robust"].order
+    kinds = [order[cast(int, item["kind"])] for item in items]
+    if len(set(kinds)) != len(kinds):
+        raise HashSetInvalidError("the image hash set is not valid: image.robust repeats a kind")
+    hashes = [
+        PdqHash.from_hex(cast(str, item["pdq"]), cast(int, item["quality"])) for item in items
+    ]
+    try:
+        return reference_from_members(kinds, hashes)
+    except InvalidInputError as exc:
+        raise HashSetInvalidError(f"the image hash set is not valid: {exc.message}") from exc
 
 
 def parse_video_hash_set(data: object, spec: HashSetSpec) -> VideoHashSet:

@@ -20,6 +20,7 @@ from redress.signals.types import SignalKind
 from redress.store.errors import CaseNotFoundError, WrongPinError
 from redress.store.interfaces import CaseCreated, CaseRead, EntryIn, VpdqFrameIn
 from redress.store.models import Match
+from redress.store.robust import robust_entry
 from redress.store.service import CaseService
 from redress.web.errors import DeclarationMissingError, HashSetInvalidError, TooManyHashesError
 from redress.web.hashset import (
@@ -68,7 +69,12 @@ class CaseReport:
 
 
 def hash_count(files: Sequence[ImageHashSet | VideoHashSet]) -> int:
-    """How many hashes the files carry (what the per-case cap counts)."""
+    """How many hashes the files carry (what the per-case cap counts).
+
+    An image's robust reference set is not counted: it is derived from the
+    same picture and bounded per image (at most 64, hashset.json), so the cap
+    keeps meaning "about how many pictures".
+    """
     total = 0
     for item in files:
         if isinstance(item, ImageHashSet):
@@ -96,13 +102,21 @@ def parse_files(raw: Sequence[object], spec: HashSetSpec) -> list[ImageHashSet |
 def entries_for(item: ImageHashSet | VideoHashSet, quality_min: int) -> list[EntryIn]:
     """The bank entries that protect one file.
 
-    An image: its eight dihedral PDQ hashes as one pdq-set (so flipped and
-    turned copies match too) when its quality is good enough, and always its
+    An image: its robust reference set as one pdq-set (flips, crops, halves;
+    docs/robustness.md), or, when the browser sent none, its eight dihedral
+    PDQ hashes as one pdq-set when its quality is good enough; and always its
     MD5 and SHA-256 (exact copies). A video: its vPDQ frames and its MD5.
     """
     if isinstance(item, ImageHashSet):
         entries: list[EntryIn] = []
-        if item.pdq.quality >= quality_min:
+        # The robust reference set computed in the browser, each member
+        # quality-gated here too; its radii come from the kinds, never the
+        # client. It holds the eight flips (of the real pixels), so it takes
+        # the place of the dihedral set: one entry per picture, one match.
+        reference = robust_entry([h for h in item.robust if h.quality >= quality_min], {})
+        if reference is not None:
+            entries.append(reference)
+        elif item.pdq.quality >= quality_min:
             entries.append(
                 EntryIn(SignalKind.PDQ_SET, hashes=item.dihedral, quality=item.pdq.quality)
             )

@@ -68,6 +68,9 @@ function checkValue(value, rule, path, problems) {
         if (rule.length !== undefined && value.length !== rule.length) {
           problems.push(`${path}: expected ${rule.length} entries, got ${value.length}`);
         }
+        if (rule.max_length !== undefined && value.length > rule.max_length) {
+          problems.push(`${path}: expected at most ${rule.max_length} entries, got ${value.length}`);
+        }
         value.forEach((item, index) => checkValue(item, rule.items, `${path}[${index}]`, problems));
       }
       break;
@@ -296,7 +299,13 @@ export class PortalHasher {
    */
   async hashImage(file, { applyExif = true, maxPixels = DEFAULT_MAX_PIXELS, readVia = "auto" } = {}) {
     const r = await this.pool.run({ type: "image", file, applyExif, maxPixels, readVia });
-    const hashes = { md5: r.md5, sha256: r.sha256, pdq: r.pdq, quality: r.quality, dihedral: r.dihedral };
+    // The robust reference set (docs/robustness.md): each hash's kind is sent
+    // as its number in hashset.json's list; the server sets the radii.
+    const kinds = HASH_SET.image.robust.order;
+    const robust = r.robust
+      .filter((h) => kinds.includes(h.kind))
+      .map((h) => ({ kind: kinds.indexOf(h.kind), pdq: h.pdq, quality: h.quality }));
+    const hashes = { md5: r.md5, sha256: r.sha256, pdq: r.pdq, quality: r.quality, dihedral: r.dihedral, robust };
     const flags = r.quality < HASH_SET.pdq_min_quality ? [lowQualityFlag(r.quality)] : [];
     if (r.width !== r.sourceWidth || r.height !== r.sourceHeight) {
       flags.push({

@@ -5,7 +5,7 @@
 // Protocol: the page posts {id, task} and gets back {id, ok: true, result}
 // or {id, ok: false, error: {code, message}}. Tasks:
 //   {type: "image", file, applyExif, maxPixels, readVia ("auto" or "canvas")}
-//       -> {md5, sha256, pdq, quality, dihedral, width, height, sourceWidth,
+//       -> {md5, sha256, pdq, quality, dihedral, robust, width, height, sourceWidth,
 //           sourceHeight, orientation, readVia}
 //   {type: "frame", width, height, pixels}  (RGBA ArrayBuffer, transferred)
 //       -> {pdq, quality}
@@ -14,6 +14,7 @@
 import { jpegOrientation, withUprightOrientation } from "./exif.js";
 import { Md5, md5Hex } from "./md5.js";
 import { pdqFromImageData } from "./pdq.js";
+import { referenceSet } from "./robust.js";
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 
@@ -121,12 +122,14 @@ async function hashImage({ file, applyExif, maxPixels, readVia }) {
   const via = isJpeg && !turned ? readVia : "canvas";
   const pixels = await decodeImage(bytes, file.type, applyExif, maxPixels, via);
   const { pdq, quality, dihedral } = pdqFromImageData(pixels, { dihedral: true, order: pixels.order });
+  const robust = referenceSet(pixels, pixels.order);
   return {
     md5,
     sha256,
     pdq,
     quality,
     dihedral,
+    robust,
     width: pixels.width,
     height: pixels.height,
     sourceWidth: pixels.sourceWidth,

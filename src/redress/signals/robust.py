@@ -31,12 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pdqhash
 from PIL import Image
 
 from redress.errors import InvalidInputError
 from redress.signals.options import HashOptions
-from redress.signals.pdq import RgbArray, load_rgb, open_image
+from redress.signals.pdq import RgbArray, load_rgb, open_image, pdq_from_rgb
 from redress.signals.sniff import MediaFormat, sniff
 from redress.signals.types import PdqHash
 
@@ -345,9 +344,8 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     out: list[DerivedHash] = []
     if _hashable_window(rgb.shape[1], rgb.shape[0]):
         for name, transformed in zip(DIHEDRAL_ORDER, _dihedral_pictures(rgb), strict=True):
-            vector, quality = pdqhash.compute(transformed)
-            if quality >= QUALITY_MIN:
-                pdq = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), quality)
+            pdq = pdq_from_rgb(transformed)
+            if pdq.quality >= QUALITY_MIN:
                 out.append(DerivedHash(f"dihedral/{name}", pdq, DIHEDRAL_THRESHOLD))
     work = work_picture(rgb)
     rows, cols = rgb.shape[:2]
@@ -388,8 +386,7 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # The picture as posted is hashed exactly as plain PDQ hashes it (full
     # resolution, no quality gate of its own), so the set finds everything
     # plain PDQ finds; the references it meets are all quality >= 50.
-    vector, quality = pdqhash.compute(rgb)
-    whole = PdqHash(np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes(), int(quality))
+    whole = pdq_from_rgb(rgb)
     out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
     seen: list[Window] = [full]
     mirrored_work = np.ascontiguousarray(work[:, ::-1])
@@ -708,11 +705,10 @@ def _window_hash(
     if right - left < 16 or bottom - top < 16:
         return None
     crop = np.ascontiguousarray(work[top:bottom, left:right])
-    vector, quality = pdqhash.compute(crop)
-    if quality < QUALITY_MIN:
+    pdq = pdq_from_rgb(crop)
+    if pdq.quality < QUALITY_MIN:
         return None
-    bits = np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes()
-    return DerivedHash(kind, PdqHash(bits, int(quality)), threshold)
+    return DerivedHash(kind, pdq, threshold)
 
 
 def _rotated(work: RgbArray, degrees: float, *, expand: bool) -> RgbArray:

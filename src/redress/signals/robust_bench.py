@@ -34,12 +34,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pdqhash
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from redress.errors import ConfigurationError
 from redress.machine import cpu_model
-from redress.signals.pdq import RgbArray
+from redress.signals.pdq import RgbArray, pdq_from_rgb
 from redress.signals.robust import (
     PLAIN_THRESHOLD,
     QUALITY_MIN,
@@ -115,12 +114,12 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
     for index, family, data in copies:
         start = time.process_time()
         rgb = _decode(data)
-        plain_vector, _ = pdqhash.compute(rgb)
+        plain = pdq_from_rgb(rgb)
         plain_time += time.process_time() - start
         start = time.process_time()
         query = query_hash_set(_decode(data))
         robust_time += time.process_time() - start
-        plain_bits = np.packbits(np.asarray(plain_vector, dtype=np.uint8))[np.newaxis, :]
+        plain_bits = np.frombuffer(plain.bits, dtype=np.uint8)[np.newaxis, :]
         plain_dist = pair_distances(plain_refs, plain_bits)[:, 0]
         plain_hits = set(np.flatnonzero(plain_dist <= PLAIN_THRESHOLD).tolist())
         robust_hits, robust_margin = _robust_hits(query, ref_bits, ref_owner, ref_limit, index)
@@ -250,8 +249,8 @@ def _flatten(
 
 
 def _plain_hash(rgb: RgbArray) -> tuple[npt.NDArray[np.uint8], int]:
-    vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
-    return np.packbits(np.asarray(vector, dtype=np.uint8)), int(quality)
+    plain = pdq_from_rgb(np.ascontiguousarray(rgb))
+    return np.frombuffer(plain.bits, dtype=np.uint8).copy(), plain.quality
 
 
 def _decode(data: bytes) -> RgbArray:

@@ -128,6 +128,20 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/review/users"): Rule(console(Role.ADMIN, form=False)),
     ("POST", "/review/users"): Rule(console(Role.ADMIN, form=True)),
     ("MOUNT", "/review/static"): Rule(PUBLIC, sample="/review/static/console.css"),
+    # Notices and transparency (#10): the form is public (CSRF by its own cookie,
+    # per-address rate limit); the API needs the notice scope, reports the review scope.
+    ("GET", "/notice"): Rule(PUBLIC),
+    ("POST", "/notice"): Rule(PUBLIC),
+    ("POST", "/api/v1/notices"): Rule(api(Scope.NOTICE)),
+    ("GET", "/api/v1/notices/{reference}"): Rule(
+        api(Scope.NOTICE, Scope.REVIEW), sample="/api/v1/notices/N-NOPE"
+    ),
+    ("GET", "/api/v1/statements"): Rule(api(Scope.REVIEW)),
+    ("GET", "/api/v1/reports/transparency"): Rule(api(Scope.REVIEW)),
+    ("GET", "/review/notices"): Rule(console(*DECIDERS, Role.AUDITOR, form=False)),
+    ("GET", "/review/transparency"): Rule(console(*DECIDERS, Role.AUDITOR, form=False)),
+    ("GET", "/review/transparency.csv"): Rule(console(*DECIDERS, Role.AUDITOR, form=False)),
+    ("GET", "/review/transparency.json"): Rule(console(*DECIDERS, Role.AUDITOR, form=False)),
 }
 
 

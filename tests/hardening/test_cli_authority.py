@@ -102,6 +102,26 @@ COMMANDS: dict[str, Rule] = {
     ),
     "user list": Rule(Need.DATABASE),
     "review import": Rule(Need.DATABASE),
+    "evidence audit": Rule(Need.DATABASE),
+    # On PostgreSQL a backup holds REDRESS_HOME's keys, blobs and policy (the database
+    # itself is pg_dump's): the host account's file permissions guard it, not the database.
+    "backup create": Rule(Need.NOTHING, (f"{TMP}/backup",)),
+    "backup restore": Rule(Need.NOTHING, (f"{TMP}/backup",), run_as_operator=False),
+    "notices submit": Rule(
+        Need.DATABASE,
+        ("--regime", "dsa", "--location", "https://t.me/c/1/2", "--email", "a@example.org"),
+    ),
+    "notices tick": Rule(Need.DATABASE),
+    "notices list": Rule(Need.DATABASE),
+    "notices statements": Rule(Need.DATABASE),
+    # Sends through Telegram with the bot token: the network.
+    "notices deliver-statements": Rule(Need.DATABASE, run_as_operator=False),
+    "notices outbound create": Rule(Need.DATABASE, (ITEM, "--platform", "example")),
+    "notices outbound export": Rule(Need.DATABASE, ("T-NONE", "--dir", TMP)),
+    "notices outbound gone": Rule(Need.DATABASE, ("T-NONE",)),
+    "notices outbound list": Rule(Need.DATABASE),
+    "notices outbound times": Rule(Need.DATABASE),
+    "report transparency": Rule(Need.DATABASE, ("--from", "2026-01-01", "--to", "2026-02-01")),
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fuzz_support import CODES, damaged_json, fuzz, mutated
+from fuzz_support import CODES, MUTATIONS, Mutation, damaged_json, fuzz
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
@@ -126,11 +126,11 @@ def _with_manifests(members: dict[str, bytes]) -> dict[str, bytes]:
 
 
 @fuzz(share=0.5)
-@given(data=st.data())
+@given(mutation=MUTATIONS)
 def test_damaged_package_bytes_fail_closed_with_documented_codes(
-    package: Package, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+    package: Package, tmp_path_factory: pytest.TempPathFactory, mutation: Mutation
 ) -> None:
-    _verify(tmp_path_factory, data.draw(mutated([package.data])), package.fingerprint)
+    _verify(tmp_path_factory, mutation.apply(package.data), package.fingerprint)
 
 
 @fuzz()

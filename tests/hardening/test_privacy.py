@@ -28,6 +28,7 @@ from PIL import Image
 from redress.pipeline.keys import Scope
 from redress.review.interfaces import Role
 from redress.signals import HashOptions, hash_bytes
+from redress.signals.robust import reference_kinds
 
 pytestmark = pytest.mark.anyio
 THRESHOLD = 31  # REDRESS_PDQ_THRESHOLD's default
@@ -45,6 +46,8 @@ def photo() -> bytes:
 def hash_set(data: bytes) -> dict[str, Any]:
     """The hash set the portal computes in the browser for ``data``."""
     signals = hash_bytes(data, HashOptions(dihedral=True))
+    reference = hash_bytes(data, HashOptions(robust="reference")).robust
+    kinds = reference_kinds()
     assert signals.pdq is not None
     return {
         "md5": signals.md5,
@@ -52,6 +55,9 @@ def hash_set(data: bytes) -> dict[str, Any]:
         "pdq": signals.pdq.hex,
         "quality": signals.pdq.quality,
         "dihedral": [h.hex for h in signals.dihedral],
+        "robust": [
+            {"kind": kinds.index(h.kind), "pdq": h.pdq.hex, "quality": h.quality} for h in reference
+        ],
     }
 
 

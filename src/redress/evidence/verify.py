@@ -38,6 +38,7 @@ import stat
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -319,7 +320,8 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
                                 "unsafe_package", "the zip expands beyond its declared size"
                             )
                         out.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+                # zlib.error: a damaged deflate stream inside a member.
                 if isinstance(exc, FileExistsError):
                     raise _AbortError(
                         "unsafe_package", f"zip member {info.filename!r} collides"
@@ -889,7 +891,7 @@ def verify_package(
             report.note(f"items written to {extract_to}")
     except _AbortError as exc:
         report.failures.append(exc.failure)
-    except OSError as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         report.fail("package_unreadable", f"cannot read the package: {exc}")
     except Exception as exc:  # noqa: BLE001 - a verifier must fail closed, never crash
         report.fail("package_invalid", f"the package is malformed: {type(exc).__name__}: {exc}")

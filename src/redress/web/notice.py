@@ -261,14 +261,16 @@ def notice_out(read: NoticeRead) -> NoticeOut:
     )
 
 
-def _auth(scope: Scope) -> Any:
+def _auth(scope: Scope, *others: Scope) -> Any:
     from redress.web.api import authenticated
 
-    return Depends(authenticated(scope))
+    return Depends(authenticated(scope, *others))
 
 
 NoticeKey = Annotated[KeyInfo, _auth(Scope.NOTICE)]
 ReviewKey = Annotated[KeyInfo, _auth(Scope.REVIEW)]
+# Reading a notice: the key that sent it (scope notice) or any review key.
+NoticeReaderKey = Annotated[KeyInfo, _auth(Scope.NOTICE, Scope.REVIEW)]
 
 
 @router.post(
@@ -315,7 +317,7 @@ def _read_notice(state: AppState, request: Request, reference: str, key: KeyInfo
     response_model=NoticeOut,
     responses=error_responses(401, 403, 404, 429),
 )
-def get_notice(request: Request, reference: str, key: NoticeKey) -> Any:
+def get_notice(request: Request, reference: str, key: NoticeReaderKey) -> Any:
     """A notice's clock, outcome and items (the key that sent it, or a review key)."""
     return _read_notice(app_state(request), request, reference, key)
 

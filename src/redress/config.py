@@ -45,9 +45,16 @@ class Settings(BaseSettings):
     robust_hash_sets: bool = Field(
         default=True,
         description=(
-            "Robust hash sets (docs/robustness.md): bank pictures the server holds with their"
-            " reference set (flips, crops, halves, small rotations) and match scanned images"
-            " with their query set (borders trimmed, the photo inside a screenshot or meme)."
+            "Robust reference sets (docs/robustness.md): bank pictures the server holds with"
+            " their reference set (flips, crops, halves, small rotations)."
+        ),
+    )
+    robust_query_sets: bool = Field(
+        default=False,
+        description=(
+            "Robust query sets (docs/robustness.md): also match each scanned image with its"
+            " query set (borders trimmed, the photo inside a screenshot or meme, halves)."
+            " Off by default: it costs about 10x the scan's own hashing."
         ),
     )
     max_image_pixels: int = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from redress.pipeline.errors import RateLimitedError
+from redress.pipeline.errors import BrokerUnavailableError, RateLimitedError
 from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
 
 
@@ -57,3 +57,14 @@ def test_redis_buckets_refill(redis_url: str) -> None:
         granted += 1
     assert granted == 5
     client.close()
+
+
+def test_redis_down_refuses_with_broker_unavailable_not_a_crash() -> None:
+    # Nothing listens on port 9: the shared buckets cannot be read, so requests are
+    # refused with a 503 the client may retry, never let through unlimited or a 500.
+    client = redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.5)
+    buckets = RedisTokenBuckets(client)
+    with pytest.raises(BrokerUnavailableError) as refused:
+        buckets.take("key", rate=10.0, burst=5)
+    assert refused.value.status_code == 503
+    assert refused.value.code == "broker_unavailable"

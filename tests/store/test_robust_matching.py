@@ -55,7 +55,7 @@ def scan(engine: Engine, follower: IndexFollower, path: Path, settings: Settings
 def test_a_banked_picture_is_found_bordered_captioned_and_cropped(
     engine: Engine, follower: IndexFollower, tmp_path: Path
 ) -> None:
-    settings = Settings()
+    settings = Settings(robust_query_sets=True)
     original = picture(1)
     entries = entries_for_files([save(original, tmp_path / "original.jpg")], settings)
     assert [e.kind for e in entries] == [
@@ -79,7 +79,7 @@ def test_a_banked_picture_is_found_bordered_captioned_and_cropped(
     for name, copy in (("bordered", bordered), ("caption", caption), ("cropped", cropped)):
         path = save(copy, tmp_path / f"{name}.jpg")
         # Plain PDQ (the copy's one hash against the plain entry) misses each ...
-        assert "pdq" not in scan(engine, follower, path, Settings(robust_hash_sets=False))
+        assert "pdq" not in scan(engine, follower, path, Settings(robust_query_sets=False))
         # ... the robust query set finds each, once: through the reference set,
         # or (a trimmed border) through the plain entry of the same picture.
         assert scan(engine, follower, path, settings) in (["pdq"], ["pdq-set"]), name

@@ -7,7 +7,9 @@ import threading
 import time
 from typing import Any, Protocol
 
-from redress.pipeline.errors import RateLimitedError
+import redis
+
+from redress.pipeline.errors import BrokerUnavailableError, RateLimitedError
 
 
 class RateLimiter(Protocol):
@@ -68,8 +70,16 @@ class RedisTokenBuckets:
         self._prefix = prefix
 
     def take(self, key: str, rate: float, burst: int) -> None:
-        """Take a token from the shared bucket."""
-        allowed, milli = self._script(keys=[self._prefix + key], args=[rate, burst, time.time()])
+        """Take a token from the shared bucket; while Redis does not answer, refuse with
+        :class:`BrokerUnavailableError` (503) rather than let requests through unlimited."""
+        try:
+            allowed, milli = self._script(
+                keys=[self._prefix + key], args=[rate, burst, time.time()]
+            )
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError(
+                f"the rate limiter's Redis does not answer ({exc}); retry later", retry_after=2.0
+            ) from exc
         if not int(allowed):
             tokens = int(milli) / 1000.0
             raise RateLimitedError(

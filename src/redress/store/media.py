@@ -25,10 +25,13 @@ def hash_options(
     dihedral: bool = False,
     robust: Literal["off", "reference", "query"] = "off",
 ) -> HashOptions:
-    """Hashing options from the settings (limits and quality minimum)."""
+    """Hashing options from the settings (limits, quality minimum, and which robust set
+    the settings allow: reference sets by ``robust_hash_sets``, query sets by
+    ``robust_query_sets``)."""
+    allowed = settings.robust_hash_sets if robust == "reference" else settings.robust_query_sets
     return HashOptions(
         dihedral=dihedral,
-        robust=robust if settings.robust_hash_sets else "off",
+        robust=robust if allowed else "off",
         max_image_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
         max_file_bytes=settings.max_file_bytes,

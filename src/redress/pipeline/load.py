@@ -318,7 +318,7 @@ def run_load(
                     if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                         break
                 except httpx.TransportError:
-                    pass
+                    pass  # not listening yet: poll again
                 if time.monotonic() > deadline:
                     raise RuntimeError("redress serve did not become ready in 120 s")
                 time.sleep(0.2)

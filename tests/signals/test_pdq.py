@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from redress.signals import HashOptions, PdqHash, dihedral_hashes, hash_bytes, hash_file
-from redress.signals.pdq import pdq_from_buffer64, pdq_from_rgb
+from redress.signals.pdq import pdq_from_buffer64, pdq_from_rgb, pdq_of_window
 from signals.media import encode
 
 COMPAT = HashOptions(compat_hma=True)
@@ -199,6 +199,26 @@ def test_c_pdq_reads_grey_rgba_and_views_like_their_rgb(bridge: Image.Image) -> 
     assert pdq_from_rgb(turned) == meta_pdq(np.ascontiguousarray(turned))
     with pytest.raises(ValueError, match="8-bit"):
         pdq_from_rgb(rgb.astype(np.float32))  # type: ignore[arg-type]
+
+
+def test_window_of_a_luma_plane_hashes_like_the_window_cut_out(bridge: Image.Image) -> None:
+    # Robust hash sets hash many windows of one plane without copying them;
+    # each must be the hash of the window as a picture of its own, mirrored too.
+    plane = np.asarray(bridge.resize((384, 256)).convert("L"))
+    windows = [(0, 0, 256, 384), (13, 29, 200, 301), (128, 0, 128, 384), (3, 300, 250, 84)]
+    for top, left, rows, cols in windows:
+        cut = np.ascontiguousarray(plane[top : top + rows, left : left + cols])
+        ours = pdq_of_window(plane, top, left, rows, cols)
+        exact = pdq_from_rgb(cut)
+        # Float32 sums in another order: a bit or two at most, same quality.
+        assert ours.distance(exact) <= 2, (top, left, rows, cols)
+        assert abs(ours.quality - exact.quality) <= 1
+        mirrored = pdq_of_window(plane, top, left, rows, cols, mirrored=True)
+        assert mirrored.distance(pdq_from_rgb(np.ascontiguousarray(cut[:, ::-1]))) <= 2
+    with pytest.raises(ValueError, match="outside the plane"):
+        pdq_of_window(plane, 200, 0, 100, 50)
+    with pytest.raises(ValueError, match="luma plane"):
+        pdq_of_window(plane[:, ::2], 0, 0, 10, 10)
 
 
 def test_pdq_lets_other_threads_run(bridge: Image.Image) -> None:

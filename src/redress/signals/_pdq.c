@@ -408,7 +408,9 @@ PyDoc_STRVAR(hash_banded_doc,
              "PDQ of an 8-bit luma plane (rows x cols, C order) through a banded linear map\n"
              "to 64x64: sample (i, j) = sum over k, l of row_weights[i, k] *\n"
              "col_weights[j, l] * luma[row_starts[i] + k, col_starts[j] + l]. Starts are\n"
-             "64 int64, weights 64 x band float32. Returns (hash, quality). Releases the GIL.");
+             "64 int64, weights 64 x band float32. Only the columns the map reads are\n"
+             "filtered, so a window of a large plane costs its own size. Returns (hash,\n"
+             "quality). Releases the GIL.");
 
 static int band_ok(const Py_buffer *starts, const Py_buffer *weights, int band, int length) {
     if (band < 1 || starts->len != 64 * (Py_ssize_t)sizeof(int64_t) ||
@@ -433,7 +435,17 @@ static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "luma plane or band map of the wrong size");
         goto done;
     }
-    partial = malloc((size_t)64 * cols * sizeof(float));
+    /* Only the columns the column map reads are filtered along rows: a window
+     * of a larger plane (robust hash sets hash many windows of one plane)
+     * costs its own width, not the plane's. */
+    const int64_t *row_starts = rs.buf, *col_starts = cs.buf;
+    int64_t first_col = col_starts[0], end_col = col_starts[0] + col_band;
+    for (int j = 1; j < 64; j++) {
+        if (col_starts[j] < first_col) first_col = col_starts[j];
+        if (col_starts[j] + col_band > end_col) end_col = col_starts[j] + col_band;
+    }
+    const int width = (int)(end_col - first_col);
+    partial = malloc((size_t)64 * width * sizeof(float));
     if (!partial) {
         PyErr_NoMemory();
         goto done;
@@ -443,22 +455,21 @@ static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
     int quality;
     Py_BEGIN_ALLOW_THREADS
     const unsigned char *plane = luma.buf;
-    const int64_t *row_starts = rs.buf, *col_starts = cs.buf;
     const float *row_weights = rw.buf, *col_weights = cw.buf;
     for (int i = 0; i < 64; i++) {
-        float *out = partial + (size_t)i * cols;
-        for (int c = 0; c < cols; c++) out[c] = 0.0f;
+        float *out = partial + (size_t)i * width;
+        for (int c = 0; c < width; c++) out[c] = 0.0f;
         for (int k = 0; k < row_band; k++) {
             const float w = row_weights[i * row_band + k];
-            const unsigned char *in = plane + (size_t)(row_starts[i] + k) * cols;
-            for (int c = 0; c < cols; c++) out[c] += w * (float)in[c];
+            const unsigned char *in = plane + (size_t)(row_starts[i] + k) * cols + first_col;
+            for (int c = 0; c < width; c++) out[c] += w * (float)in[c];
         }
     }
     for (int i = 0; i < 64; i++) {
-        const float *in = partial + (size_t)i * cols;
+        const float *in = partial + (size_t)i * width;
         for (int j = 0; j < 64; j++) {
             const float *w = col_weights + j * col_band;
-            const float *x = in + col_starts[j];
+            const float *x = in + (col_starts[j] - first_col);
             float sum = 0.0f;
             for (int l = 0; l < col_band; l++) sum += w[l] * x[l];
             buffer64[i][j] = sum;

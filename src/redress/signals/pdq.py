@@ -302,6 +302,60 @@ def _apply_bands(luma: LumaArray, rows: Band, cols: Band) -> PdqHash:
     return PdqHash(bits, quality)
 
 
+def pdq_of_window(
+    plane: LumaArray, top: int, left: int, rows: int, cols: int, *, mirrored: bool = False
+) -> PdqHash:
+    """PDQ of a ``rows`` x ``cols`` window of an 8-bit luma plane, without copying it.
+
+    The window's hash is what PDQ gives for the window cut out as a picture of
+    its own (its blur and decimation reproduced as one banded linear map, in
+    float32: within a bit or two of :func:`pdq_from_rgb` of the cut-out), or
+    for that picture mirrored left to right when ``mirrored``. Only the
+    window's pixels are read, so many windows of one plane cost their own
+    sizes (robust hash sets hash 20-60 windows of one picture).
+    """
+    if plane.dtype != np.uint8 or plane.ndim != 2 or not plane.flags.c_contiguous:
+        raise ValueError("a luma plane must be a C-contiguous 2-D uint8 array")
+    if (
+        rows < 1
+        or cols < 1
+        or top < 0
+        or left < 0
+        or top + rows > plane.shape[0]
+        or left + cols > plane.shape[1]
+    ):
+        raise ValueError(f"window {rows}x{cols} at ({top}, {left}) is outside the plane")
+    row_starts, row_weights = window_operator(rows, mirrored=False)
+    col_starts, col_weights = window_operator(cols, mirrored=mirrored)
+    bits, quality = _pdq.hash_banded(
+        plane,
+        plane.shape[0],
+        plane.shape[1],
+        row_starts + top,
+        row_weights,
+        row_weights.shape[1],
+        col_starts + left,
+        col_weights,
+        col_weights.shape[1],
+    )
+    return PdqHash(bits, quality)
+
+
+@functools.lru_cache(maxsize=2048)
+def window_operator(length: int, *, mirrored: bool = False) -> Band:
+    """PDQ's blur-and-decimate map for a side of ``length`` pixels, banded.
+
+    ``mirrored`` gives the map of the same side read backwards (the window
+    mirrored), which is not the forward map reversed: PDQ's sampling grid is
+    not symmetric.
+    """
+    starts, weights = _reduced_operator(length, tuple(range(length + 1)))
+    if not mirrored:
+        return starts, weights
+    band = weights.shape[1]
+    return (length - band - starts).astype(np.int64), np.ascontiguousarray(weights[:, ::-1])
+
+
 def pdq_from_buffer64(buffer64: FloatArray) -> PdqHash:
     """PDQ's last steps on a 64x64 luma buffer: quality metric, 16x16 DCT, median threshold."""
     bits, quality = _pdq.hash_buffer64(np.ascontiguousarray(buffer64, dtype=np.float32))
@@ -403,7 +457,11 @@ def _reduced_luma(image: Image.Image, fmt: MediaFormat, scale: int) -> LumaArray
     if fmt.is_jpeg and image.mode in {"RGB", "L"}:
         # DCT-domain scaling: libjpeg computes only the low frequencies and,
         # for "L", only the Y channel (JPEG's Y uses PDQ's own luma weights).
-        image.draft("L", target)
+        # Pillow picks the scale as full // requested, so ask for the floored
+        # size: asking for the ceiling picks half the reduction (1257 // 315 == 3
+        # -> scale 2) and decodes four times the pixels. libjpeg then rounds
+        # the scaled size up, which is ``target``.
+        image.draft("L", (max(1, width // scale), max(1, height // scale)))
         image.load()
         grey = image if image.mode == "L" else image.convert("L")
     else:

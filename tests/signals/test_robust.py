@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps
 
 from redress.errors import InvalidInputError
+from redress.signals import hash_bytes
 from redress.signals.errors import EmptyFileError, UnsupportedMediaError
 from redress.signals.options import HashOptions
 from redress.signals.robust import (
@@ -18,12 +19,14 @@ from redress.signals.robust import (
     DerivedHash,
     Window,
     content_regions,
+    decode_for_query,
     decode_picture,
     match_sets,
     query_hash_set,
     reference_hash_set,
     trim_borders,
 )
+from redress.signals.sniff import sniff
 from redress.signals.types import PdqHash
 
 
@@ -142,6 +145,26 @@ def test_recompressed_copy_matches_on_the_plain_hash(
     assert plain_pair.matched
     assert plain_pair.best is not None
     assert plain_pair.best.reference_kind == "dihedral/original"
+
+
+def test_scanned_jpeg_is_matched_from_a_reduced_decode_with_the_scan_hash(
+    original: Image.Image, reference: tuple[DerivedHash, ...]
+) -> None:
+    # What a scan does: the fast PDQ of the file is the set's whole hash, and
+    # the windows come from a decode reduced in libjpeg (a 1600 px screenshot
+    # decodes at half scale).
+    buffer = io.BytesIO()
+    screenshot_of(original, dark=False).resize((800, 1600)).save(buffer, "JPEG", quality=85)
+    data = buffer.getvalue()
+    scan = hash_bytes(data, HashOptions(robust="query"))
+    assert scan.pdq is not None
+    decoded = decode_for_query(data, sniff(data[:64]), HashOptions())
+    assert decoded.shape[:2] == (800, 400)
+    assert [h.pdq for h in scan.robust if h.kind == "whole"] == [scan.pdq]
+    verdict = match_sets(reference, scan.robust)
+    assert verdict.matched, verdict
+    assert verdict.best is not None
+    assert verdict.best.query_kind.startswith("region")
 
 
 def test_other_pictures_do_not_match(reference: tuple[DerivedHash, ...]) -> None:

@@ -13,8 +13,12 @@ DCT coefficient. Redress therefore hashes *both* sides more than once:
 - the **query set** of a scanned picture (:func:`query_hash_set`): the picture
   as posted, the picture with uniform borders and letterbox bars trimmed, the
   photo-like rectangle found inside screenshots, meme templates and padded
-  canvases (:func:`content_regions`), and a central window of the normalised
-  picture (which meets the reference's rotated windows).
+  canvases (:func:`content_regions`), a central window of the normalised
+  picture (which meets the reference's rotated windows), windows between
+  the reference's crop samples, the picture without each edge's quarter
+  strip, and halves. Every window is hashed from a luma plane by PDQ's
+  banded map (:func:`~redress.signals.pdq.pdq_of_window`), so the set costs
+  a few times one plain PDQ, not one PDQ per window.
 
 Every derived hash carries its own threshold; a pair matches when its distance
 is within the smaller of the two thresholds (:func:`match_sets`). Derived hashes
@@ -35,7 +39,14 @@ from PIL import Image
 
 from redress.errors import InvalidInputError
 from redress.signals.options import HashOptions
-from redress.signals.pdq import RgbArray, load_rgb, open_image, pdq_from_rgb
+from redress.signals.pdq import (
+    LumaArray,
+    RgbArray,
+    load_rgb,
+    open_image,
+    pdq_from_rgb,
+    pdq_of_window,
+)
 from redress.signals.sniff import MediaFormat, sniff
 from redress.signals.types import PdqHash
 
@@ -51,7 +62,7 @@ WORK_SIDE = 384
 # ratio is not hashed: PDQ of a sliver or a thumbnail is not evidence.
 MIN_WINDOW_SIDE = 64
 # A scanned JPEG is decoded reduced, but never below this on its shorter side.
-QUERY_DECODE_SIDE = 2 * WORK_SIDE
+QUERY_DECODE_SIDE = WORK_SIDE
 MAX_ASPECT = 3.0
 
 # The reference set's thresholds. The dihedral hashes keep plain PDQ's 31
@@ -173,16 +184,34 @@ _ROTATION_KINDS = frozenset(
     f"rotate{degrees:+.0f}{suffix}" for degrees in ROTATION_DEGREES for suffix in ("", "-expanded")
 )
 
+
+def _shifted_windows(prefix: str, cut: float) -> tuple[tuple[str, Window], ...]:
+    """The picture less ``cut`` of its side at each corner and each edge (eight windows)."""
+    keep = 1 - cut
+    return (
+        (f"{prefix}-topleft", Window(0.0, 0.0, keep, keep)),
+        (f"{prefix}-topright", Window(cut, 0.0, keep, keep)),
+        (f"{prefix}-bottomleft", Window(0.0, cut, keep, keep)),
+        (f"{prefix}-bottomright", Window(cut, cut, keep, keep)),
+        (f"{prefix}-top", Window(0.0, cut, 1.0, keep)),
+        (f"{prefix}-bottom", Window(0.0, 0.0, 1.0, keep)),
+        (f"{prefix}-left", Window(cut, 0.0, keep, 1.0)),
+        (f"{prefix}-right", Window(0.0, 0.0, keep, 1.0)),
+    )
+
+
 _REFINE_CUT = 0.035
-REFINE_WINDOWS: tuple[tuple[str, Window], ...] = (
-    ("refine-topleft", Window(0.0, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
-    ("refine-topright", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
-    ("refine-bottomleft", Window(0.0, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
-    ("refine-bottomright", Window(_REFINE_CUT, _REFINE_CUT, 1 - _REFINE_CUT, 1 - _REFINE_CUT)),
-    ("refine-top", Window(0.0, _REFINE_CUT, 1.0, 1 - _REFINE_CUT)),
-    ("refine-bottom", Window(0.0, 0.0, 1.0, 1 - _REFINE_CUT)),
-    ("refine-left", Window(_REFINE_CUT, 0.0, 1 - _REFINE_CUT, 1.0)),
-    ("refine-right", Window(0.0, 0.0, 1 - _REFINE_CUT, 1.0)),
+REFINE_WINDOWS = _shifted_windows("refine", _REFINE_CUT)
+_STEP_CUT = _REFINE_CUT / 2
+STEP_WINDOWS = _shifted_windows("step", _STEP_CUT)
+# Two windows closer than this on every edge are one (quarter-steps only).
+STEP_DISTINCT = _STEP_CUT / 2
+_STRIP_CUT = EDGE_CUTS[-1]
+STRIP_WINDOWS: tuple[tuple[str, Window], ...] = (
+    ("without-top", Window(0.0, _STRIP_CUT, 1.0, 1 - _STRIP_CUT)),
+    ("without-bottom", Window(0.0, 0.0, 1.0, 1 - _STRIP_CUT)),
+    ("without-left", Window(_STRIP_CUT, 0.0, 1 - _STRIP_CUT, 1.0)),
+    ("without-right", Window(0.0, 0.0, 1 - _STRIP_CUT, 1.0)),
 )
 
 
@@ -306,8 +335,10 @@ def decode_for_query(data: bytes, fmt: MediaFormat, options: HashOptions) -> Rgb
 
     The query set hashes windows of the picture scaled to 384 pixels, so a
     JPEG is decoded at the smallest DCT scale that keeps both sides at least
-    :data:`QUERY_DECODE_SIDE` pixels (the ``whole`` hash stays within a few
-    bits of the full-resolution one, as the scan's fast PDQ does).
+    :data:`QUERY_DECODE_SIDE` pixels: a photo found in a tall screenshot still
+    has its full detail at that scale (a third of a 1080 x 2160 screenshot
+    decoded at half scale is 540 x 360). The ``whole`` hash is then the
+    scan's own fast PDQ (``query_hash_set(..., whole=)``).
     """
     decoded = open_image(data, fmt, options.max_image_pixels)
     if fmt.is_jpeg:
@@ -367,7 +398,7 @@ def reference_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     return tuple(out)
 
 
-def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
+def query_hash_set(rgb: RgbArray, *, whole: PdqHash | None = None) -> tuple[DerivedHash, ...]:
     """The hashes of one scanned picture: as posted, and its normalised windows.
 
     ``whole`` (the picture as posted, hashed exactly as plain PDQ, kept
@@ -378,27 +409,51 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     picture, which meets the reference's rotated windows). Derived windows
     that repeat an earlier one, are tiny or elongated, or hash under quality
     50 are left out.
+
+    ``whole``, when given, is the plain PDQ the caller already has of the
+    same picture (a scan's fast PDQ of the full-resolution file, while
+    ``rgb`` may be a reduced decode); it is used as the ``whole`` hash
+    instead of hashing ``rgb`` again, so the set finds whatever the scan's
+    own hash finds.
+
+    Cost: besides the ``whole`` hash, the picture is reduced once (an integer
+    box reduction to at most 384 pixels); borders and regions are found on
+    that copy, and every window is hashed from a luma plane with PDQ's blur
+    and decimation as one banded map (:func:`~redress.signals.pdq.pdq_of_window`),
+    so no window is copied or resized and a mirrored window costs the same
+    as any other.
     """
     rgb = _as_rgb(rgb)
     rows, cols = rgb.shape[:2]
-    work = work_picture(rgb)
     full = Window(0.0, 0.0, 1.0, 1.0)
     # The picture as posted is hashed exactly as plain PDQ hashes it (full
     # resolution, no quality gate of its own), so the set finds everything
     # plain PDQ finds; the references it meets are all quality >= 50.
-    whole = pdq_from_rgb(rgb)
+    if whole is None:
+        whole = pdq_from_rgb(rgb)
     out: list[DerivedHash] = [DerivedHash("whole", whole, QUERY_WHOLE_THRESHOLD)]
-    seen: list[Window] = [full]
-    mirrored_work = np.ascontiguousarray(work[:, ::-1])
-    mirrored_whole = _window_hash(
-        mirrored_work,
-        full,
-        "whole-mirrored",
-        QUERY_NORMALISED_THRESHOLD,
-        (cols, rows),
-    )
-    if mirrored_whole is not None:
-        out.append(mirrored_whole)
+    # Edges (left, top, right, bottom) of every window hashed so far.
+    seen: list[tuple[float, float, float, float]] = [(0.0, 0.0, 1.0, 1.0)]
+    image = Image.fromarray(rgb)
+    # One reduction of the whole picture (at least 384 pixels long) serves
+    # the whole picture's luma plane and the border and region search.
+    work = _reduced(image, None)
+    planes: dict[Window, LumaArray] = {full: _luma_plane(work, None)}
+    greys: dict[str, Image.Image] = {}
+
+    def plane_of(within: Window) -> LumaArray:
+        # A normalised picture (trimmed, or a photo found in a screenshot) is
+        # cut from the full-resolution pixels and reduced on its own, so it
+        # is hashed at the reference windows' scale even when it is a third
+        # of a tall screenshot (from the whole picture's plane it would be
+        # ~130 pixels, 30-40 bits from its reference).
+        if within not in planes:
+            # Luma first, once, when the first window needs it: reducing one
+            # channel per region costs a third of reducing three.
+            if "grey" not in greys:
+                greys["grey"] = image.convert("L")
+            planes[within] = _luma_plane(greys["grey"], within.pixels(cols, rows))
+        return planes[within]
 
     def add(
         kind: str,
@@ -407,21 +462,29 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         *,
         within: Window = full,
         mirrored: bool = False,
+        distinct: float = REGION_MIN_CHANGE,
     ) -> None:
-        """Hash ``window`` (fractions of ``within``, itself fractions of the picture)."""
+        """Hash ``window`` (fractions of ``within``, itself fractions of the picture)
+        unless some edge of every window hashed so far is within ``distinct`` of it."""
         absolute = _inside(within, window)
-        if any(_same_window(absolute, other) for other in seen):
-            return
-        seen.append(absolute)
+        left, top = absolute.left, absolute.top
+        right, bottom = left + absolute.width, top + absolute.height
+        for other in seen:
+            if (
+                abs(other[0] - left) < distinct
+                and abs(other[1] - top) < distinct
+                and abs(other[2] - right) < distinct
+                and abs(other[3] - bottom) < distinct
+            ):
+                return
+        seen.append((left, top, right, bottom))
         if _same_window(within, full):
-            # Close to the whole picture (a thin border at most): the working
-            # picture serves, without a new copy of the pixels.
-            picture, mirrored_picture, window = work, mirrored_work, absolute
-            size = (float(cols), float(rows))
-        else:
-            picture, mirrored_picture = cut(within)
-            size = (within.width * cols, within.height * rows)
-        derived = _window_hash(picture, window, kind, threshold, size)
+            # Close to the whole picture (a thin border at most): the whole
+            # picture's plane serves.
+            within, window = full, absolute
+        size = (within.width * cols, within.height * rows)
+        plane = plane_of(within)
+        derived = _plane_hash(plane, window, kind, threshold, size, mirrored=False)
         if derived is None:
             return
         out.append(derived)
@@ -430,39 +493,29 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
         # The window mirrored left to right: a flipped copy that was also
         # cropped or screenshotted meets the reference's (unflipped) crops.
         mirror = Window(1.0 - window.left - window.width, window.top, window.width, window.height)
-        flipped = _window_hash(mirrored_picture, mirror, f"{kind}-mirrored", threshold, size)
+        flipped = _plane_hash(plane, mirror, f"{kind}-mirrored", threshold, size, mirrored=True)
         if flipped is not None:
             out.append(flipped)
 
-    cuts: dict[Window, tuple[RgbArray, RgbArray]] = {full: (work, mirrored_work)}
-    details: dict[str, RgbArray] = {}
-
-    def cut(window: Window) -> tuple[RgbArray, RgbArray]:
-        # A found photo is scaled from the detailed copy, so it is hashed at
-        # the same scale as the reference's windows (at most 384 pixels): a
-        # photo a third of a tall screenshot would otherwise be hashed from
-        # 130 pixels of the screenshot's working copy.
-        if window not in cuts:
-            # Found photos are cut from a copy at twice the working size
-            # (enough for a photo a third of a tall screenshot, and cheaper
-            # to cut and scale than the full-resolution pixels), made once.
-            if "detail" not in details:
-                details["detail"] = work_picture(rgb, 2 * WORK_SIDE)
-            detail = details["detail"]
-            left, top, right, bottom = window.pixels(detail.shape[1], detail.shape[0])
-            inside = work_picture(np.ascontiguousarray(detail[top:bottom, left:right]))
-            cuts[window] = (inside, np.ascontiguousarray(inside[:, ::-1]))
-        return cuts[window]
-
-    # Borders are found on a small copy (1/160 of a side is precise enough
-    # for PDQ, and it keeps the query cheap); regions are searched on such a
-    # copy too, then their edges are found again on the working picture.
-    small = work_picture(work, REGION_SIDE)
+    whole_mirrored = _plane_hash(
+        planes[full],
+        full,
+        "whole-mirrored",
+        QUERY_NORMALISED_THRESHOLD,
+        (cols, rows),
+        mirrored=True,
+    )
+    if whole_mirrored is not None:
+        out.append(whole_mirrored)
+    # Borders and regions are found on a small copy (1/160 of a side is
+    # precise enough for PDQ), region edges again on the reduced picture.
+    work_rgb: RgbArray = np.asarray(work)
+    small = _small_copy(work)
     trimmed = trim_borders(small)
     # Mirrored twins only for the windows that decide most flipped copies
     # (the best normalised picture and its centre): on the benchmark the
     # other twins never found a copy nothing else found, and each costs a hash.
-    regions = content_regions(work)
+    regions = _find_regions(small, work_rgb)
     add("trimmed", full, QUERY_NORMALISED_THRESHOLD, within=trimmed, mirrored=not regions)
     inner = trimmed
     for number, region in enumerate(regions):
@@ -478,10 +531,32 @@ def query_hash_set(rgb: RgbArray) -> tuple[DerivedHash, ...]:
     # Half-step windows: the reference samples each crop family every 3-4 %;
     # the query's own windows, 3.5 % in from each anchor, land between those
     # samples, so a copy cropped between two reference crops still meets one.
-    for name, window in REFINE_WINDOWS:
-        # Not mirrored: a copy both mirrored and cropped off the grid is rare,
-        # and eight more hashes would cost a third of the query's budget.
-        add(name, window, QUERY_CENTRE_THRESHOLD, within=inner)
+    # Of the found photo, and of the trimmed picture as well when a photo was
+    # found: a plain photo with a dark or flat side can itself look like a
+    # photo on a canvas (the region search cannot tell), and a crop of it
+    # must still be hashed as a crop of the whole picture.
+    bases = [(inner, "")]
+    if inner != trimmed:
+        bases.append((trimmed, "-trimmed"))
+    for base, suffix in bases:
+        for name, window in REFINE_WINDOWS:
+            # Not mirrored: a copy both mirrored and cropped off the grid is rare,
+            # and eight more hashes would cost a third of the query's budget.
+            add(name + suffix, window, QUERY_CENTRE_THRESHOLD, within=base)
+        # Quarter-steps: the same anchors 1.75 % in. With the anchors themselves
+        # and the 3.5 % windows they sample the crop families every ~1.75 %,
+        # inside PDQ's tolerance; they are closer to other windows than the 2 %
+        # that makes a window a repeat, so only exact repeats are skipped.
+        # Of the normalised picture only: of the trimmed picture as well
+        # they found one copy in a thousand for six more hashes a query.
+        for name, window in STEP_WINDOWS if not suffix else ():
+            add(name + suffix, window, QUERY_CENTRE_THRESHOLD, within=base, distinct=STEP_DISTINCT)
+        # The picture without a quarter strip along each edge: the reference's
+        # own cut-*245 windows, at the same place, so a sticker, an emoji or a
+        # caption within an edge's quarter leaves one pair of windows untouched
+        # (the halves cover overlays that stay on one side of a split).
+        for name, window in STRIP_WINDOWS:
+            add(name + suffix, window, QUERY_CENTRE_THRESHOLD, within=base)
     # Halves, for copies with something drawn over one part of the picture
     # (stickers, captions on the picture): of the trimmed picture, and of the
     # photo found inside a screenshot or meme. A sticker on a plain photo can
@@ -541,7 +616,7 @@ def trim_borders(rgb: RgbArray) -> Window:
     than 24 levels (so JPEG noise and a thin watermark do not stop the trim).
     At most 45 % of the picture is removed per side.
     """
-    pixels = _as_rgb(rgb).astype(np.int16)
+    pixels = _as_rgb(rgb)
     rows, cols = pixels.shape[:2]
     top = _border_depth(pixels)
     bottom = _border_depth(pixels[::-1])
@@ -565,16 +640,19 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     one small pixel would be several percent of the photo).
     """
     picture = _as_rgb(rgb)
-    small = work_picture(picture, REGION_SIDE).astype(np.int16)
+    return _find_regions(work_picture(picture, REGION_SIDE), picture)
+
+
+def _find_regions(small_rgb: RgbArray, picture: RgbArray) -> tuple[Window, ...]:
+    """:func:`content_regions` searched on ``small_rgb``, edges refined on ``picture``."""
+    small = small_rgb
     rows, cols = small.shape[:2]
     if rows < 16 or cols < 16:
         return ()
     found: list[Window] = []
     coarse: list[Window] = []
     for colour in _background_colours(small):
-        small_distance = np.abs(small - colour).max(axis=2)
-        # The same at the picture's resolution, computed once per colour when needed.
-        distance: npt.NDArray[np.int16] | None = None
+        small_distance = _colour_distance(small, colour)
         for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE):
             content = small_distance > tolerance
             box = _dense_rectangle(content)
@@ -599,9 +677,7 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
             if any(_same_window(window, other) for other in coarse):
                 continue
             coarse.append(window)
-            if distance is None:
-                distance = np.abs(picture.astype(np.int16) - colour).max(axis=2)
-            window = _refine_region(distance, window, small.shape[0], tolerance)
+            window = _refine_region(picture, colour, window, small.shape[0], tolerance)
             if any(_same_window(window, other) for other in found):
                 continue
             found.append(window)
@@ -613,31 +689,54 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 
 def _refine_region(
-    distance: npt.NDArray[np.int16], window: Window, small_rows: int, tolerance: int
+    picture: RgbArray,
+    colour: RgbArray,
+    window: Window,
+    small_rows: int,
+    tolerance: int,
 ) -> Window:
-    """The window's edges found again at ``distance``'s resolution, near the coarse ones.
+    """The window's edges found again at ``picture``'s resolution, near the coarse ones.
 
-    ``distance`` is every pixel's largest channel difference from the background.
+    Content is what differs from the background ``colour`` by more than
+    ``tolerance`` in some channel. Each edge moves within two small pixels of
+    the coarse one: to where the band of lines at least half content that
+    reaches into the window begins. Only strips along the edges are read.
     """
-    rows, cols = distance.shape[:2]
+    rows, cols = picture.shape[:2]
     if rows <= small_rows:
         return window
     pad = 2 * math.ceil(rows / small_rows)  # two small pixels, in picture pixels
     left, top, right, bottom = window.pixels(cols, rows)
-    left, top = max(0, left - pad), max(0, top - pad)
-    right, bottom = min(cols, right + pad), min(rows, bottom + pad)
-    box = _dense_rectangle(distance[top:bottom, left:right] > tolerance)
-    if box is None:
+
+    def fills(strip: RgbArray, axis: int) -> npt.NDArray[np.float64]:
+        content = _colour_distance(strip, colour) > tolerance
+        filled: npt.NDArray[np.float64] = content.mean(axis=axis)
+        return filled
+
+    low, high = max(0, top - pad), min(rows, top + pad)
+    top = low + _band_start(fills(picture[low:high, left:right], 1), top - low)
+    low, high = max(0, bottom - pad), min(rows, bottom + pad)
+    bottom = high - _band_start(fills(picture[low:high, left:right], 1)[::-1], high - bottom)
+    if bottom - top < 2 * pad:
         return window
-    inner_top, inner_bottom, inner_left, inner_right = box
-    refined = Window(
-        (left + inner_left) / cols,
-        (top + inner_top) / rows,
-        (inner_right - inner_left) / cols,
-        (inner_bottom - inner_top) / rows,
-    )
-    # The fine search only adjusts edges; a jump means it latched onto something else.
-    return refined if _close_window(refined, window, 2.5 * pad / rows, 2.5 * pad / cols) else window
+    low, high = max(0, left - pad), min(cols, left + pad)
+    left = low + _band_start(fills(picture[top:bottom, low:high], 0), left - low)
+    low, high = max(0, right - pad), min(cols, right + pad)
+    right = high - _band_start(fills(picture[top:bottom, low:high], 0)[::-1], high - right)
+    return Window(left / cols, top / rows, (right - left) / cols, (bottom - top) / rows)
+
+
+def _band_start(fill: npt.NDArray[np.float64], coarse: int) -> int:
+    """Where the run of dense lines ending at ``fill``'s last line begins (one-line
+    gaps bridged); ``coarse`` when that last line is not dense (the coarse edge
+    stays)."""
+    dense = fill >= REGION_FILL
+    if dense.size == 0 or not dense[-1]:
+        return coarse
+    bridged = dense.copy()
+    bridged[1:-1] |= dense[:-2] & dense[2:]
+    gaps = np.flatnonzero(~bridged)
+    return int(gaps[-1]) + 1 if gaps.size else 0
 
 
 def _close_window(a: Window, b: Window, rows_tolerance: float, cols_tolerance: float) -> bool:
@@ -711,6 +810,70 @@ def _window_hash(
     return DerivedHash(kind, pdq, threshold)
 
 
+def _plane_hash(
+    plane: LumaArray,
+    window: Window,
+    kind: str,
+    threshold: int,
+    source_size: tuple[float, float],
+    *,
+    mirrored: bool,
+) -> DerivedHash | None:
+    """:func:`_window_hash` of a luma plane's window (mirrored left to right if asked)."""
+    rows, cols = plane.shape
+    if not _hashable_window(window.width * source_size[0], window.height * source_size[1]):
+        return None
+    left, top, right, bottom = window.pixels(cols, rows)
+    if right - left < 16 or bottom - top < 16:
+        return None
+    pdq = pdq_of_window(plane, top, left, bottom - top, right - left, mirrored=mirrored)
+    if pdq.quality < QUALITY_MIN:
+        return None
+    return DerivedHash(kind, pdq, threshold)
+
+
+def _reduced(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:
+    """``image`` (or its ``box``) box-reduced by the largest integer factor that
+    keeps its longer side at least :data:`WORK_SIDE` (Pillow's ``reduce``: block
+    means, one pass over the pixels read)."""
+    width, height = image.size if box is None else (box[2] - box[0], box[3] - box[1])
+    factor = max(1, max(width, height) // WORK_SIDE)
+    if factor == 1:
+        return image if box is None else image.crop(box)
+    return image.reduce(factor, box)
+
+
+def _luma_plane(image: Image.Image, box: tuple[int, int, int, int] | None) -> LumaArray:
+    """The luma of ``image`` (or its ``box``) scaled (box filter) so its longer
+    side is at most :data:`WORK_SIDE`: the scale the reference's windows are
+    hashed at, so both sides' windows are compared at one scale."""
+    width, height = image.size if box is None else (box[2] - box[0], box[3] - box[1])
+    grey = _reduced(image, box)
+    if grey.mode != "L":
+        grey = grey.convert("L")
+    longest = max(width, height)
+    if longest > WORK_SIDE:
+        scale = WORK_SIDE / longest
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if grey.size != size:
+            grey = grey.resize(size, Image.Resampling.BOX)
+    plane: LumaArray = np.asarray(grey)
+    return plane
+
+
+def _small_copy(work: Image.Image) -> RgbArray:
+    """The copy borders and regions are searched on: at most :data:`REGION_SIDE` long."""
+    width, height = work.size
+    longest = max(width, height)
+    if longest <= REGION_SIDE:
+        out: RgbArray = np.asarray(work)
+        return out
+    scale = REGION_SIDE / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small: RgbArray = np.asarray(work.resize(size, Image.Resampling.BOX))
+    return small
+
+
 def _rotated(work: RgbArray, degrees: float, *, expand: bool) -> RgbArray:
     # Counter-clockwise by ``degrees`` about the centre, bicubic; either the
     # same size or grown to hold the whole rotated picture (``expand``), the
@@ -731,36 +894,54 @@ def _inside(outer: Window, inner: Window) -> Window:
     )
 
 
-def _same_window(a: Window, b: Window) -> bool:
+def _same_window(a: Window, b: Window, tolerance: float = REGION_MIN_CHANGE) -> bool:
     return (
-        abs(a.left - b.left) < REGION_MIN_CHANGE
-        and abs(a.top - b.top) < REGION_MIN_CHANGE
-        and abs(a.left + a.width - b.left - b.width) < REGION_MIN_CHANGE
-        and abs(a.top + a.height - b.top - b.height) < REGION_MIN_CHANGE
+        abs(a.left - b.left) < tolerance
+        and abs(a.top - b.top) < tolerance
+        and abs(a.left + a.width - b.left - b.width) < tolerance
+        and abs(a.top + a.height - b.top - b.height) < tolerance
     )
 
 
-def _border_depth(pixels: npt.NDArray[np.int16]) -> int:
+def _colour_distance(pixels: RgbArray, colour: RgbArray) -> RgbArray:
+    """Each pixel's largest channel difference from ``colour`` (pixels' last axis is RGB)."""
+    # In uint8 throughout (larger minus smaller), and pairwise maxima: NumPy's
+    # max over a last axis of three is several times slower.
+    difference = np.maximum(pixels, colour) - np.minimum(pixels, colour)
+    out: RgbArray = np.maximum(
+        np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2]
+    )
+    return out
+
+
+def _border_depth(pixels: RgbArray) -> int:
     """How many leading rows of ``pixels`` are a uniform border (of the first row's colour)."""
     rows = pixels.shape[0]
     limit = int(rows * 0.45)
-    colour = np.median(pixels[0], axis=0)
-    deviation = np.abs(pixels[:limit] - colour).max(axis=2) > BORDER_TOLERANCE
-    uniform = deviation.mean(axis=1) <= BORDER_OUTLIERS
-    if uniform.all():
-        return limit
-    return int(np.argmin(uniform))
+    colour = np.rint(np.median(pixels[0], axis=0)).astype(np.uint8)
+    # Most pictures have no border, or a thin one: lines are examined a few
+    # at a time, and the search stops at the first line that is not border.
+    start, step = 0, 4
+    while start < limit:
+        end = min(limit, start + step)
+        deviation = _colour_distance(pixels[start:end], colour) > BORDER_TOLERANCE
+        uniform = deviation.mean(axis=1) <= BORDER_OUTLIERS
+        if not uniform.all():
+            return start + int(np.argmin(uniform))
+        start, step = end, 2 * step
+    return limit
 
 
-def _background_colours(small: npt.NDArray[np.int16]) -> list[npt.NDArray[np.float64]]:
+def _background_colours(small: RgbArray) -> list[RgbArray]:
     lines = (small[0], small[-1], small[:, 0], small[:, -1])
-    colours: list[npt.NDArray[np.float64]] = []
+    colours: list[RgbArray] = []
     for line in lines:
-        colour = np.median(line, axis=0)
+        # Rounded to whole levels, so distances stay in uint8 arithmetic.
+        colour = np.rint(np.median(line, axis=0)).astype(np.uint8)
         # A side counts as background only when mostly one colour.
-        if (np.abs(line - colour).max(axis=1) > REGION_TOLERANCE).mean() > 0.5:
+        if (_colour_distance(line, colour) > REGION_TOLERANCE).mean() > 0.5:
             continue
-        if any(np.abs(colour - c).max() <= REGION_TOLERANCE for c in colours):
+        if any(_colour_distance(colour, c) <= REGION_TOLERANCE for c in colours):
             continue
         colours.append(colour)
     return colours
@@ -770,13 +951,18 @@ def _dense_rectangle(content: npt.NDArray[np.bool_]) -> tuple[int, int, int, int
     """(top, bottom, left, right) of the densest rectangle of content, or None."""
     rows, cols = content.shape
     top, bottom, left, right = 0, rows, 0, cols
+    # Running counts along each axis: every band's fill is then one subtraction.
+    along_rows = np.zeros((rows, cols + 1), dtype=np.int32)
+    np.cumsum(content, axis=1, out=along_rows[:, 1:])
+    along_cols = np.zeros((rows + 1, cols), dtype=np.int32)
+    np.cumsum(content, axis=0, out=along_cols[1:])
     for _ in range(3):
-        row_fill = content[:, left:right].mean(axis=1)
+        row_fill = (along_rows[:, right] - along_rows[:, left]) / (right - left)
         run = _best_run(row_fill)
         if run is None:
             return None
         top, bottom = run
-        col_fill = content[top:bottom, :].mean(axis=0)
+        col_fill = (along_cols[bottom] - along_cols[top]) / (bottom - top)
         run = _best_run(col_fill)
         if run is None:
             return None
@@ -795,6 +981,6 @@ def _best_run(fill: npt.NDArray[np.float64]) -> tuple[int, int] | None:
     edges = np.diff(np.concatenate([[0], bridged.astype(np.int8), [0]]))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
-    masses = [float(fill[s:e].sum()) for s, e in zip(starts, ends, strict=True)]
-    best = int(np.argmax(masses))
+    running = np.concatenate([[0.0], np.cumsum(fill)])
+    best = int(np.argmax(running[ends] - running[starts]))
     return int(starts[best]), int(ends[best])

@@ -211,7 +211,9 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
     if not options.decode_exact and not options.dihedral and options.robust != "reference":
         pdq = pdq_image.fast_pdq(decoded, fmt)
         if pdq is not None and options.robust == "query":
-            robust = query_hash_set(decode_for_query(data, fmt, options))
+            # The scan's own hash is the set's ``whole`` hash: the reduced
+            # decode serves the windows only.
+            robust = query_hash_set(decode_for_query(data, fmt, options), whole=pdq)
     if pdq is None:
         rgb = pdq_image.load_rgb(decoded, fmt, compat_hma=options.compat_hma)
         if options.dihedral:

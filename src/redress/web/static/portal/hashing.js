@@ -222,6 +222,24 @@ function waitFor(target, eventName) {
   });
 }
 
+// Chromium may fire "seeked" before the frame at the new time can be drawn; on a
+// busy device drawImage then copies the previous frame (seen: a frame 106 bits from
+// the right one). requestVideoFrameCallback fires once the new frame is presented.
+// The wait is bounded: a seek that lands on the frame already shown presents none.
+function framePresented(video, timeoutMs) {
+  if (typeof video.requestVideoFrameCallback !== "function") return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      video.cancelVideoFrameCallback(handle);
+      resolve(null);
+    }, timeoutMs);
+    const handle = video.requestVideoFrameCallback((_now, metadata) => {
+      clearTimeout(timer);
+      resolve(metadata);
+    });
+  });
+}
+
 async function sampleVideo(file, pool, secondsPerHash) {
   const url = URL.createObjectURL(file);
   const video = document.createElement("video");
@@ -246,8 +264,10 @@ async function sampleVideo(file, pool, secondsPerHash) {
     for (let k = 0; k * secondsPerHash < duration; k++) {
       const ts = k * secondsPerHash;
       const seeked = waitFor(video, "seeked");
+      const presented = ts === video.currentTime ? null : framePresented(video, 500);
       video.currentTime = ts;
       await seeked;
+      await presented;
       context.drawImage(video, 0, 0, width, height);
       const { data } = context.getImageData(0, 0, width, height);
       const hashed = pool

@@ -6,7 +6,7 @@ import hashlib
 import random
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from redress.index import BruteForceIndex
@@ -26,7 +26,7 @@ from redress.store.interfaces import (
     SightingIn,
     VpdqFrameIn,
 )
-from redress.store.models import AuditEvent, Match
+from redress.store.models import AuditEvent, Match, SeenHash, SeenItem, Sighting
 from redress.store.service import (
     BankService,
     CaseService,
@@ -357,6 +357,45 @@ def test_seen_follower_reads_the_history_in_bulk_and_waits_for_late_commits(
     # The row ID skipped while its transaction was open is picked up once it commits.
     assert follower.catch_up() == 1
     assert [h.entry_id for h in follower.images.search(late_hash.bits, 0)] == [late_item]
+
+
+def test_a_batch_of_items_is_recorded_as_one_at_a_time_would_be(engine: Engine) -> None:
+    rng = random.Random(23)
+    old, new = random_pdq(rng), random_pdq(rng)
+    with Session(engine) as s:
+        known = SqlSeenStore(s).record_item(MediaQuery(pdq=(old,)), SightingIn(chat="a"))
+        s.commit()
+    frames = tuple(VpdqFrameIn(i, random_pdq(rng), float(i)) for i in range(3))
+    video = MediaQuery(kind="video", md5=b"w" * 16, vpdq=frames)
+    with Session(engine) as s:
+        ids = SqlSeenStore(s).record_items(
+            [
+                (MediaQuery(pdq=(new,)), SightingIn(chat="b", message_id="1")),
+                (MediaQuery(pdq=(old,)), SightingIn(chat="b", message_id="2")),
+                (video, None),
+                (MediaQuery(pdq=(new,)), SightingIn(chat="c", message_id="3")),  # again
+            ]
+        )
+        s.commit()
+    # In order; the known item keeps its ID; the same media twice is one item.
+    assert ids[1] == known
+    assert ids[0] == ids[3]
+    assert len(set(ids)) == 3
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(SeenItem)) == 3
+        # Hashes are stored once per item: 1 + 1 + 3 frames.
+        assert s.scalar(select(func.count()).select_from(SeenHash)) == 5
+        chats = sorted(
+            (item_id, chat or "")
+            for item_id, chat in s.execute(select(Sighting.item_id, Sighting.chat)).all()
+        )
+        assert chats == sorted([(known, "a"), (ids[0], "b"), (known, "b"), (ids[0], "c")])
+        last_seen = s.scalar(select(SeenItem.last_seen).where(SeenItem.id == known))
+        first_seen = s.scalar(select(SeenItem.first_seen).where(SeenItem.id == known))
+        assert last_seen is not None
+        assert first_seen is not None
+        assert last_seen > first_seen
+    assert SqlSeenStore(Session(engine)).record_items([]) == []
 
 
 def test_retroactive_matching_records_many_matches_at_once(

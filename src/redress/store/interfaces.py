@@ -361,6 +361,10 @@ class SeenStore(Protocol):
         """Insert (or find) the item for ``query``, add the sighting; returns the item ID."""
         ...
 
+    def record_items(self, entries: Sequence[tuple[MediaQuery, SightingIn | None]]) -> list[int]:
+        """:meth:`record_item` for a batch; the item IDs in order."""
+        ...
+
     def record_matches(
         self, item_id: int, matches: Sequence[MatchResult], *, retroactive: bool = False
     ) -> int:

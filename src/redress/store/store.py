@@ -560,35 +560,67 @@ class SqlSeenStore:
 
     def record_item(self, query: MediaQuery, sighting: SightingIn | None) -> int:
         """Insert (or find) the item for ``query``, add the sighting; returns the item ID."""
-        key = item_key(query)
+        return self.record_items([(query, sighting)])[0]
+
+    def record_items(self, entries: Sequence[tuple[MediaQuery, SightingIn | None]]) -> list[int]:
+        """:meth:`record_item` for a batch, in a few statements whatever its size.
+
+        Returns the item IDs in order; a batch holding the same media twice records
+        one item with two sightings. Safe against a concurrent writer of the same
+        media: the insert skips keys that exist, and those are looked up.
+        """
+        if not entries:
+            return []
         now = utcnow()
-        dialect_insert = _dialect_insert(self.session)
-        stmt = (
-            dialect_insert(SeenItem)
-            .values(
-                item_key=key,
-                kind=query.kind,
-                sha256=query.sha256,
-                md5=query.md5,
-                size=query.size,
-                media_type=query.media_type,
-                first_seen=now,
-                last_seen=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(SeenItem.id)
-        )
-        item_id = self.session.scalar(stmt)
-        if item_id is None:
-            item_id = self.session.scalar(select(SeenItem.id).where(SeenItem.item_key == key))
-            assert item_id is not None
-            self.session.execute(
-                update(SeenItem).where(SeenItem.id == item_id).values(last_seen=now)
-            )
-        else:
-            hashes: list[dict[str, object]] = [
+        keys = [item_key(query) for query, _ in entries]
+        first: dict[str, MediaQuery] = {}
+        for key, (query, _) in zip(keys, entries, strict=True):
+            first.setdefault(key, query)
+        ids: dict[str, int] = {}
+        unique = list(first)
+        # Chunks keep each statement under SQLite's bound-parameter limit.
+        for start in range(0, len(unique), 500):
+            rows = [
                 {
-                    "item_id": item_id,
+                    "item_key": key,
+                    "kind": first[key].kind,
+                    "sha256": first[key].sha256,
+                    "md5": first[key].md5,
+                    "size": first[key].size,
+                    "media_type": first[key].media_type,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+                for key in unique[start : start + 500]
+            ]
+            stmt = (
+                _dialect_insert(self.session)(SeenItem)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(SeenItem.item_key, SeenItem.id)
+            )
+            ids.update((key, int(item_id)) for key, item_id in self.session.execute(stmt))
+        created = set(ids)
+        known = [key for key in unique if key not in created]
+        for start in range(0, len(known), 500):
+            chunk = known[start : start + 500]
+            found = self.session.execute(
+                select(SeenItem.item_key, SeenItem.id).where(SeenItem.item_key.in_(chunk))
+            ).all()
+            ids.update((key, int(item_id)) for key, item_id in found)
+            self.session.execute(
+                update(SeenItem)
+                .where(SeenItem.id.in_([item_id for _, item_id in found]))
+                .values(last_seen=now)
+            )
+        hashes: list[dict[str, object]] = []
+        for key in unique:
+            if key not in created:
+                continue
+            query = first[key]
+            hashes.extend(
+                {
+                    "item_id": ids[key],
                     "role": "pdq",
                     "position": i,
                     "value": h.bits,
@@ -596,10 +628,10 @@ class SqlSeenStore:
                     "ts": None,
                 }
                 for i, h in enumerate(query.pdq)
-            ]
+            )
             hashes.extend(
                 {
-                    "item_id": item_id,
+                    "item_id": ids[key],
                     "role": "vpdq",
                     "position": f.frame,
                     "value": f.pdq.bits,
@@ -608,21 +640,24 @@ class SqlSeenStore:
                 }
                 for f in query.vpdq
             )
-            if hashes:
-                self.session.execute(insert(SeenHash), hashes)
-        if sighting is not None:
-            self.session.add(
-                Sighting(
-                    item_id=item_id,
-                    platform=sighting.platform,
-                    chat=sighting.chat,
-                    message_id=sighting.message_id,
-                    sender=sighting.sender,
-                    seen_at=sighting.seen_at or now,
-                )
-            )
+        if hashes:
+            self.session.execute(insert(SeenHash), hashes)
+        sightings = [
+            {
+                "item_id": ids[key],
+                "platform": sighting.platform,
+                "chat": sighting.chat,
+                "message_id": sighting.message_id,
+                "sender": sighting.sender,
+                "seen_at": sighting.seen_at or now,
+            }
+            for key, (_, sighting) in zip(keys, entries, strict=True)
+            if sighting is not None
+        ]
+        if sightings:
+            self.session.execute(insert(Sighting), sightings)
         self.session.flush()
-        return int(item_id)
+        return [ids[key] for key in keys]
 
     def record_matches(
         self, item_id: int, matches: Sequence[MatchResult], *, retroactive: bool = False

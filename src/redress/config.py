@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         description=(
             "Robust query sets (docs/robustness.md): also match each scanned image with its"
             " query set (borders trimmed, the photo inside a screenshot or meme, halves)."
-            " Off by default: it costs about 10x the scan's own hashing."
+            " Off by default: it costs several times the scan's own (fast-path) hashing."
         ),
     )
     max_image_pixels: int = Field(
@@ -150,6 +150,18 @@ class Settings(BaseSettings):
         ge=0,
         le=50,
         description="Long-polling timeout of getUpdates, in seconds.",
+    )
+    telegram_fetches: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Files the bot downloads at once (getFile + download) within a batch.",
+    )
+    telegram_scan_batch: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="Media the bot hands to the pipeline in one scan (one accept transaction).",
     )
 
     api_max_body_bytes: int = Field(

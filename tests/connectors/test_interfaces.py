@@ -12,6 +12,7 @@ from redress.connectors import IncomingMedia, MediaKind, MediaOrigin, MessageFac
 def test_public_surface_is_pinned() -> None:
     assert sorted(redress.connectors.__all__) == [
         "ActionKind",
+        "BatchMediaSink",
         "Connector",
         "Decision",
         "IncomingMedia",

@@ -141,3 +141,54 @@ async def test_too_large_goes_to_review_without_a_scan(sink: PipelineSink) -> No
     assert decision.outcome is Outcome.REVIEW
     assert decision.evidence_ref is None
     assert "cloud limit" in decision.reason
+
+
+async def test_a_batch_is_answered_in_order_and_one_bad_item_does_not_stop_the_rest(
+    sink: PipelineSink,
+) -> None:
+    batch = [
+        media(jpeg(256, 256, 31), 10),
+        media(KNOWN, 11),
+        media(KNOWN[:300], 12),  # corrupt
+        media(TooLarge(30_000_000, 20_000_000, "cloud limit"), 13),
+        media(BANNED, 14),
+        media(jpeg(256, 256, 32), 15),
+    ]
+    answers = await sink.receive_many(batch)
+    assert len(answers) == len(batch)
+    ignored, known, corrupt, too_large, banned, other = answers
+    assert not isinstance(ignored, RedressError)
+    assert ignored.outcome is Outcome.IGNORE
+    assert not isinstance(known, RedressError)
+    assert known.outcome is Outcome.ACT
+    assert known.evidence_ref is not None
+    assert known.matches[0].startswith("known/")
+    assert isinstance(corrupt, RedressError)
+    assert corrupt.code != "internal_error"
+    assert not isinstance(too_large, RedressError)
+    assert too_large.outcome is Outcome.REVIEW
+    assert not isinstance(banned, RedressError)
+    assert ActionKind.BAN_SENDER in banned.actions
+    assert banned.evidence_ref is not None
+    assert not isinstance(other, RedressError)
+    assert other.outcome is Outcome.IGNORE
+    assert evidence_count(sink) == 2
+
+    # Delivered again (a restart before the connector committed): answered from the
+    # first scans, nothing captured twice, and the same as one item at a time.
+    again = await sink.receive_many(batch)
+    assert [type(a) for a in again] == [type(a) for a in answers]
+    assert again[1] == known
+    assert again[4] == banned
+    assert await sink.receive(media(KNOWN, 11)) == known
+    assert evidence_count(sink) == 2
+
+
+async def test_a_batch_bigger_than_the_workers_decides_every_item_like_one_at_a_time(
+    sink: PipelineSink,
+) -> None:
+    images = [KNOWN if n % 5 == 0 else jpeg(128, 128, 100 + n) for n in range(20)]
+    answers = await sink.receive_many([media(data, 100 + n) for n, data in enumerate(images)])
+    outcomes = [a.outcome for a in answers if not isinstance(a, RedressError)]
+    assert outcomes == [Outcome.ACT if n % 5 == 0 else Outcome.IGNORE for n in range(20)]
+    assert evidence_count(sink) == 4

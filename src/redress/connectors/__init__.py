@@ -8,6 +8,7 @@ the :class:`~redress.connectors.interfaces.Decision` it gets back.
 
 from redress.connectors.interfaces import (
     ActionKind,
+    BatchMediaSink,
     Connector,
     Decision,
     IncomingMedia,
@@ -23,6 +24,7 @@ from redress.connectors.interfaces import (
 
 __all__ = [
     "ActionKind",
+    "BatchMediaSink",
     "Connector",
     "Decision",
     "IncomingMedia",

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from redress.errors import RedressError
 
 
 class MediaKind(enum.StrEnum):
@@ -158,6 +161,19 @@ class MediaSink(Protocol):
 
     async def report(self, report: UserReport) -> str:
         """File a user report into the review queue; return its reference."""
+        ...
+
+
+@runtime_checkable
+class BatchMediaSink(MediaSink, Protocol):
+    """A :class:`MediaSink` that also scans several items at once, for less work per item
+    (the pipeline's sink: one transaction accepts them all). Connectors use it when the
+    sink has it and hand items one by one otherwise."""
+
+    async def receive_many(self, media: Sequence[IncomingMedia]) -> list[Decision | RedressError]:
+        """Scan the items; answer each, in order, with its decision or the error it raised
+        (one item's error does not stop the others). Evidence is captured before this
+        returns, as with :meth:`MediaSink.receive`."""
         ...
 
 

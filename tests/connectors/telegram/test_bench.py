@@ -22,6 +22,13 @@ def test_the_bench_runs_the_bot_over_http_and_reports_figures_beside_anchors() -
     assert bot["cpu_ms_per_message"] > 0
     assert bot["anchor_sink_alone_cpu_ms_per_message"] > 0
     assert bot["in_process_media_per_s"] > 0
+    # The sink alone in the bot's slices, and the fake server's own CPU time, are reported.
+    assert bot["anchor_sink_batched_per_s"] > 0
+    assert bot["ratio_to_sink_batched"] == pytest.approx(
+        result.bot_media_per_s / result.sink_batched_media_per_s, rel=1e-3
+    )
+    assert bot["fake_server_cpu_ms_per_message"] is not None
+    assert "same cores" in str(bot["fake_server"])
     export = figures["export"]
     assert isinstance(export, dict)
     assert export["messages"] == 50

@@ -24,6 +24,7 @@ from redress.connectors.telegram.bot import GroupGuard, GuardOptions
 from redress.connectors.telegram.client import BotApiClient
 from redress.connectors.telegram.ratelimit import SendLimiter
 from redress.connectors.telegram.store import GroupSettings, RecordKind, RecordRead, TelegramStore
+from redress.errors import RedressError
 from redress.evidence.service import build_evidence_service
 from redress.evidence.store import SqlEvidenceStore
 from redress.pipeline.container import PipelineParts, build_pipeline
@@ -674,18 +675,40 @@ class DyingSink:
         return await self.inner.report(report)
 
 
+class DyingBatchSink(DyingSink):
+    """The same for a sink that scans batches: the process dies once the first
+    ``survive`` items of a batch were scanned."""
+
+    async def receive_many(self, media: list[IncomingMedia]) -> list[Decision | RedressError]:
+        if self.survive <= 0:
+            raise Crash
+        first = media[: self.survive]
+        self.survive -= len(first)
+        self.in_flight += 1
+        try:
+            answers = await self.inner.receive_many(first)
+        finally:
+            self.in_flight -= 1
+        self.scanned.extend(m.message.message_id for m in first)
+        if len(first) < len(media):
+            raise Crash
+        return answers
+
+
 def evidence_count(sessions: sessionmaker[Session], settings: Settings, message_id: int) -> int:
     with sessions() as session:
         service = build_evidence_service(SqlEvidenceStore(session), settings)
         return len(service.items_for_message("telegram", str(GROUP["id"]), str(message_id)))
 
 
+@pytest.mark.parametrize("sink_kind", [DyingSink, DyingBatchSink])
 async def test_a_crash_mid_batch_loses_nothing_and_processes_nothing_twice(
     fake: FakeBotApi,
     api: BotApiClient,
     sink: PipelineSink,
     sessions: sessionmaker[Session],
     settings: Settings,
+    sink_kind: type[DyingSink],
 ) -> None:
     other = chat(-1005555555555, "Other group")
     setup_group(fake)
@@ -695,7 +718,7 @@ async def test_a_crash_mid_batch_loses_nothing_and_processes_nothing_twice(
         for group, s in ((GROUP, 1), (other, 20), (GROUP, 21), (other, 22), (GROUP, 2))
     ]
     options = GuardOptions(portal_url="https://x/protect")
-    dying_sink = DyingSink(sink, survive=2)
+    dying_sink = sink_kind(sink, survive=2)
     dying = GroupGuard(api, dying_sink, sessions, options)
     with pytest.raises(Crash):
         await dying.poll_once()
@@ -788,7 +811,8 @@ async def test_a_crash_between_decision_and_actions_resumes_the_actions_once(
 
 
 class PeekingSink:
-    """The real sink; after each scan notes which files the bot has asked for so far."""
+    """The real sink, one item at a time; after each scan notes which files the bot has
+    asked for so far."""
 
     def __init__(self, inner: PipelineSink, fake: FakeBotApi) -> None:
         self.inner = inner
@@ -804,6 +828,20 @@ class PeekingSink:
         return await self.inner.report(report)
 
 
+class PeekingBatchSink(PeekingSink):
+    """The same, scanning batches: after each batch notes its messages and the files asked."""
+
+    def __init__(self, inner: PipelineSink, fake: FakeBotApi) -> None:
+        super().__init__(inner, fake)
+        self.batches: list[tuple[list[int], int]] = []
+
+    async def receive_many(self, media: list[IncomingMedia]) -> list[Decision | RedressError]:
+        answers = await self.inner.receive_many(media)
+        ids = [m.message.message_id for m in media]
+        self.batches.append((ids, len(self.fake.called("getFile"))))
+        return answers
+
+
 async def test_the_next_message_of_a_chat_downloads_while_this_one_is_scanned(
     fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
 ) -> None:
@@ -813,12 +851,81 @@ async def test_the_next_message_of_a_chat_downloads_while_this_one_is_scanned(
         for n in range(3)
     ]
     peeking = PeekingSink(sink, fake)
-    guard = GroupGuard(api, peeking, sessions, GuardOptions(portal_url="https://x/protect"))
+    options = GuardOptions(portal_url="https://x/protect", scan_batch=1)
+    guard = GroupGuard(api, peeking, sessions, options)
     await guard.poll_once()
     # One file per message; by the time a message's scan ends, the next one's was asked for.
     ids = [u["message"]["message_id"] for u in pushed]
     assert peeking.asked == [(ids[0], 2), (ids[1], 3), (ids[2], 3)]
     assert len(records(sessions, RecordKind.SCANNED)) == 3
+
+
+async def test_a_batch_is_scanned_in_slices_while_the_next_slice_downloads(
+    fake: FakeBotApi, api: BotApiClient, sink: PipelineSink, sessions: sessionmaker[Session]
+) -> None:
+    setup_group(fake)
+    other = chat(-1005555555555, "Other group")
+    fake.add_chat(other)
+    pushed = [
+        fake.push(
+            "message",
+            fake.message((GROUP, other)[n % 2], ALICE, photo=fake.photo_sizes(jpeg(64, 64, n))),
+        )
+        for n in range(5)
+    ]
+    peeking = PeekingBatchSink(sink, fake)
+    options = GuardOptions(portal_url="https://x/protect", scan_batch=2)
+    guard = GroupGuard(api, peeking, sessions, options)
+    assert await guard.poll_once() == 5
+    ids = [u["message"]["message_id"] for u in pushed]
+    # Slices of two media in update order (both chats in one slice); when a slice's scan
+    # ends, the next slice's files have been asked for, and no further.
+    assert peeking.batches == [(ids[0:2], 4), (ids[2:4], 5), (ids[4:5], 5)]
+    assert peeking.asked == []  # never one by one
+    scanned = records(sessions, RecordKind.SCANNED)
+    assert sorted((r.chat_id, r.message_id) for r in scanned) == sorted(
+        (u["message"]["chat"]["id"], u["message"]["message_id"]) for u in pushed
+    )
+
+
+class CountingDownloads:
+    """ASGI wrapper of the fake Bot API: file downloads take a moment; counts how many
+    are in flight at once."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.in_flight = 0
+        self.most = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/file/"):
+            await self.app(scope, receive, send)
+            return
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            for _ in range(5):  # let the other downloads start, if the guard allows them
+                await asyncio.sleep(0)
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_downloads_run_side_by_side_within_the_bound(
+    fake: FakeBotApi, sink: PipelineSink, sessions: sessionmaker[Session], sleeps: Sleeps
+) -> None:
+    setup_group(fake)
+    for n in range(12):
+        fake.push("message", fake.message(GROUP, ALICE, photo=fake.photo_sizes(jpeg(64, 64, n))))
+    counting = CountingDownloads(fake.app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=counting)) as http:
+        api = BotApiClient(http, fake.token, sleep=sleeps, limiter=SendLimiter(sleep=sleeps))
+        options = GuardOptions(portal_url="https://x/protect", fetches=3)
+        guard = GroupGuard(api, sink, sessions, options)
+        assert await guard.poll_once() == 12
+        api.close()
+    assert counting.most == 3  # one chat's messages download side by side, three at most
+    assert len(records(sessions, RecordKind.SCANNED)) == 12
 
 
 class GarbledDeletes:

@@ -8,9 +8,12 @@ Figures and their anchors, measured in the same run:
   records, offset) per second, against the fake Bot API served over HTTP on a
   loopback port by a child process (so the bot's HTTP client, its connection
   pool and its CPU time are the real ones). Anchors: the pipeline sink alone on
-  the same images (the ceiling the connector's overhead is compared with) and
-  the issue's target, 100/s. ``cpu_ms_per_message``: the bot process's CPU
-  time (every thread) per message, beside the sink alone's. ``in_process_*``:
+  the same images, one item at a time and in the bot's slices of 32
+  (``receive_many``: the ceiling the connector's overhead is compared with),
+  and the issue's target, 100/s. ``cpu_ms_per_message``: the bot process's CPU
+  time (every thread) per message, beside the sink alone's;
+  ``fake_server_cpu_ms_per_message``: the fake's process, which shares the
+  machine's cores with the bot here (Telegram's servers would not). ``in_process_*``:
   the same run with the fake called in process through ``httpx.ASGITransport``
   (the bench's method before the HTTP server; no scheduling of a second
   process, but the fake's CPU time counts as the bot's).
@@ -28,6 +31,7 @@ import contextlib
 import datetime as dt
 import json
 import multiprocessing
+import os
 import socket
 import tempfile
 import time
@@ -76,6 +80,9 @@ class BenchResult:
     sink_media_per_s: float
     bot_cpu_ms: float  # CPU milliseconds per message in the bot's process (all its threads)
     sink_cpu_ms: float  # the same for the sink alone
+    fake_cpu_ms: float | None  # ... and in the fake Bot API's process (None: no /proc)
+    sink_batched_media_per_s: float  # the sink alone, in the bot's slices (receive_many)
+    sink_batched_cpu_ms: float
     asgi_media_per_s: float  # the bot with the fake called in process (no HTTP)
     asgi_cpu_ms: float  # ... and its CPU time per message, the fake's included
     export_messages: int
@@ -93,11 +100,18 @@ class BenchResult:
                 "media_per_s": _sig(self.bot_media_per_s),
                 "anchor_sink_alone_per_s": _sig(self.sink_media_per_s),
                 "ratio_to_sink_alone": _sig(self.bot_media_per_s / self.sink_media_per_s),
+                "anchor_sink_batched_per_s": _sig(self.sink_batched_media_per_s),
+                "ratio_to_sink_batched": _sig(self.bot_media_per_s / self.sink_batched_media_per_s),
                 "target_per_s": TARGET_MEDIA_PER_S,
                 "ratio_to_target": _sig(self.bot_media_per_s / TARGET_MEDIA_PER_S),
                 "cpu_ms_per_message": _sig(self.bot_cpu_ms),
                 "anchor_sink_alone_cpu_ms_per_message": _sig(self.sink_cpu_ms),
                 "cpu_ratio_to_sink_alone": _sig(self.bot_cpu_ms / self.sink_cpu_ms),
+                "anchor_sink_batched_cpu_ms_per_message": _sig(self.sink_batched_cpu_ms),
+                "cpu_ratio_to_sink_batched": _sig(self.bot_cpu_ms / self.sink_batched_cpu_ms),
+                "fake_server_cpu_ms_per_message": (
+                    _sig(self.fake_cpu_ms) if self.fake_cpu_ms is not None else None
+                ),
                 "in_process_media_per_s": _sig(self.asgi_media_per_s),
                 "in_process_ratio_to_sink_alone": _sig(
                     self.asgi_media_per_s / self.sink_media_per_s
@@ -106,6 +120,9 @@ class BenchResult:
                 "bank_size": self.bank_size,
                 "sink": "PipelineSink: the pipeline (signals, store matcher on MihIndex, policy, "
                 "evidence) on SQLite",
+                "fake_server": "FakeBotApi (Starlette) under uvicorn, a forked child process on "
+                "the same cores as the bot, over loopback TCP with Nagle off; it stands in for "
+                "Telegram's servers, whose CPU would not be this machine's",
             },
             "export": {
                 "messages": self.export_messages,
@@ -176,11 +193,16 @@ def _scene(images: list[bytes], messages: int) -> tuple[FakeBotApi, list[int]]:
 
 
 @contextlib.contextmanager
-def _served(fake: FakeBotApi) -> Iterator[str]:
+def _served(fake: FakeBotApi) -> Iterator[tuple[str, int]]:
     """Serve the fake Bot API over HTTP on a loopback port, in a child process (Telegram's
-    servers are not on the bot's CPU either); yield its base URL."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    servers are not on the bot's CPU either); yield its base URL and process id."""
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only
+    # on sockets whose protocol says TCP, and accepted sockets inherit the listener's. With
+    # it on, every small answer (getFile's JSON) waited for the bot's delayed ACK, about
+    # 40 ms, on the fake's side of the wire; Telegram's servers do not do that.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
@@ -190,8 +212,9 @@ def _served(fake: FakeBotApi) -> Iterator[str]:
     )
     server.start()
     listener.close()
+    assert server.pid is not None
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server.pid
     finally:
         server.terminate()
         server.join(10)
@@ -206,10 +229,11 @@ def _serve(fake: FakeBotApi, listener: socket.socket) -> None:
 
 async def _bot(
     work: Path, server: FakeBotApi | str, token: str, group_ids: list[int], messages: int,
-    bank_size: int, images: list[bytes],
-) -> tuple[float, float]:  # fmt: skip
-    """Media messages/s through the guard, and its CPU seconds per message (this process:
-    the guard, the sink, the pipeline; and the fake server when it runs in process).
+    bank_size: int, images: list[bytes], server_pid: int | None = None,
+) -> tuple[float, float, float | None]:  # fmt: skip
+    """Media messages/s through the guard, its CPU seconds per message (this process:
+    the guard, the sink, the pipeline; and the fake server when it runs in process), and
+    the served fake's CPU seconds per message (when ``server_pid`` is given).
 
     ``server`` is the URL of the fake served over HTTP, or the fake itself, called in
     process through ``httpx.ASGITransport`` (no sockets, no second process)."""
@@ -235,6 +259,7 @@ async def _bot(
                 api, sink, sessions, GuardOptions(portal_url="https://x/protect", poll_timeout=0)
             )
             await guard.start()
+            fake_cpu = _child_cpu_seconds(server_pid)
             start, cpu = time.perf_counter(), time.process_time()
             handled = 0
             while handled < messages:
@@ -242,6 +267,12 @@ async def _bot(
             await guard.poll_once()  # confirms the last offset
             bot_rate = messages / (time.perf_counter() - start)
             bot_cpu = (time.process_time() - cpu) / messages
+            fake_after = _child_cpu_seconds(server_pid)
+            fake_per_message = (
+                (fake_after - fake_cpu) / messages
+                if fake_after is not None and fake_cpu is not None
+                else None
+            )
             api.close()
         with sessions() as session:  # the figure counts only if every message was scanned
             scanned = TelegramStore(session).records([RecordKind.SCANNED], limit=messages + 1)
@@ -253,24 +284,47 @@ async def _bot(
         sink.close()
         engine.dispose()
         pipeline.close()
-    return bot_rate, bot_cpu
+    return bot_rate, bot_cpu, fake_per_message
+
+
+def _child_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds used so far by process ``pid`` (every thread), from /proc; None when
+    there is no pid or no /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 async def _sink_alone(
-    work: Path, images: list[bytes], messages: int, bank_size: int
+    work: Path, images: list[bytes], messages: int, bank_size: int, batch: int = 1
 ) -> tuple[float, float]:
-    """The anchor: the same sink on the same images, one after another, no Telegram."""
-    anchor_sink, anchor = _sink(_settings(work, "anchor"), images, bank_size)
+    """The anchor: the same sink on the same images, no Telegram; one item after another
+    (``batch`` 1), or ``batch`` items at a time through ``receive_many``, as the bot does."""
+    anchor_sink, anchor = _sink(_settings(work, f"anchor-{batch}"), images, bank_size)
+    day = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    media = [
+        IncomingMedia(
+            MediaKind.PHOTO,
+            MediaOrigin.ARRIVAL,
+            MessageFacts("telegram", -1, None, "supergroup", n + 1, None, None, day),
+            images[n % len(images)],
+        )
+        for n in range(messages)
+    ]
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        for n in range(messages):
-            facts = MessageFacts(
-                "telegram", -1, None, "supergroup", n + 1, None, None,
-                dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-            )  # fmt: skip
-            await anchor_sink.receive(
-                IncomingMedia(MediaKind.PHOTO, MediaOrigin.ARRIVAL, facts, images[n % len(images)])
-            )
+        if batch == 1:
+            for item in media:
+                await anchor_sink.receive(item)
+        else:
+            for first in range(0, messages, batch):
+                for answer in await anchor_sink.receive_many(media[first : first + batch]):
+                    if isinstance(answer, RedressError):
+                        raise answer
         sink_rate = messages / (time.perf_counter() - start)
         sink_cpu = (time.process_time() - cpu) / messages
     finally:
@@ -332,14 +386,17 @@ def run_bench(
     fake, group_ids = _scene(images, messages)
     with tempfile.TemporaryDirectory(prefix="redress-bench-telegram-") as tmp:
         work = Path(tmp)
-        with _served(fake) as base_url:
-            bot_rate, bot_cpu = asyncio.run(
-                _bot(work, base_url, fake.token, group_ids, messages, bank_size, images)
+        with _served(fake) as (base_url, server_pid):
+            bot_rate, bot_cpu, fake_cpu = asyncio.run(
+                _bot(work, base_url, fake.token, group_ids, messages, bank_size, images, server_pid)
             )
-        asgi_rate, asgi_cpu = asyncio.run(
+        asgi_rate, asgi_cpu, _ = asyncio.run(
             _bot(work, fake, fake.token, group_ids, messages, bank_size, images)
         )
         sink_rate, sink_cpu = asyncio.run(_sink_alone(work, images, messages, bank_size))
+        batched_rate, batched_cpu = asyncio.run(
+            _sink_alone(work, images, messages, bank_size, GuardOptions("").scan_batch)
+        )
         media, export_rate, ijson_rate = asyncio.run(
             _export(work, images, export_messages, bank_size)
         )
@@ -351,6 +408,9 @@ def run_bench(
         asgi_media_per_s=asgi_rate,
         asgi_cpu_ms=asgi_cpu * 1000,
         sink_cpu_ms=sink_cpu * 1000,
+        fake_cpu_ms=fake_cpu * 1000 if fake_cpu is not None else None,
+        sink_batched_media_per_s=batched_rate,
+        sink_batched_cpu_ms=batched_cpu * 1000,
         export_messages=export_messages,
         export_media=media,
         export_messages_per_s=export_rate,

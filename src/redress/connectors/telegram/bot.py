@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from redress.connectors.interfaces import (
     ActionKind,
+    BatchMediaSink,
     Decision,
     IncomingMedia,
     MediaOrigin,
@@ -79,6 +80,9 @@ class GuardOptions:
     poll_timeout: int = 30
     poll_backoff_max: float = 60.0
     concurrency: int = 8  # chats handled at once; one chat's updates stay in order
+    fetches: int = 8  # files downloading at once (getFile + download), across the batch
+    scan_batch: int = 32  # media handed to the sink at once (one scan of a batch)
+    scan_batch_bytes: int = 64 * 1024 * 1024  # ... and at most this many announced bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +158,10 @@ class _Job:
     raw_json: str = ""
     key: tuple[int, int, int] | None = None
     duplicate: bool = False
-
-
-_Fetched = asyncio.Future[list[IncomingMedia | None]]
+    # A scanned message: its media as fetched (None: not fetched, see the records) and
+    # the sink's answer for each fetched one, in the same order.
+    media: list[IncomingMedia | None] = field(default_factory=list)
+    answers: list[Decision | RedressError] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +215,7 @@ class GroupGuard:
         # and within a batch one chat's updates run one after another, in order.
         self._chat_locks: dict[int, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(max(1, options.concurrency))
+        self._fetching = asyncio.Semaphore(max(1, options.fetches))
         self._noticed_albums: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._rights_checked: set[int] = set()
 
@@ -288,16 +294,20 @@ class GroupGuard:
         """Handle a batch of raw updates; return one result per update, in order.
 
         1. One read: which messages were already handled, and the groups' settings.
-        2. Chats side by side (at most ``concurrency`` at once), each chat's updates
-           in order: fetch, hand to the sink (which captures evidence), plan actions.
-        3. One transaction: every record, the handled keys, the planned actions (a
+        2. The media to scan, in update order, in slices of ``scan_batch``: each
+           slice's files download (``fetches`` at once) while the slice before it is
+           scanned, and a slice goes to the sink in one call (which captures evidence
+           for every match before it answers).
+        3. Chats side by side (at most ``concurrency`` at once), each chat's updates
+           in order: records of the scans, commands and reports, planned actions.
+        4. One transaction: every record, the handled keys, the planned actions (a
            journal) and ``next_offset``.
-        4. The actions, chats side by side, each chat's in order; then one
+        5. The actions, chats side by side, each chat's in order; then one
            transaction: their records, and the journal is dropped.
 
-        A crash before 3 commits nothing: the batch is delivered again, and the sink
+        A crash before 4 commits nothing: the batch is delivered again, and the sink
         answers each item from its first scan (idempotency key), so nothing is
-        captured twice and no action has happened yet. A crash between 3 and 4 leaves
+        captured twice and no action has happened yet. A crash between 4 and 5 leaves
         the journal, which :meth:`start` carries out.
         """
         jobs = [self._parse(raw) for raw in raws]
@@ -313,6 +323,7 @@ class GroupGuard:
                             RecordKind.DUPLICATE, chat_id=job.key[0], message_id=job.key[1]
                         )
                     handled.add(job.key)
+            await self._scan([job for job in jobs if self._scans(job, groups)], groups)
             lanes: dict[object, list[_Job]] = {}
             for job in jobs:
                 if job.message is not None and not job.duplicate:
@@ -320,12 +331,8 @@ class GroupGuard:
 
             async def lane(items: list[_Job]) -> None:
                 async with self._slots:
-                    # The next message's files download while this one is scanned.
-                    ahead = self._prefetch(items[0], groups)
-                    for n, job in enumerate(items):
-                        fetched = ahead
-                        ahead = self._prefetch(items[n + 1], groups) if n + 1 < len(items) else None
-                        await self._guarded(job, groups, fetched)
+                    for job in items:
+                        await self._guarded(job, groups)
 
             await asyncio.gather(*(lane(items) for items in lanes.values()))
             planned = [action for job in jobs for action in job.pending.actions]
@@ -370,15 +377,101 @@ class GroupGuard:
         job.raw_json = update.raw_json()
         return job
 
-    def _prefetch(self, job: _Job, groups: dict[int, GroupSettings]) -> _Fetched | None:
-        """Start downloading a message's media when it is one the guard will scan."""
+    @staticmethod
+    def _scans(job: _Job, groups: dict[int, GroupSettings]) -> bool:
+        """Whether the job is a message whose media the guard scans (see :meth:`_message`)."""
         msg = job.message
-        if msg is None or not msg.media or msg.chat.type not in _GROUP_TYPES:
-            return None
-        group = groups[msg.chat.id]
-        if msg.command == "/report" or not group.enabled:
-            return None
-        return asyncio.ensure_future(self._fetch_media(job, group))
+        if msg is None or job.duplicate or not msg.media or msg.chat.type not in _GROUP_TYPES:
+            return False
+        return msg.command != "/report" and groups[msg.chat.id].enabled
+
+    def _slices(self, jobs: list[_Job]) -> list[list[_Job]]:
+        """Consecutive slices of at most ``scan_batch`` media and ``scan_batch_bytes``
+        announced bytes (a message is never split), so that at most two slices' files are
+        held in memory: the one being scanned and the one downloading."""
+        slices: list[list[_Job]] = []
+        current: list[_Job] = []
+        count = size = 0
+        # Even slices: 100 media in slices of 25, not 32 + 32 + 32 + 4 (a small last scan
+        # costs nearly what a full one does).
+        total = sum(len(job.message.media) for job in jobs if job.message is not None)
+        pieces = max(1, -(-total // max(1, self.options.scan_batch)))
+        most = -(-total // pieces)
+        for job in jobs:
+            assert job.message is not None
+            refs = job.message.media
+            announced = sum(ref.file_size or 0 for ref in refs)
+            if current and (
+                count + len(refs) > most or size + announced > self.options.scan_batch_bytes
+            ):
+                slices.append(current)
+                current, count, size = [], 0, 0
+            current.append(job)
+            count += len(refs)
+            size += announced
+        if current:
+            slices.append(current)
+        return slices
+
+    async def _scan(self, jobs: list[_Job], groups: dict[int, GroupSettings]) -> None:
+        """Fetch and scan the media of ``jobs`` (in update order), slice by slice: the next
+        slice's files download while this one is scanned; the answers land on the jobs."""
+        slices = self._slices(jobs)
+
+        def fetch(part: list[_Job]) -> list[asyncio.Task[list[IncomingMedia | None]]]:
+            return [
+                asyncio.ensure_future(self._fetch_media(job, groups[job.message.chat.id]))
+                for job in part
+                if job.message is not None
+            ]
+
+        ahead = fetch(slices[0]) if slices else []
+        started = list(ahead)
+        try:
+            for n, part in enumerate(slices):
+                downloading = ahead
+                ahead = fetch(slices[n + 1]) if n + 1 < len(slices) else []
+                started.extend(ahead)
+                for job, task in zip(part, downloading, strict=True):
+                    job.media = await task
+                fetched = [media for job in part for media in job.media if media is not None]
+                answers = iter(await self._receive_many(fetched))
+                for job in part:
+                    job.answers = [next(answers) for media in job.media if media is not None]
+        finally:  # a crash mid-batch: no download goes on without its batch
+            for task in started:
+                if not task.done():
+                    task.cancel()
+
+    async def _receive_many(self, media: list[IncomingMedia]) -> list[Decision | RedressError]:
+        """The sink's answers for ``media``, in order: in one call when the sink scans
+        batches; otherwise item by item, chats side by side and each chat's in order."""
+        if not media:
+            return []
+        if isinstance(self.sink, BatchMediaSink):
+            try:
+                return await self.sink.receive_many(media)
+            except Exception as exc:  # noqa: BLE001 - the batch is recorded, never a crash
+                _log.exception("the sink failed a batch of %d items", len(media))
+                return [_scan_error(exc, self.api)] * len(media)
+        answers: list[Decision | RedressError | None] = [None] * len(media)
+        lanes: dict[int, list[int]] = {}
+        for n, item in enumerate(media):
+            lanes.setdefault(item.message.chat_id, []).append(n)
+
+        async def lane(indexes: list[int]) -> None:
+            async with self._slots:
+                for n in indexes:
+                    try:
+                        answers[n] = await self.sink.receive(media[n])
+                    except RedressError as exc:
+                        answers[n] = exc
+                    except Exception as exc:  # noqa: BLE001 - recorded, never a crash
+                        _log.exception("the sink failed an item")
+                        answers[n] = _scan_error(exc, self.api)
+
+        await asyncio.gather(*(lane(indexes) for indexes in lanes.values()))
+        return [a for a in answers if a is not None]
 
     async def _fetch_media(self, job: _Job, group: GroupSettings) -> list[IncomingMedia | None]:
         msg = job.message
@@ -389,12 +482,10 @@ class GroupGuard:
             await self._fetch(ref, facts, origin, group.banks, job.pending) for ref in msg.media
         ]
 
-    async def _guarded(
-        self, job: _Job, groups: dict[int, GroupSettings], fetched: _Fetched | None
-    ) -> None:
+    async def _guarded(self, job: _Job, groups: dict[int, GroupSettings]) -> None:
         assert job.message is not None
         try:
-            await self._message(job, groups[job.message.chat.id], fetched)
+            await self._message(job, groups[job.message.chat.id])
         except MalformedUpdateError as exc:
             job.pending.add(RecordKind.MALFORMED, error=exc.message, raw=_short(job.raw))
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the guard
@@ -404,9 +495,6 @@ class GroupGuard:
                 error=f"{type(exc).__name__}: {self.api.redact(str(exc))}",
                 raw=_short(job.raw),
             )
-        finally:
-            if fetched is not None and not fetched.done():
-                fetched.cancel()
 
     # -- the database: a few statements per batch, in a worker thread ------------
 
@@ -443,7 +531,7 @@ class GroupGuard:
 
     # -- one message -----------------------------------------------------------
 
-    async def _message(self, job: _Job, group: GroupSettings, fetched: _Fetched | None) -> None:
+    async def _message(self, job: _Job, group: GroupSettings) -> None:
         msg, pending = job.message, job.pending
         assert msg is not None
         where = {"chat_id": msg.chat.id, "message_id": msg.message_id}
@@ -469,20 +557,20 @@ class GroupGuard:
                 kinds = sorted(k for k in msg.raw if k not in {"message_id", "date", "chat"})
                 pending.add(RecordKind.SKIPPED, reason="no media", keys=kinds[:12], **where)
             return
+        assert job.answers is not None  # scanned with its batch (see _scans)
         facts = _facts(job.raw_json, msg)
         origin = MediaOrigin.EDIT if job.is_edit else MediaOrigin.ARRIVAL
-        fetching = fetched if fetched is not None else self._fetch_media(job, group)
         decisions: list[Decision] = []
-        for ref, media in zip(msg.media, await fetching, strict=True):
+        answers = iter(job.answers)
+        for ref, media in zip(msg.media, job.media, strict=True):
             if media is None:
                 continue
-            try:
-                decision = await self.sink.receive(media)
-            except RedressError as exc:
+            decision = next(answers)
+            if isinstance(decision, RedressError):
                 pending.add(
                     RecordKind.SCAN_FAILED,
-                    code=exc.code,
-                    error=exc.message,
+                    code=decision.code,
+                    error=decision.message,
                     file_unique_id=ref.file_unique_id,
                     media_group_id=msg.media_group_id,
                     **where,
@@ -533,11 +621,15 @@ class GroupGuard:
             if ref.file_size is not None and ref.file_size > limit:
                 content = TooLarge(ref.file_size, limit, reason)
             else:
-                file = await self.api.get_file(ref.file_id)
-                content = await self.api.download(file)
+                async with self._fetching:  # bounded: memory, and the Bot API's patience
+                    file = await self.api.get_file(ref.file_id)
+                    content = await self.api.download(file)
         except FileTooBigError:
             content = TooLarge(ref.file_size, limit, reason)
-        except (BotApiError, BotApiNetworkError, MalformedUpdateError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one file's failure is a record, never a crash
+            if not isinstance(exc, BotApiError | BotApiNetworkError | MalformedUpdateError):
+                _log.exception("unexpected failure fetching a file")
+                exc = TelegramError(f"{type(exc).__name__}: {self.api.redact(str(exc))}")
             pending.add(
                 RecordKind.FETCH_FAILED,
                 code=exc.code,
@@ -785,6 +877,13 @@ async def _all_locked(locks: list[asyncio.Lock]) -> AsyncIterator[None]:
         for lock in locks:
             await stack.enter_async_context(lock)
         yield
+
+
+def _scan_error(exc: Exception, api: BotApiClient) -> RedressError:
+    """An unexpected failure of the sink, as the error recorded for the item."""
+    if isinstance(exc, RedressError):
+        return exc
+    return RedressError(f"{type(exc).__name__}: {api.redact(str(exc))}", code="scan_failed")
 
 
 def _hint(action: ActionKind, exc: RedressError) -> str:

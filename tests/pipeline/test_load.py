@@ -29,7 +29,8 @@ def test_a_short_load_run_reports_every_stream_without_errors(tmp_path: Path) ->
     done = subprocess.run(
         [
             *(sys.executable, "-m", "redress", "bench", "load", "--json"),
-            *("--duration", "4", "--lookup-rate", "40", "--media-rate", "4"),
+            *("--duration", "4", "--lookup-rate", "40", "--lookup-batch", "10"),
+            *("--media-rate", "4"),
             *("--bank-size", "500", "--sample-seconds", "1"),
         ],
         env=env,
@@ -42,6 +43,10 @@ def test_a_short_load_run_reports_every_stream_without_errors(tmp_path: Path) ->
     lookups, media = report["streams"]
     assert lookups["name"] == "hash lookups"
     assert media["name"] == "media uploads"
+    # Lookups go as batch requests of 10 hashes, counted in hashes: 4 requests/s.
+    assert (lookups["per_request"], media["per_request"]) == (10, 1)
+    assert lookups["due"] <= 4 * 4 + 1
+    assert lookups["achieved_per_s"] > lookups["ok"]
     for stream in (lookups, media):
         assert stream["due"] > 0
         assert stream["sent"] == stream["due"] - stream["not_sent"]
@@ -51,3 +56,52 @@ def test_a_short_load_run_reports_every_stream_without_errors(tmp_path: Path) ->
     assert len(report["samples"]) >= 3
     assert report["rss_end_mib"] > 0
     assert report["machine"]
+
+
+def test_the_loopback_pool_reuses_connections_and_honours_connection_close() -> None:
+    import asyncio
+
+    from redress.pipeline.load import LoopbackPool
+
+    connections: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            close = body == b"bye"
+            writer.write(
+                b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n"
+                + (b"Connection: close\r\n" if close else b"")
+                + b"\r\nok"
+            )
+            await writer.drain()
+            if close:
+                break
+        writer.close()
+        await writer.wait_closed()
+
+    def request(body: bytes) -> bytes:
+        return b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = LoopbackPool("127.0.0.1", port)
+        out = []
+        for body in (b"a", b"b", b"bye", b"c"):
+            got = await pool.send(request(body))
+            out.append((got.status, got.body))
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()
+        return out
+
+    assert asyncio.run(scenario()) == [(202, b"ok")] * 4
+    # One connection for a, b and bye (closed by the server on request), one for c.
+    assert len(connections) == 2

@@ -129,6 +129,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         ctx: typer.Context,
         duration: Annotated[float, typer.Option(help="Seconds of load.")] = 600.0,
         lookup_rate: Annotated[float, typer.Option(help="Hash lookups per second.")] = 2000.0,
+        lookup_batch: Annotated[
+            int,
+            typer.Option(
+                help="Hashes per lookup request (/api/v1/scan/batch); 1 sends each alone.",
+                min=1,
+                max=1000,
+            ),
+        ] = 100,
         media_rate: Annotated[float, typer.Option(help="Media uploads per second.")] = 200.0,
         bank_size: Annotated[int, typer.Option(help="PDQ entries in the bank.")] = 10_000,
         max_inflight: Annotated[
@@ -151,6 +159,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             cli_state(ctx).settings,
             duration=duration,
             lookup_rate=lookup_rate,
+            lookup_batch=lookup_batch,
             media_rate=media_rate,
             bank_size=bank_size,
             max_inflight=max_inflight,

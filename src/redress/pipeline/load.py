@@ -4,7 +4,10 @@ It starts `redress serve` in a temporary home (SQLite, embedded queue; or the
 database and broker of the settings, with ``--use-settings``), with a bank of
 PDQ hashes, and for ``--duration`` seconds sends:
 
-- hash lookups (``POST /api/v1/scan`` with one PDQ hash) at ``--lookup-rate``/s,
+- hash lookups at ``--lookup-rate`` hashes/s, sent as ``POST /api/v1/scan/batch``
+  requests of ``--lookup-batch`` items (default 100, as a platform scanning at
+  scale sends them and as ``redress bench pipeline`` times them; ``1`` sends
+  each hash alone to ``POST /api/v1/scan``),
 - media uploads (``POST /api/v1/scan`` multipart, a Telegram-sized JPEG) at
   ``--media-rate``/s,
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -54,6 +58,7 @@ class StreamReport:
 
     name: str
     rate: float
+    per_request: int
     due: int
     sent: int
     ok: int
@@ -88,6 +93,8 @@ class LoadReport:
     rss_end_mib: float
     rss_slope_mib_per_min: float
     media_processed: int
+    server_cpu_s: float
+    generator_cpu_s: float
     samples: tuple[MemorySample, ...] = field(default=())
 
     def to_json(self) -> str:
@@ -96,9 +103,10 @@ class LoadReport:
 
 
 class _Stream:
-    def __init__(self, name: str, rate: float, max_inflight: int) -> None:
+    def __init__(self, name: str, rate: float, max_inflight: int, per_request: int = 1) -> None:
         self.name = name
-        self.rate = rate
+        self.rate = rate  # items per second; a request carries ``per_request`` items
+        self.per_request = per_request
         self.slots = asyncio.Semaphore(max_inflight)
         self.latencies = array.array("d")
         self.due = self.sent = self.ok = self.refused = self.errors = self.not_sent = 0
@@ -113,18 +121,41 @@ class _Stream:
         return StreamReport(
             name=self.name,
             rate=self.rate,
+            per_request=self.per_request,
             due=self.due,
             sent=self.sent,
             ok=self.ok,
             refused=self.refused,
             errors=self.errors,
             not_sent=self.not_sent,
-            achieved_per_s=round(self.ok / seconds, 1) if seconds else 0.0,
+            achieved_per_s=round(self.ok * self.per_request / seconds, 1) if seconds else 0.0,
             p50_ms=pct(0.50),
             p95_ms=pct(0.95),
             p99_ms=pct(0.99),
             error_samples=tuple(self.error_samples[:5]),
         )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process (all its threads) has used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0  # the process is gone, or no /proc (not Linux)
+    # Fields 14 and 15 of stat(5), counted from the state field (3) after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _multipart(filename: str, data: bytes) -> tuple[str, bytes]:
+    """A multipart/form-data body holding one JPEG as the ``file`` field (RFC 7578)."""
+    boundary = f"redress-load-{os.urandom(8).hex()}"
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", head + data + tail
 
 
 def _free_port() -> int:
@@ -152,22 +183,99 @@ def memory_slope(samples: Sequence[MemorySample]) -> float:
     return round(float(np.polyfit(t, rss, 1)[0]), 3)
 
 
-async def _fire(
-    stream: _Stream, client: httpx.AsyncClient, due_at: float, request: httpx.Request
-) -> None:
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+
+
+class LoopbackPool:
+    """Keep-alive HTTP/1.1 connections to one server, sending requests encoded in advance.
+
+    The generator shares the machine with the server, so its own CPU per request must
+    be a small fraction of the server's: httpx spent about 7 ms of CPU per upload, as
+    much as the server spent hashing and deciding it. Idle connections older than
+    ``idle_seconds`` are closed rather than reused, before the server's keep-alive
+    timeout (uvicorn: 5 s) can close one under a request.
+    """
+
+    def __init__(self, host: str, port: int, *, idle_seconds: float = 2.0) -> None:
+        self.host, self.port, self.idle_seconds = host, port, idle_seconds
+        self._idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._closing: list[asyncio.StreamWriter] = []
+
+    async def send(self, request: bytes, timeout: float = 30.0) -> _Answer:
+        """Send one whole request; the answer's status and body."""
+        now = time.monotonic()
+        while self._idle:
+            since, reader, writer = self._idle.pop()
+            if now - since < self.idle_seconds:
+                break
+            self._close(writer)
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(request)
+            answer, keep = await asyncio.wait_for(_read_answer(reader), timeout)
+        except BaseException:
+            self._close(writer)
+            raise
+        if keep:
+            self._idle.append((time.monotonic(), reader, writer))
+        else:
+            self._close(writer)
+        return answer
+
+    def _close(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        self._closing.append(writer)
+
+    async def aclose(self) -> None:
+        """Close every connection and wait until each is closed."""
+        for _, _, writer in self._idle:
+            self._close(writer)
+        self._idle.clear()
+        for writer in self._closing:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        self._closing.clear()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[_Answer, bool]:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    fields = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip().lower()
+    if "content-length" not in fields:  # uvicorn sends it on every answer Redress makes
+        raise ValueError(f"answer {status} without Content-Length")
+    body = await reader.readexactly(int(fields["content-length"]))
+    return _Answer(status, body), fields.get("connection") != "close"
+
+
+def _request(path: str, token: str, content_type: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _fire(stream: _Stream, pool: LoopbackPool, due_at: float, request: bytes) -> None:
     try:
         stream.sent += 1
-        response = await client.send(request)
+        answer = await pool.send(request)
         elapsed = time.perf_counter() - due_at
-        if response.status_code in (200, 202):
+        if answer.status in (200, 202):
             stream.ok += 1
             stream.latencies.append(elapsed)
-        elif response.status_code in (429, 503):
+        elif answer.status in (429, 503):
             stream.refused += 1
         else:
             stream.errors += 1
-            stream.error_samples.append(f"{response.status_code} {response.text[:200]}")
-    except httpx.HTTPError as exc:
+            stream.error_samples.append(f"{answer.status} {answer.body[:200]!r}")
+    except (OSError, EOFError, ValueError, TimeoutError, asyncio.IncompleteReadError) as exc:
         stream.errors += 1
         stream.error_samples.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -176,16 +284,15 @@ async def _fire(
 
 async def _drive(
     stream: _Stream,
-    client: httpx.AsyncClient,
-    build: object,
+    pool: LoopbackPool,
+    requests: Sequence[bytes],
     duration: float,
     started: float,
     tasks: set[asyncio.Task[None]],
 ) -> None:
-    assert callable(build)
     if stream.rate <= 0:
         return
-    interval = 1.0 / stream.rate
+    interval = stream.per_request / stream.rate
     n = 0
     while True:
         due_at = started + n * interval
@@ -199,14 +306,32 @@ async def _drive(
             stream.not_sent += 1  # the server (or this generator) cannot keep up
         else:
             await stream.slots.acquire()
-            task = asyncio.create_task(_fire(stream, client, due_at, build(n)))
+            request = requests[n % len(requests)]
+            task = asyncio.create_task(_fire(stream, pool, due_at, request))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         n += 1
 
 
+def lookup_requests(token: str, queries: Sequence[bytes], per_request: int) -> list[bytes]:
+    """Every distinct lookup request for ``queries``, ``per_request`` hashes each."""
+    if per_request == 1:
+        return [
+            _request(
+                "/api/v1/scan", token, "application/json", json.dumps({"pdq": [q.hex()]}).encode()
+            )
+            for q in queries
+        ]
+    out = []
+    for first in range(0, len(queries) - per_request + 1, per_request):
+        items = [{"pdq": [q.hex()]} for q in queries[first : first + per_request]]
+        body = json.dumps({"items": items}).encode()
+        out.append(_request("/api/v1/scan/batch", token, "application/json", body))
+    return out
+
+
 async def _run(
-    url: str,
+    port: int,
     token: str,
     pid: int,
     queries: list[bytes],
@@ -214,35 +339,24 @@ async def _run(
     *,
     duration: float,
     lookup_rate: float,
+    lookup_batch: int,
     media_rate: float,
     max_inflight: int,
     sample_seconds: float,
 ) -> tuple[list[_Stream], list[MemorySample], float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout
-    # closes them: a request sent on a connection the server is closing fails with a
-    # ReadError (the first runs counted 5 in 4,300 so; see docs/benchmarks.md).
-    limits = httpx.Limits(
-        max_connections=2 * max_inflight,
-        max_keepalive_connections=max_inflight,
-        keepalive_expiry=2.0,
-    )
-    lookups = _Stream("hash lookups", lookup_rate, max_inflight)
+    lookups = _Stream("hash lookups", lookup_rate, max_inflight, lookup_batch)
     media = _Stream("media uploads", media_rate, max_inflight)
     samples: list[MemorySample] = []
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        def lookup(n: int) -> httpx.Request:
-            body = {"pdq": [queries[n % len(queries)].hex()]}
-            return client.build_request("POST", "/api/v1/scan", json=body, headers=headers)
-
-        def upload(n: int) -> httpx.Request:
-            data = photos[n % len(photos)]
-            files = {"file": (f"{n}.jpg", data, "image/jpeg")}
-            return client.build_request("POST", "/api/v1/scan", files=files, headers=headers)
-
+    pool = LoopbackPool("127.0.0.1", port)
+    try:
+        # Every request is encoded once, before the clock starts.
+        lookup_bodies = lookup_requests(token, queries, lookup_batch)
+        uploads = [
+            _request("/api/v1/scan", token, *_multipart(f"{i}.jpg", data))
+            for i, data in enumerate(photos)
+        ]
         for n in range(50):  # warm the connections and the server's code paths
-            await client.send(lookup(n))
+            await pool.send(lookup_bodies[n % len(lookup_bodies)])
         tasks: set[asyncio.Task[None]] = set()
         started = time.perf_counter()
 
@@ -252,13 +366,15 @@ async def _run(
                 await asyncio.sleep(sample_seconds)
 
         await asyncio.gather(
-            _drive(lookups, client, lookup, duration, started, tasks),
-            _drive(media, client, upload, duration, started, tasks),
+            _drive(lookups, pool, lookup_bodies, duration, started, tasks),
+            _drive(media, pool, uploads, duration, started, tasks),
             sample(),
         )
         if tasks:
             await asyncio.wait(set(tasks), timeout=60)
         seconds = time.perf_counter() - started
+    finally:
+        await pool.aclose()
     samples.append(MemorySample(round(seconds, 2), _rss_mib(pid)))
     return [lookups, media], samples, seconds
 
@@ -268,6 +384,7 @@ def run_load(
     *,
     duration: float = 600.0,
     lookup_rate: float = 2000.0,
+    lookup_batch: int = 100,
     media_rate: float = 200.0,
     bank_size: int = 10_000,
     max_inflight: int = 256,
@@ -314,30 +431,33 @@ def run_load(
             while True:
                 if server.poll() is not None:
                     raise RuntimeError(f"redress serve exited: {log.read_text()[-2000:]}")
-                try:
+                with contextlib.suppress(httpx.TransportError):  # not listening yet: poll again
                     if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                         break
-                except httpx.TransportError:
-                    pass  # not listening yet: poll again
                 if time.monotonic() > deadline:
                     raise RuntimeError("redress serve did not become ready in 120 s")
                 time.sleep(0.2)
             load_before = os.getloadavg()
+            cpu_before = _cpu_seconds(server.pid)
+            generator_before = time.process_time()
             streams, samples, seconds = asyncio.run(
                 _run(
-                    url,
+                    port,
                     token,
                     server.pid,
                     queries,
                     photos,
                     duration=duration,
                     lookup_rate=lookup_rate,
+                    lookup_batch=lookup_batch,
                     media_rate=media_rate,
                     max_inflight=max_inflight,
                     sample_seconds=sample_seconds,
                 )
             )
             load_after = os.getloadavg()
+            server_cpu = _cpu_seconds(server.pid) - cpu_before
+            generator_cpu = time.process_time() - generator_before
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             try:
@@ -371,6 +491,8 @@ def run_load(
         rss_end_mib=round(samples[-1].rss_mib, 1) if samples else 0.0,
         rss_slope_mib_per_min=memory_slope(steady),
         media_processed=processed,
+        server_cpu_s=round(server_cpu, 1),
+        generator_cpu_s=round(generator_cpu, 1),
         samples=tuple(samples),
     )
 
@@ -382,16 +504,27 @@ def print_report(report: LoadReport) -> None:
     typer.echo(f"duration: {report.duration_s} s")
     for s in report.streams:
         target = TARGETS["lookups_per_s"] if s.name == "hash lookups" else TARGETS["media_per_s"]
+        unit = f" in requests of {s.per_request}" if s.per_request > 1 else ""
         typer.echo(
-            f"{s.name}: asked {s.rate:g}/s (target {target:g}/s), answered {s.achieved_per_s}/s; "
+            f"{s.name}: asked {s.rate:g}/s{unit} (target {target:g}/s), "
+            f"answered {s.achieved_per_s}/s ({s.achieved_per_s / target:.2f}x target); "
             f"due {s.due}, sent {s.sent}, ok {s.ok}, refused {s.refused}, errors {s.errors}, "
             f"not sent {s.not_sent}; p50 {s.p50_ms} ms, p95 {s.p95_ms} ms, p99 {s.p99_ms} ms"
         )
         for sample in s.error_samples:
             typer.echo(f"  error: {sample}")
     typer.echo(
-        f"lookup p95 target {TARGETS['lookup_p95_ms']:g} ms; "
+        f"lookup p95 target {TARGETS['lookup_p95_ms']:g} ms (per request); "
         f"media items processed during the run: {report.media_processed}"
+    )
+    # CPU time, unlike the rates, does not depend on what else the machine runs: it
+    # says what the rates would be with the server's cores to itself.
+    typer.echo(
+        f"server CPU {report.server_cpu_s} s over {report.duration_s} s "
+        f"({report.server_cpu_s / report.duration_s:.2f} cores); generator CPU "
+        f"{report.generator_cpu_s} s ({report.generator_cpu_s / report.duration_s:.2f} cores)"
+        if report.duration_s
+        else f"server CPU {report.server_cpu_s} s, generator CPU {report.generator_cpu_s} s"
     )
     typer.echo(
         f"server RSS {report.rss_start_mib} MiB after warm-up -> {report.rss_end_mib} MiB; "

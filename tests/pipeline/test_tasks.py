@@ -1,5 +1,6 @@
 """Scale-out on the real PostgreSQL and Redis: 1,000 items, a worker SIGKILLed mid-stream,
-a restart, and afterwards exactly one outcome per item and no action run twice."""
+a restart, its Celery process killed under its supervisor, and afterwards exactly one
+outcome per item and no action run twice."""
 
 from __future__ import annotations
 
@@ -92,6 +93,19 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so SIGKILL reaches every child
         )
+
+
+def children(pid: int) -> list[int]:
+    """Process IDs whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def counts(session: Session) -> dict[str, int]:
@@ -190,8 +204,19 @@ def test_sigkilled_worker_loses_nothing_and_repeats_nothing(
         second = start_worker(env, log)
         workers.append(second)
         with container.sessions() as session:
+            while counts(session).get("done", 0) < at_kill.get("done", 0) + 100:
+                assert second.poll() is None, log.read_text()
+                time.sleep(0.05)
+                session.expire_all()
+        # Celery's own worker dies (as it does on some broker failures): the supervisor
+        # that `redress worker` is starts another, and nothing is lost or repeated.
+        (celery,) = children(second.pid)
+        os.kill(celery, signal.SIGKILL)
+        give_up = time.monotonic() + 300  # a guard against hanging, not a speed target
+        with container.sessions() as session:
             while counts(session).get("queued", 0):
                 assert second.poll() is None, log.read_text()
+                assert time.monotonic() < give_up, log.read_text()[-6000:]
                 time.sleep(0.2)
                 session.expire_all()
             final = counts(session)
@@ -215,6 +240,7 @@ def test_sigkilled_worker_loses_nothing_and_repeats_nothing(
                 process.wait(timeout=60)
         container.close()
 
+    assert "exited with status" in log.read_text(), "the supervisor saw its worker die"
     # Every accepted item exactly once: 1,000 items, each done with one outcome or dead-lettered.
     assert final == {"done": ITEMS - len(POISONED), "dead": len(POISONED)}
     assert set(outcomes) | set(dead) == set(ids)

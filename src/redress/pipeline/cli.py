@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -115,14 +116,27 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option(help="Worker processes or threads.")] = 2,
         pool: Annotated[str, typer.Option(help="prefork, threads or solo.")] = "prefork",
         loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+        supervise: Annotated[
+            bool,
+            typer.Option(
+                help="Run Celery in a child process and start it again if it dies"
+                " (--no-supervise: in this process, for a process manager that does that)."
+            ),
+        ] = True,
     ) -> None:
         """Process queued scans from Redis (needs REDRESS_BROKER_URL)."""
-        from redress.pipeline.worker import run_worker
+        from redress.pipeline.worker import run_worker, supervise_worker
 
         settings = cli_state(ctx).settings
         if not settings.broker_url:
             raise ConfigurationError("redress worker needs REDRESS_BROKER_URL (redis://...)")
-        run_worker(settings, concurrency=concurrency, pool=pool, loglevel=loglevel)
+        if supervise:
+            child = [sys.executable, "-m", "redress", "worker", "--no-supervise"]
+            child += ["--concurrency", str(concurrency), "--pool", pool, "--loglevel", loglevel]
+            raise typer.Exit(supervise_worker(child))
+        raise typer.Exit(
+            run_worker(settings, concurrency=concurrency, pool=pool, loglevel=loglevel)
+        )
 
     @bench.command("load")
     def bench_load(

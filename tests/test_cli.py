@@ -29,3 +29,30 @@ def test_bad_setting_is_a_clear_error_not_a_traceback(redress_home: Path) -> Non
     assert "configuration_error" in result.stderr
     assert "REDRESS_" in result.stderr or "pdq_threshold" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_each_command_line_loads_only_the_domain_it_names() -> None:
+    import importlib
+
+    import typer
+
+    from redress import cli
+
+    # The table the root consults must say exactly what each domain registers, or a
+    # command would be missing from the command lines that load one domain.
+    for module, names in cli.DOMAIN_COMMANDS.items():
+        app, bench = typer.Typer(), typer.Typer()
+        importlib.import_module(module).register(app, bench)
+        registered = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+        registered |= {g.name for g in app.registered_groups if g.name}
+        assert registered == names, module
+    assert cli.domains_for(["bank", "list"]) == ["redress.store.cli"]
+    assert cli.domains_for(["--version"]) == []
+    assert cli.domains_for(["bench", "hash"]) == list(cli.DOMAIN_COMMANDS)
+    assert cli.domains_for(["--help"]) == list(cli.DOMAIN_COMMANDS)
+    # What a user sees: a store command works, and its help names no other domain.
+    result = run_redress("bank", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "create" in result.stdout
+    full = run_redress("--help")
+    assert all(name in full.stdout for names in cli.DOMAIN_COMMANDS.values() for name in names)

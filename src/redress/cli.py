@@ -8,6 +8,7 @@ function in its own ``cli.py``; this module only builds the root, the shared
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -70,27 +71,38 @@ def root(
         raise RedressError(f"invalid REDRESS_* setting: {exc}", code="configuration_error") from exc
 
 
-def _register_domains() -> None:
-    # Imported here so that `redress --help` stays fast and each domain owns its commands.
-    from redress.connectors.telegram import cli as telegram_cli
-    from redress.evidence import cli as evidence_cli
-    from redress.index import cli as index_cli
-    from redress.pipeline import cli as pipeline_cli
-    from redress.reports import cli as reports_cli
-    from redress.review import cli as review_cli
-    from redress.signals import cli as signals_cli
-    from redress.store import cli as store_cli
-    from redress.web import cli as web_cli
+# Each domain's CLI module and the top-level commands it registers. A command line
+# imports only the domain it names (the telegram bot, the web app and the reports
+# service together take about a second to import); `bench`, `--help` and anything
+# unknown import them all. tests/test_cli.py checks this table against the commands.
+DOMAIN_COMMANDS: dict[str, frozenset[str]] = {
+    "redress.signals.cli": frozenset({"hash"}),
+    "redress.index.cli": frozenset(),
+    "redress.store.cli": frozenset({"scan", "db", "backup", "bank", "case"}),
+    "redress.evidence.cli": frozenset({"evidence"}),
+    "redress.pipeline.cli": frozenset({"worker", "apikey"}),
+    "redress.web.cli": frozenset({"serve", "openapi"}),
+    "redress.connectors.telegram.cli": frozenset({"telegram", "import"}),
+    "redress.review.cli": frozenset({"user", "review"}),
+    "redress.reports.cli": frozenset({"notices", "report"}),
+}
 
-    signals_cli.register(app, bench_app)
-    index_cli.register(app, bench_app)
-    store_cli.register(app, bench_app)
-    evidence_cli.register(app, bench_app)
-    pipeline_cli.register(app, bench_app)
-    web_cli.register(app, bench_app)
-    telegram_cli.register(app, bench_app)
-    review_cli.register(app, bench_app)
-    reports_cli.register(app, bench_app)
+
+def domains_for(args: Sequence[str]) -> list[str]:
+    """The domain CLI modules a command line needs: the one that owns its command, or
+    every one (for ``bench``, help, or a command no domain claims)."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is None and "--version" in args:
+        return []
+    owners = [module for module, names in DOMAIN_COMMANDS.items() if command in names]
+    return owners if len(owners) == 1 else list(DOMAIN_COMMANDS)
+
+
+def _register_domains(modules: Sequence[str] | None = None) -> None:
+    """Let the given domain CLI modules (all by default) add their commands."""
+    for module in DOMAIN_COMMANDS if modules is None else modules:
+        # Imported here so each command line loads only what it runs.
+        importlib.import_module(module).register(app, bench_app)
 
 
 def _crash_report(exc: BaseException) -> str | None:
@@ -155,5 +167,5 @@ def run(args: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of the ``redress`` console script: never shows a traceback to a user."""
-    _register_domains()
+    _register_domains(domains_for(sys.argv[1:]))
     sys.exit(run())

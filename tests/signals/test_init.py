@@ -33,6 +33,7 @@ def test_value_types_are_frozen_dataclasses_with_the_agreed_fields() -> None:
             "seconds_per_hash",
             "dihedral",
             "robust",
+            "letterbox",
             "max_image_pixels",
             "max_video_seconds",
             "max_file_bytes",
@@ -57,6 +58,7 @@ def test_value_types_are_frozen_dataclasses_with_the_agreed_fields() -> None:
         "dihedral",
         "robust",
         "vpdq",
+        "vpdq_trimmed",
     ):
         assert name in media
     assert signals.MediaSignals.__dataclass_params__.frozen  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from redress.signals import (
     write_vpdq_text,
 )
 from redress.signals.pdq import pdq_from_rgb
+from redress.signals.vpdq import hash_video, letterbox_window
 from signals.media import make_video
 
 EVERY_FRAME = HashOptions(seconds_per_hash=0)
@@ -220,3 +221,43 @@ def test_vpdq_frame_hashable_follows_quality() -> None:
     pdq = PdqHash(bytes(32), 49)
     assert not VpdqFrame(frame=0, quality=49, pdq=pdq, ts=0.0).hashable
     assert VpdqFrame(frame=0, quality=50, pdq=PdqHash(bytes(32), 50), ts=0.0).hashable
+
+
+def test_letterbox_bars_are_found_and_frames_hashed_without_them(shared_data: Path) -> None:
+    videos = shared_data / "vpdq" / "videos"
+    barred = hash_video(videos / "pattern-sd-grey-bar.mp4", HashOptions(letterbox=True))
+    # 480x720 with 32-pixel grey bars left and right.
+    assert barred.letterbox is not None
+    assert barred.letterbox.left == pytest.approx(32 / 480, abs=2 / 480)
+    assert barred.letterbox.width == pytest.approx(416 / 480, abs=4 / 480)
+    assert (barred.letterbox.top, barred.letterbox.height) == (0.0, 1.0)
+    assert [f.frame for f in barred.trimmed] == [f.frame for f in barred.frames]
+    # The frames as posted are unchanged by the option.
+    assert barred.frames == hash_video(videos / "pattern-sd-grey-bar.mp4", HashOptions()).frames
+    # No bars, nothing more; and never in HMA mode (Meta's output only).
+    clean = hash_video(videos / "pattern-hd-no-bar.mp4", HashOptions(letterbox=True))
+    assert (clean.letterbox, clean.trimmed) == (None, ())
+    hma = hash_video(
+        videos / "pattern-sd-grey-bar.mp4", HashOptions(letterbox=True, compat_hma=True)
+    )
+    assert hma.trimmed == ()
+    # Each trimmed frame is the original's frame at the same second, within PDQ's
+    # usual re-encoding distance; the frames with the bars are not.
+    original = hash_video(videos / "pattern-hd-no-bar.mp4", HashOptions())
+    assert len(original.frames) == len(barred.frames)
+    pairs = zip(barred.frames, barred.trimmed, original.frames, strict=True)
+    for with_bars, trimmed, source in pairs:
+        assert with_bars.pdq.distance(source.pdq) > 31 >= trimmed.pdq.distance(source.pdq)
+
+
+def test_a_dark_opening_is_not_taken_for_bars() -> None:
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    dark = scene.copy()
+    dark[:, :40] = 0  # a dark left third in one frame only: not a bar
+    assert letterbox_window([dark, scene]) is None
+    barred = np.zeros((90, 160, 3), dtype=np.uint8)
+    barred[20:70] = scene[20:70]
+    window = letterbox_window([barred, barred])
+    assert window is not None
+    assert (round(window.top * 90), round(window.height * 90)) == (20, 50)

@@ -71,6 +71,8 @@ class MediaDigest(Protocol):
     @property
     def vpdq(self) -> Sequence[VpdqFrameLike]: ...
     @property
+    def vpdq_trimmed(self) -> Sequence[VpdqFrameLike]: ...
+    @property
     def robust(self) -> Sequence[DerivedHash]: ...
 
 
@@ -99,6 +101,8 @@ class MatchQuery:
     md5: str | None = None
     sha256: str | None = None
     vpdq: tuple[VpdqQueryFrame, ...] = ()
+    # The same frames without the video's letterbox bars: matched as an alternative.
+    vpdq_trimmed: tuple[VpdqQueryFrame, ...] = ()
     banks: tuple[str, ...] = ()  # restrict to these banks; empty means all
     # The image's robust query set (docs/robustness.md), each hash with its radius.
     robust: tuple[DerivedHash, ...] = ()

@@ -420,10 +420,13 @@ class PipelineService:
                 pdq = (digest.pdq,)
             else:
                 notes.append("pdq_not_hashable_reliably")
-        frames = tuple(
-            VpdqQueryFrame(f.pdq, f.quality, f.ts)
-            for f in digest.vpdq
-            if f.quality >= self.pdq_quality_min
+        frames, trimmed = (
+            tuple(
+                VpdqQueryFrame(f.pdq, f.quality, f.ts)
+                for f in source
+                if f.quality >= self.pdq_quality_min
+            )
+            for source in (digest.vpdq, digest.vpdq_trimmed)
         )
         return (
             MatchQuery(
@@ -431,6 +434,7 @@ class PipelineService:
                 md5=digest.md5,
                 sha256=digest.sha256,
                 vpdq=frames,
+                vpdq_trimmed=trimmed,
                 banks=banks,
                 # Derived hashes are quality-gated one by one: a screenshot whose
                 # whole hash is too weak may hold a photo whose hash is not.

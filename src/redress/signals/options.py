@@ -29,6 +29,8 @@ class HashOptions:
       64 hashes: flips, crops, halves, small rotations), ``"query"`` for a
       scanned picture (as posted, borders trimmed, the photo inside a
       screenshot or meme, ...); ``"off"`` (the default) computes neither.
+    - ``letterbox``: also hash each video frame without the video's letterbox
+      bars, when it has some (``VideoHashes.trimmed``; never in HMA mode).
     - ``max_image_pixels``, ``max_video_seconds``, ``max_file_bytes``: limits
       beyond which a file is refused (decompression bombs, endless videos).
     - ``quality_min``: PDQ quality under which a hash is reported as not
@@ -40,6 +42,7 @@ class HashOptions:
     seconds_per_hash: float = 1.0
     dihedral: bool = False
     robust: Literal["off", "reference", "query"] = "off"
+    letterbox: bool = False
     max_image_pixels: int = 100_000_000
     max_video_seconds: float = 4 * 3600.0
     max_file_bytes: int = 2 * 1024**3

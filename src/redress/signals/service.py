@@ -50,6 +50,8 @@ class MediaSignals:
       such a file is not an error, but its hash should not be matched on.
     - ``dihedral``: the eight rotation/flip hashes when requested, else empty.
     - ``vpdq``: the video's frame hashes (empty for an image).
+    - ``vpdq_trimmed``: with ``HashOptions.letterbox``, the same frames hashed
+      without the video's letterbox bars (empty without bars).
     - ``robust``: the image's robust hash set when requested
       (``HashOptions.robust``: a reference or a query set, docs/robustness.md),
       else empty.
@@ -67,6 +69,7 @@ class MediaSignals:
     unhashable_reason: str | None = None
     dihedral: tuple[PdqHash, ...] = ()
     vpdq: tuple[VpdqFrame, ...] = ()
+    vpdq_trimmed: tuple[VpdqFrame, ...] = ()
     robust: tuple[DerivedHash, ...] = ()
     width: int | None = None
     height: int | None = None
@@ -271,6 +274,7 @@ def _video_signals(
         hashable=hashable,
         unhashable_reason=reason,
         vpdq=video.frames,
+        vpdq_trimmed=video.trimmed,
         width=video.width,
         height=video.height,
         duration=video.duration,

@@ -38,6 +38,7 @@ import av
 import av.error
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+from PIL import Image
 
 from redress.errors import InvalidInputError
 from redress.signals.errors import (
@@ -49,6 +50,7 @@ from redress.signals.errors import (
 )
 from redress.signals.options import HashOptions
 from redress.signals.pdq import RgbArray, pdq_from_rgb
+from redress.signals.robust import Window, trim_borders
 from redress.signals.types import PdqHash, VpdqFrame
 
 # Pixel formats whose first plane is full-range luma.
@@ -65,6 +67,16 @@ _META_SWS_FLAGS = Interpolation.POINT | Interpolation.ACCURATE_RND
 #: it bounds how many frames one file may make the decoder produce.
 MAX_FRAMES_PER_SECOND = 240
 
+# Letterbox bars (docs/robustness.md, "Video"): the bars are found on the first
+# LETTERBOX_PROBES hashed frames, each kept reduced to LETTERBOX_PROBE_SIDE pixels on
+# its long side until the bars are known. A side counts as a bar only when every
+# probe has it (a dark scene is not a bar), and only from LETTERBOX_MIN_SIDE of the
+# frame; what is left must keep LETTERBOX_MIN_AREA of it.
+LETTERBOX_PROBES = 8
+LETTERBOX_PROBE_SIDE = 512
+LETTERBOX_MIN_SIDE = 0.03
+LETTERBOX_MIN_AREA = 0.3
+
 
 @dataclass(frozen=True, slots=True)
 class VideoHashes:
@@ -77,6 +89,10 @@ class VideoHashes:
     frame_count: int
     duration: float | None
     rotation: int
+    # With ``HashOptions.letterbox``: the picture inside the video's letterbox bars, and
+    # each hashed frame's hash of that picture alone (empty when there are no bars).
+    letterbox: Window | None = None
+    trimmed: tuple[VpdqFrame, ...] = ()
 
 
 def read_vpdq_text(text: str) -> tuple[VpdqFrame, ...]:
@@ -181,6 +197,7 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
     # a real video of the allowed length can have.
     max_frames = max(1, int(options.max_video_seconds * MAX_FRAMES_PER_SECOND))
     frames: list[VpdqFrame] = []
+    bars = LetterboxTrim() if options.letterbox and not options.compat_hma else None
     count = 0
     next_due = 0.0
     rotation = 0
@@ -217,6 +234,8 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
             pdq = pdq_from_rgb(rgb)
             ts = number / fps if options.compat_hma and fps else max(elapsed, 0.0)
             frames.append(VpdqFrame(frame=number, quality=pdq.quality, pdq=pdq, ts=ts))
+            if bars is not None:
+                bars.add(frames[-1], rgb)
     except av.error.EOFError as exc:
         raise TruncatedMediaError(f"the video ends early: {exc}") from exc
     except av.error.FFmpegError as exc:
@@ -229,6 +248,7 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
         raise NoVideoFramesError("the video stream has no decodable frames", code="no_video_frames")
     if rotation in (90, 270):
         width, height = height, width
+    window, trimmed = bars.finish() if bars is not None else (None, ())
     return VideoHashes(
         frames=tuple(frames),
         width=width,
@@ -237,7 +257,83 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
         frame_count=count,
         duration=duration,
         rotation=rotation,
+        letterbox=window,
+        trimmed=trimmed,
     )
+
+
+class LetterboxTrim:
+    """Finds a video's letterbox (or pillarbox) bars and hashes its frames without them.
+
+    Re-shared videos are often the original inside bars (a landscape clip posted
+    in a portrait frame, a film's black bands, a coloured canvas). The bars make
+    every frame's PDQ a different picture, so no frame matches the original's.
+    The first :data:`LETTERBOX_PROBES` hashed frames are kept, reduced, until the
+    bars are known; after that each frame's picture inside them is hashed as it
+    comes, so memory stays bounded for any length of video.
+    """
+
+    def __init__(self) -> None:
+        self.probes: list[tuple[VpdqFrame, RgbArray]] = []
+        self.window: Window | None = None
+        self.decided = False
+        self.trimmed: list[VpdqFrame] = []
+
+    def add(self, frame: VpdqFrame, rgb: RgbArray) -> None:
+        """Take one hashed frame (its full RGB picture)."""
+        if self.decided:
+            if self.window is not None:
+                self.trimmed.append(_trimmed_frame(frame, rgb, self.window))
+            return
+        self.probes.append((frame, _reduced(rgb, LETTERBOX_PROBE_SIDE)))
+        if len(self.probes) >= LETTERBOX_PROBES:
+            self._decide()
+
+    def finish(self) -> tuple[Window | None, tuple[VpdqFrame, ...]]:
+        """The bars' inside (``None`` without bars) and the trimmed frame hashes."""
+        if not self.decided:
+            self._decide()
+        return self.window, tuple(self.trimmed)
+
+    def _decide(self) -> None:
+        self.decided = True
+        self.window = letterbox_window([rgb for _, rgb in self.probes])
+        if self.window is not None:
+            self.trimmed = [_trimmed_frame(f, rgb, self.window) for f, rgb in self.probes]
+        self.probes.clear()
+
+
+def letterbox_window(pictures: list[RgbArray]) -> Window | None:
+    """The inside of bars that every picture has on a side, or ``None`` when there are
+    none worth removing (see the module constants)."""
+    if not pictures:
+        return None
+    windows = [trim_borders(p) for p in pictures]
+    left = min(w.left for w in windows)
+    top = min(w.top for w in windows)
+    right = min(1 - w.left - w.width for w in windows)
+    bottom = min(1 - w.top - w.height for w in windows)
+    sides = [max(0.0, v) if v >= LETTERBOX_MIN_SIDE else 0.0 for v in (left, top, right, bottom)]
+    if not any(sides):
+        return None
+    left, top, right, bottom = sides
+    width, height = 1 - left - right, 1 - top - bottom
+    if width * height < LETTERBOX_MIN_AREA:
+        return None
+    return Window(left, top, width, height)
+
+
+def _trimmed_frame(frame: VpdqFrame, rgb: RgbArray, window: Window) -> VpdqFrame:
+    left, top, right, bottom = window.pixels(rgb.shape[1], rgb.shape[0])
+    pdq = pdq_from_rgb(np.ascontiguousarray(rgb[top:bottom, left:right]))
+    return VpdqFrame(frame=frame.frame, quality=pdq.quality, pdq=pdq, ts=frame.ts)
+
+
+def _reduced(rgb: RgbArray, side: int) -> RgbArray:
+    # A box reduction by a whole factor (Pillow's, in C): PDQ blurs far more than this.
+    factor = max(1, math.ceil(max(rgb.shape[:2]) / side))
+    picture = Image.fromarray(np.ascontiguousarray(rgb))
+    return np.asarray(picture.reduce(factor) if factor > 1 else picture.copy())
 
 
 def _meta_rgb(frame: Any, converter: VideoReformatter, *, honour_range_tag: bool) -> RgbArray:

@@ -216,6 +216,8 @@ class MediaQuery:
     vpdq: tuple[VpdqFrameIn, ...] = ()
     # The image's robust query set (docs/robustness.md), each hash with its radius.
     robust: tuple[DerivedHash, ...] = ()
+    # The video's frames without its letterbox bars, matched as an alternative frame set.
+    vpdq_trimmed: tuple[VpdqFrameIn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, order=True)

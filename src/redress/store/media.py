@@ -27,11 +27,13 @@ def hash_options(
 ) -> HashOptions:
     """Hashing options from the settings (limits, quality minimum, and which robust set
     the settings allow: reference sets by ``robust_hash_sets``, query sets by
-    ``robust_query_sets``)."""
+    ``robust_query_sets``). A query (``robust="query"``) always hashes videos without
+    their letterbox bars too: it costs little (docs/robustness.md, "Video")."""
     allowed = settings.robust_hash_sets if robust == "reference" else settings.robust_query_sets
     return HashOptions(
         dihedral=dihedral,
         robust=robust if allowed else "off",
+        letterbox=robust == "query",
         max_image_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
         max_file_bytes=settings.max_file_bytes,
@@ -81,6 +83,7 @@ def query_for_signals(signals: MediaSignals) -> MediaQuery:
         pdq=pdq,
         vpdq=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq),
         robust=_query_robust(signals),
+        vpdq_trimmed=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq_trimmed),
     )
 
 

@@ -592,28 +592,32 @@ class Matcher:
                     ):
                         offer(n, h.entry_id, h.distance)
         for n, query in enumerate(queries):
-            frames = _unique_frames(
-                [f.pdq.bits for f in query.vpdq if f.pdq.quality >= self.quality_min]
-            )
-            if not len(frames) or not len(self.follower.frames):
-                continue
-            hits_per_frame = self.follower.frames.search_many(frames, widest)
-            entries = {h.entry_id for hits in hits_per_frame for h in hits}
-            for entry_id in sorted(entries):
-                bank = banks.get(self.follower.bank_of(entry_id))
-                entry_frames = self.follower.entry_frames(entry_id)
-                if bank is None or entry_frames is None:
+            # The frames as posted, and the frames without the video's letterbox bars
+            # (when it has bars): each is compared with an entry's frames on its own,
+            # as two readings of the same video; mixing them would halve the share.
+            for alternative in (query.vpdq, query.vpdq_trimmed):
+                frames = _unique_frames(
+                    [f.pdq.bits for f in alternative if f.pdq.quality >= self.quality_min]
+                )
+                if not len(frames) or not len(self.follower.frames):
                     continue
-                share = self.frame_share(frames, entry_frames, bank.pdq_threshold)
-                if share.query_share >= self.vpdq_share:
-                    offer(
-                        n,
-                        entry_id,
-                        share.distance,
-                        SignalKind.VPDQ,
-                        share.query_share,
-                        share.entry_share,
-                    )
+                hits_per_frame = self.follower.frames.search_many(frames, widest)
+                entries = {h.entry_id for hits in hits_per_frame for h in hits}
+                for entry_id in sorted(entries):
+                    bank = banks.get(self.follower.bank_of(entry_id))
+                    entry_frames = self.follower.entry_frames(entry_id)
+                    if bank is None or entry_frames is None:
+                        continue
+                    share = self.frame_share(frames, entry_frames, bank.pdq_threshold)
+                    if share.query_share >= self.vpdq_share:
+                        offer(
+                            n,
+                            entry_id,
+                            share.distance,
+                            SignalKind.VPDQ,
+                            share.query_share,
+                            share.entry_share,
+                        )
         every = sorted({entry_id for candidates in found for entry_id in candidates})
         if not every:
             return [[] for _ in queries]

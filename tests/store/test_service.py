@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -28,10 +29,13 @@ from redress.store.interfaces import (
 )
 from redress.store.models import AuditEvent, Match, SeenHash, SeenItem, Sighting
 from redress.store.service import (
+    CLIP_MIN_FRAMES,
     BankService,
     CaseService,
+    FrameShare,
     Matcher,
     RetroMatcher,
+    frame_sets_match,
     new_case_number,
     vpdq_frame_share,
 )
@@ -452,3 +456,38 @@ def test_match_many_answers_each_query_as_match_does(
     assert [len(r) for r in batched] == [2, 1, 2, 1, 0, 0, 0, 2]
     assert {m.signal.value for m in batched[2]} == {"pdq", "md5"}
     assert Matcher(follower).match_many(Session(engine), []) == []
+
+
+def test_a_banked_clip_matches_a_compilation_that_holds_it(
+    engine: Engine, follower: IndexFollower, shared_data: Path
+) -> None:
+    from redress.signals import read_vpdq_text
+
+    def clip(name: str, first: int = 0) -> tuple[VpdqFrameIn, ...]:
+        # Meta's reference hashes of every frame, one a second (30 fps) kept.
+        text = (shared_data / "vpdq" / "hashes" / f"{name}.txt").read_text()
+        frames = read_vpdq_text(text)[::30]
+        return tuple(VpdqFrameIn(first + n, f.pdq, float(first + n)) for n, f in enumerate(frames))
+
+    victim = clip("pattern-hd-no-bar")  # 7 s
+    short = clip("doorknob-hd-no-bar")  # 4 s: too short to stand for itself inside others
+    with Session(engine) as s:
+        BankService(s).create("v")
+        BankService(s).add("v", [EntryIn(SignalKind.VPDQ, frames=f) for f in (victim, short)])
+        s.commit()
+    follower.poll()
+    other = clip("chair-19-sd-bar")  # 19 s of another scene
+    compilation = other + clip("pattern-hd-no-bar", len(other))
+    with Session(engine) as s:
+        matcher = Matcher(follower)
+        (hit,) = matcher.match(s, MediaQuery(kind="video", vpdq=compilation))
+        assert hit.signal is SignalKind.VPDQ
+        assert hit.entry_share == 1.0
+        assert hit.query_share is not None
+        assert hit.query_share < 0.8  # Meta's rule alone would miss it
+        # The short clip needs Meta's rule; the other scene alone matches nothing.
+        spliced = other + clip("doorknob-hd-no-bar", len(other))
+        assert matcher.match(s, MediaQuery(kind="video", vpdq=spliced)) == []
+        assert matcher.match(s, MediaQuery(kind="video", vpdq=other)) == []
+    assert frame_sets_match(FrameShare(0.2, 0.9, 3), CLIP_MIN_FRAMES, 0.8)
+    assert not frame_sets_match(FrameShare(0.2, 0.9, 3), CLIP_MIN_FRAMES - 1, 0.8)

@@ -80,6 +80,22 @@ class FrameShare:
 FrameShareFn = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int], FrameShare]
 
 
+# A banked clip of at least this many distinct frames (seconds, at one hash a second)
+# also matches a longer video that holds it whole: a compilation that splices a
+# victim's clip between others. Shorter clips only match by Meta's rule.
+CLIP_MIN_FRAMES = 5
+
+
+def frame_sets_match(share: FrameShare, entry_frames: int, share_min: float) -> bool:
+    """Whether a scanned video matches a banked one: Meta's rule (at least ``share_min``
+    of the scanned video's frames are in the banked one: a copy or an excerpt), or its
+    converse for a banked clip of at least :data:`CLIP_MIN_FRAMES` distinct frames (at
+    least ``share_min`` of the clip's frames are in the scanned video)."""
+    if share.query_share >= share_min:
+        return True
+    return entry_frames >= CLIP_MIN_FRAMES and share.entry_share >= share_min
+
+
 def vpdq_frame_share(
     query: npt.NDArray[np.uint8], entry: npt.NDArray[np.uint8], threshold: int
 ) -> FrameShare:
@@ -239,7 +255,7 @@ class RetroMatcher:
                     if item_frames is None:
                         continue
                     share = self.frame_share(item_frames, frames, bank.pdq_threshold)
-                    if share.query_share >= self.vpdq_share:
+                    if frame_sets_match(share, len(frames), self.vpdq_share):
                         hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
         pairs: list[tuple[int, MatchResult]] = []
         references = robust.reference_sets(
@@ -609,7 +625,7 @@ class Matcher:
                     if bank is None or entry_frames is None:
                         continue
                     share = self.frame_share(frames, entry_frames, bank.pdq_threshold)
-                    if share.query_share >= self.vpdq_share:
+                    if frame_sets_match(share, len(entry_frames), self.vpdq_share):
                         offer(
                             n,
                             entry_id,

@@ -119,17 +119,20 @@ def supervise_worker(
     ``AttributeError`` ("Unrecoverable error") and the worker exits, leaving the queue
     unserved. Nothing is lost when it dies (tasks are acknowledged late, items stay
     ``queued`` in the database and the startup sweep publishes them again), so starting
-    it again is the whole recovery. SIGTERM and SIGINT are passed on to the worker
-    (Celery's warm and cold shutdown); a zero exit status, or one after such a signal,
-    ends the supervisor.
+    it again is the whole recovery. SIGTERM or SIGINT asks the worker for a warm
+    shutdown (SIGTERM); a zero exit status, or one after such a signal, ends the
+    supervisor.
     """
     stopping = threading.Event()
     child: list[subprocess.Popen[bytes]] = []
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def forward(_signum: int, _frame: FrameType | None) -> None:
         stopping.set()
+        # Always SIGTERM (Celery's warm shutdown): a Ctrl-C on a terminal reaches the
+        # worker too (same process group), and a second SIGINT would be Celery's cold
+        # shutdown; a second SIGTERM changes nothing.
         if child and child[0].poll() is None:
-            child[0].send_signal(signum)
+            child[0].send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     delay = policy.first_delay

@@ -94,7 +94,7 @@ _NO_MARGIN = 256
 def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, Any]:
     """Generate originals and edited copies, hash both ways; return every figure as JSON data."""
     rng = random.Random(seed)
-    pictures = _originals(originals, rng)
+    pictures = sample_pictures(originals, rng)
     families = _edit_families()
     plain_refs = np.stack([_plain_hash(o.rgb)[0] for o in pictures])
     plain_quality = np.array([_plain_hash(o.rgb)[1] for o in pictures])
@@ -166,7 +166,7 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
             "ratio": round(robust_time / plain_time, 2) if plain_time else None,
         },
         "splits": {},
-        "machine": _machine(),
+        "machine": machine_figures(),
     }
     for split, member in splits.items():
         report["splits"][split] = _split_figures(rows, member, hashable, list(families))
@@ -265,7 +265,8 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _machine() -> dict[str, Any]:
+def machine_figures() -> dict[str, Any]:
+    """The machine a bench ran on, for its report."""
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -277,7 +278,9 @@ def _machine() -> dict[str, Any]:
 # ---------------------------------------------------------------- originals
 
 
-def _originals(count: int, rng: random.Random) -> list[Original]:
+def sample_pictures(count: int, rng: random.Random) -> list[Original]:
+    """``count`` protected pictures: scikit-image's bundled photographs, then tiles of
+    them (the robustness benches' originals)."""
     try:
         import skimage.data as sample_data
     except ImportError as exc:  # pragma: no cover - depends on the install

@@ -73,7 +73,7 @@ MAX_FRAMES_PER_SECOND = 240
 # probe has it (a dark scene is not a bar), and only from LETTERBOX_MIN_SIDE of the
 # frame; what is left must keep LETTERBOX_MIN_AREA of it.
 LETTERBOX_PROBES = 8
-LETTERBOX_PROBE_SIDE = 512
+LETTERBOX_PROBE_SIDE = 1024
 LETTERBOX_MIN_SIDE = 0.03
 LETTERBOX_MIN_AREA = 0.3
 

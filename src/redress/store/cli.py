@@ -698,6 +698,21 @@ def backup_restore(
     )
 
 
+def _bench_videos(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    originals: Annotated[
+        int, typer.Option("--originals", min=3, help="Original clips to generate.")
+    ] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the clips and edits.")] = 2026,
+) -> None:
+    """Re-shared video copies (bars, canvases, excerpts, compilations): Meta's vPDQ rule
+    vs Redress's matcher, recall per family and false matches."""
+    from redress.store.video_bench import render_video_report, run_video_bench
+
+    report = run_video_bench(originals=originals, seed=seed)
+    typer.echo(json.dumps(report, indent=2) if as_json else render_video_report(report))
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this domain's commands to the root app and the bench group."""
     app.add_typer(db_app, name="db")
@@ -706,3 +721,4 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(case_app, name="case")
     app.command("scan")(scan)
     bench.command("store")(_bench_store)
+    bench.command("videos")(_bench_videos)

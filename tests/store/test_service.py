@@ -491,3 +491,33 @@ def test_a_banked_clip_matches_a_compilation_that_holds_it(
         assert matcher.match(s, MediaQuery(kind="video", vpdq=other)) == []
     assert frame_sets_match(FrameShare(0.2, 0.9, 3), CLIP_MIN_FRAMES, 0.8)
     assert not frame_sets_match(FrameShare(0.2, 0.9, 3), CLIP_MIN_FRAMES - 1, 0.8)
+
+
+def test_a_letterboxed_video_seen_before_its_original_was_banked_is_found_later(
+    engine: Engine, follower: IndexFollower, seen: SeenFollower, shared_data: Path
+) -> None:
+    from redress.config import Settings
+    from redress.signals import hash_file
+    from redress.store.media import entries_for_files, hash_options, query_for_signals
+
+    # Meta's samples: a copy inside grey bars is scanned (and kept in the seen-media
+    # history, both readings), then the original it was cut from is banked.
+    videos = shared_data / "vpdq" / "videos"
+    settings = Settings()
+    copy = hash_file(videos / "pattern-sd-grey-bar.mp4", hash_options(settings, robust="query"))
+    other = hash_file(videos / "chair-22-sd-grey-bar.mp4", hash_options(settings, robust="query"))
+    assert copy.vpdq_trimmed
+    with Session(engine) as s:
+        m = Matcher(follower)
+        seen_copy = m.scan(s, query_for_signals(copy), SightingIn(chat="a")).item_id
+        m.scan(s, query_for_signals(other), SightingIn(chat="a"))
+        s.commit()
+    with Session(engine) as s:
+        retro = RetroMatcher(seen)
+        BankService(s, retro=retro).create("later")
+        original = entries_for_files([videos / "pattern-hd-no-bar.mp4"], settings)
+        BankService(s, retro=retro).add("later", [e for e in original if e.kind is SignalKind.VPDQ])
+        s.commit()
+        rows = s.execute(select(Match.item_id, Match.signal_type, Match.retroactive)).all()
+    # Found by its reading without the bars, once; the other clip in the same bars is not.
+    assert rows == [(seen_copy, "vpdq", True)]

@@ -251,12 +251,16 @@ class RetroMatcher:
                     for h in hits
                 }
                 for item in sorted(candidates):
-                    item_frames = self.seen.item_frames(item)
-                    if item_frames is None:
-                        continue
-                    share = self.frame_share(item_frames, frames, bank.pdq_threshold)
-                    if frame_sets_match(share, len(frames), self.vpdq_share):
-                        hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
+                    # The video as posted, and without its letterbox bars: two readings.
+                    for item_frames in (
+                        self.seen.item_frames(item),
+                        self.seen.item_trimmed_frames(item),
+                    ):
+                        if item_frames is None:
+                            continue
+                        share = self.frame_share(item_frames, frames, bank.pdq_threshold)
+                        if frame_sets_match(share, len(frames), self.vpdq_share):
+                            hit(item, entry_id, bank, "vpdq", share.distance, share.query_share)
         pairs: list[tuple[int, MatchResult]] = []
         references = robust.reference_sets(
             session,

@@ -632,13 +632,14 @@ class SqlSeenStore:
             hashes.extend(
                 {
                     "item_id": ids[key],
-                    "role": "vpdq",
+                    "role": role,
                     "position": f.frame,
                     "value": f.pdq.bits,
                     "quality": f.pdq.quality,
                     "ts": f.ts,
                 }
-                for f in query.vpdq
+                for role, frames in ((VPDQ_ROLE, query.vpdq), (TRIMMED_ROLE, query.vpdq_trimmed))
+                for f in frames
             )
         if hashes:
             self.session.execute(insert(SeenHash), hashes)
@@ -941,13 +942,22 @@ def stream_active_hashes(
         raw.close()
 
 
+# ``seen_hash.role``: an image's hashes, a video's frames as posted, and the same frames
+# without the video's letterbox bars (a second reading, docs/robustness.md "Video").
+PDQ_ROLE = "pdq"
+VPDQ_ROLE = "vpdq"
+TRIMMED_ROLE = "vpdq-t"
+
+
 @dataclass(frozen=True, slots=True)
 class SeenBlock:
-    """Rows of ``seen_hash`` as arrays: row IDs, item IDs, frame flags, qualities, hashes."""
+    """Rows of ``seen_hash`` as arrays: row IDs, item IDs, frame flags (any video frame),
+    trimmed flags (a frame without the letterbox bars), qualities, hashes."""
 
     ids: npt.NDArray[np.int64]
     item_ids: npt.NDArray[np.int64]
     frames: npt.NDArray[np.bool_]
+    trimmed: npt.NDArray[np.bool_]
     qualities: npt.NDArray[np.int16]
     hashes: npt.NDArray[np.uint8]
 
@@ -957,12 +967,14 @@ class SeenBlock:
 _PG_SEEN_BLOCK = """
 SELECT string_agg(int8send(id), ''::bytea), string_agg(int8send(item_id), ''::bytea),
        string_agg(int2send((role <> 'pdq')::int::int2), ''::bytea),
+       string_agg(int2send((role = 'vpdq-t')::int::int2), ''::bytea),
        string_agg(int2send(quality), ''::bytea), string_agg(value, ''::bytea)
   FROM seen_hash WHERE id BETWEEN %(first)s AND %(last)s AND length(value) = 32
 """
 _SQLITE_SEEN_BLOCK = """
 SELECT group_concat(id, ','), group_concat(item_id, ','),
        group_concat(CASE WHEN role = 'pdq' THEN 0 ELSE 1 END, ','),
+       group_concat(CASE WHEN role = 'vpdq-t' THEN 1 ELSE 0 END, ','),
        group_concat(quality, ','), group_concat(hex(value), '')
   FROM seen_hash WHERE id BETWEEN :first AND :last AND length(value) = 32
 """
@@ -989,7 +1001,7 @@ def stream_seen_hashes(
                 cursor.execute(_PG_SEEN_BLOCK, params, binary=True)
             else:
                 cursor.execute(_SQLITE_SEEN_BLOCK, params)
-            ids, items, frames, qualities, values = cursor.fetchone()
+            ids, items, frames, trimmed, qualities, values = cursor.fetchone()
             if ids is None:
                 continue
             if postgres:
@@ -997,6 +1009,7 @@ def stream_seen_hashes(
                     np.frombuffer(ids, dtype=">i8").astype(np.int64),
                     np.frombuffer(items, dtype=">i8").astype(np.int64),
                     np.frombuffer(frames, dtype=">i2").astype(np.bool_),
+                    np.frombuffer(trimmed, dtype=">i2").astype(np.bool_),
                     np.frombuffer(qualities, dtype=">i2").astype(np.int16),
                     np.frombuffer(values, dtype=np.uint8).reshape(-1, 32),
                 )
@@ -1005,6 +1018,7 @@ def stream_seen_hashes(
                     np.array(ids.split(","), dtype=np.int64),
                     np.array(items.split(","), dtype=np.int64),
                     np.array(frames.split(","), dtype=np.int8).astype(np.bool_),
+                    np.array(trimmed.split(","), dtype=np.int8).astype(np.bool_),
                     np.array(qualities.split(","), dtype=np.int16),
                     np.frombuffer(bytes.fromhex(values), dtype=np.uint8).reshape(-1, 32),
                 )

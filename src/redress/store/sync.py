@@ -275,14 +275,16 @@ class SeenFollower:
         self._last_id = 0
         self._gaps: dict[int, float] = {}
         self._frames_of: dict[int, list[bytes]] = {}
+        self._trimmed_of: dict[int, list[bytes]] = {}
         self._lock = threading.Lock()
 
     def item_frames(self, item_id: int) -> npt.NDArray[np.uint8] | None:
-        """The quality frames of a seen video, ``(n, 32)`` (unique rows)."""
-        frames = self._frames_of.get(item_id)
-        if not frames:
-            return None
-        return np.unique(np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(-1, 32), axis=0)
+        """The quality frames of a seen video as posted, ``(n, 32)`` (unique rows)."""
+        return _unique_rows(self._frames_of.get(item_id))
+
+    def item_trimmed_frames(self, item_id: int) -> npt.NDArray[np.uint8] | None:
+        """The same frames without the video's letterbox bars (None without bars)."""
+        return _unique_rows(self._trimmed_of.get(item_id))
 
     def catch_up(self) -> int:
         """Add seen hashes recorded since the last call; returns how many were added.
@@ -308,6 +310,7 @@ class SeenFollower:
                                 blk.ids[keep],
                                 blk.item_ids[keep],
                                 blk.frames[keep],
+                                blk.trimmed[keep],
                                 blk.qualities[keep],
                                 blk.hashes[keep],
                             )
@@ -335,6 +338,7 @@ class SeenFollower:
                 ids=got,
                 item_ids=np.concatenate([blk.item_ids for blk in blocks]),
                 frames=np.concatenate([blk.frames for blk in blocks]),
+                trimmed=np.concatenate([blk.trimmed for blk in blocks]),
                 qualities=np.concatenate([blk.qualities for blk in blocks]),
                 hashes=np.concatenate([blk.hashes for blk in blocks]),
             )
@@ -345,11 +349,21 @@ class SeenFollower:
             if images.any():
                 self.images.add_many(whole.item_ids[images], whole.hashes[images])
             if frames.any():
+                # Both readings go into one frame index (either finds the item); the
+                # shares are counted per reading, never mixed.
                 items, hashes = whole.item_ids[frames], whole.hashes[frames]
                 self.frames.add_many(items, hashes)
-                for item_id, value in zip(items.tolist(), hashes, strict=True):
-                    self._frames_of.setdefault(item_id, []).append(value.tobytes())
+                owners = zip(items.tolist(), hashes, whole.trimmed[frames].tolist(), strict=True)
+                for item_id, value, trimmed in owners:
+                    store = self._trimmed_of if trimmed else self._frames_of
+                    store.setdefault(item_id, []).append(value.tobytes())
             return int(good.sum())
+
+
+def _unique_rows(rows: list[bytes] | None) -> npt.NDArray[np.uint8] | None:
+    if not rows:
+        return None
+    return np.unique(np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32), axis=0)
 
 
 # At most this many missing seen-hash row IDs are re-checked on each catch-up.

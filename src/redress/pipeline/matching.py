@@ -132,7 +132,7 @@ class SignalsHasher:
     def __init__(self, settings: Settings) -> None:
         # Images also get their robust query set (docs/robustness.md) when turned on: it
         # finds screenshots, borders and stickers, at about 10x the scan's hashing CPU.
-        # Videos are also hashed without their letterbox bars: about 6 % more CPU
+        # Videos are also hashed without their letterbox bars: about 8 % more CPU
         # (docs/robustness.md, "Video").
         self.options = HashOptions.from_settings(
             settings, robust="query" if settings.robust_query_sets else "off", letterbox=True

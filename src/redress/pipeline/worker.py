@@ -70,20 +70,22 @@ def run_worker(
         controllers.append(sender)
 
     celery_signals.worker_init.connect(remember, weak=False)
-    celery.worker_main(
-        [
-            "worker",
-            f"--loglevel={loglevel}",
-            f"--concurrency={concurrency}",
-            f"--pool={pool}",
-            "-Q",
-            QUEUE_NAME,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-    )
-    celery_signals.worker_init.disconnect(remember)
+    try:
+        celery.worker_main(
+            [
+                "worker",
+                f"--loglevel={loglevel}",
+                f"--concurrency={concurrency}",
+                f"--pool={pool}",
+                "-Q",
+                QUEUE_NAME,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        celery_signals.worker_init.disconnect(remember)
     status = controllers[-1].exitcode if controllers else 1
     return int(status or 0)
 

@@ -60,7 +60,7 @@ from redress.store.store import (
     active_entry_state,
     exact_matches_many,
 )
-from redress.store.sync import IndexFollower, SeenFollower, utc_now
+from redress.store.sync import IndexFollower, SeenFollower, unique_frames, utc_now
 
 DEFAULT_CASE_BANK = "victim-cases"
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -130,12 +130,6 @@ def new_case_number() -> str:
 def new_pin() -> str:
     """An 8-digit PIN."""
     return f"{secrets.randbelow(10**8):08d}"
-
-
-def _unique_frames(rows: Sequence[bytes]) -> npt.NDArray[np.uint8]:
-    if not rows:
-        return np.zeros((0, 32), dtype=np.uint8)
-    return np.unique(np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32), axis=0)
 
 
 class RetroMatcher:
@@ -236,7 +230,7 @@ class RetroMatcher:
                             hit(h.entry_id, entry_id, bank, kind, h.distance)
             for entry_id, bank_id, _v in by_kind.get("vpdq", []):
                 bank = banks[bank_id]
-                frames = _unique_frames(
+                frames = unique_frames(
                     [
                         h.bits
                         for h in bank_store.entry_hashes(entry_id)
@@ -616,7 +610,7 @@ class Matcher:
             # (when it has bars): each is compared with an entry's frames on its own,
             # as two readings of the same video; mixing them would halve the share.
             for alternative in (query.vpdq, query.vpdq_trimmed):
-                frames = _unique_frames(
+                frames = unique_frames(
                     [f.pdq.bits for f in alternative if f.pdq.quality >= self.quality_min]
                 )
                 if not len(frames) or not len(self.follower.frames):

@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -280,11 +280,13 @@ class SeenFollower:
 
     def item_frames(self, item_id: int) -> npt.NDArray[np.uint8] | None:
         """The quality frames of a seen video as posted, ``(n, 32)`` (unique rows)."""
-        return _unique_rows(self._frames_of.get(item_id))
+        rows = self._frames_of.get(item_id)
+        return unique_frames(rows) if rows else None
 
     def item_trimmed_frames(self, item_id: int) -> npt.NDArray[np.uint8] | None:
         """The same frames without the video's letterbox bars (None without bars)."""
-        return _unique_rows(self._trimmed_of.get(item_id))
+        rows = self._trimmed_of.get(item_id)
+        return unique_frames(rows) if rows else None
 
     def catch_up(self) -> int:
         """Add seen hashes recorded since the last call; returns how many were added.
@@ -360,9 +362,11 @@ class SeenFollower:
             return int(good.sum())
 
 
-def _unique_rows(rows: list[bytes] | None) -> npt.NDArray[np.uint8] | None:
+def unique_frames(rows: Sequence[bytes]) -> npt.NDArray[np.uint8]:
+    """PDQ hashes (32 bytes each) as an ``(n, 32)`` array of unique rows, as vPDQ counts
+    frames (an empty input gives ``(0, 32)``)."""
     if not rows:
-        return None
+        return np.zeros((0, 32), dtype=np.uint8)
     return np.unique(np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 32), axis=0)
 
 

@@ -43,6 +43,7 @@ from redress.signals.robust_bench import machine_figures, sample_pictures
 from redress.signals.types import VpdqFrame
 from redress.signals.vpdq import hash_video
 from redress.store.service import FrameShare, frame_sets_match, vpdq_frame_share
+from redress.store.sync import unique_frames
 
 FPS = 10
 SECONDS = 8
@@ -266,10 +267,7 @@ def _encode(clip: Clip, bit_rate: int) -> bytes:
 
 
 def _frames(frames: Sequence[VpdqFrame]) -> npt.NDArray[np.uint8]:
-    good = [f.pdq.bits for f in frames if f.quality >= QUALITY_MIN]
-    if not good:
-        return np.zeros((0, 32), dtype=np.uint8)
-    return np.unique(np.frombuffer(b"".join(good), dtype=np.uint8).reshape(-1, 32), axis=0)
+    return unique_frames([f.pdq.bits for f in frames if f.quality >= QUALITY_MIN])
 
 
 def _rate(rows: list[dict[str, Any]], family: str, key: str) -> float:

@@ -19,7 +19,7 @@ from redress.evidence.errors import (
     EvidenceDeletedError,
     EvidenceNotFoundError,
 )
-from redress.evidence.interfaces import EntryKind, EvidenceRecorder, MessageFacts
+from redress.evidence.interfaces import EntryDraft, EntryKind, EvidenceRecorder, MessageFacts
 from redress.evidence.models import EvidenceItemRow
 
 from .conftest import EvidenceEnv, capture_request
@@ -195,6 +195,32 @@ def test_record_event_for_an_item_checks_it_exists(env: EvidenceEnv) -> None:
             service.record_event("review:match:confirmed", "moderator:2", {}, "f" * 32)
         with pytest.raises(EvidenceNotFoundError, match="32 hex"):
             service.item("../../etc/passwd")
+
+
+def test_record_events_appends_a_batch_in_order_or_nothing(env: EvidenceEnv) -> None:
+    with env.service() as service:
+        item = service.capture(capture_request(11))
+        size = service.ledger.size()
+        entries = service.record_events(
+            [
+                EntryDraft("pipeline:scan:decided", "pipeline", {"n": 1}),
+                EntryDraft("pipeline:scan:decided", "pipeline", {"n": 2}, item.id),
+            ]
+        )
+        assert [e.seq for e in entries] == [size, size + 1]
+        assert [e.item_id for e in entries] == [None, item.id]
+        assert service.ledger.size() == size + 2
+        # One bad draft refuses the whole batch before anything is appended.
+        with pytest.raises(BadCaptureError, match="evidence: entry kinds"):
+            service.record_events(
+                [
+                    EntryDraft("pipeline:scan:decided", "pipeline", {}),
+                    EntryDraft("evidence:item:captured", "pipeline", {}),
+                ]
+            )
+        with pytest.raises(EvidenceNotFoundError):
+            service.record_events([EntryDraft("pipeline:scan:decided", "p", {}, "f" * 32)])
+        assert service.ledger.size() == size + 2
 
 
 def test_service_is_an_evidence_recorder_and_finds_captures_by_message(env: EvidenceEnv) -> None:

@@ -35,8 +35,14 @@ from sqlalchemy.orm import Session
 
 from redress.evidence.checkpoint import CheckpointSigner
 from redress.evidence.crypto import MasterKeys, new_key
-from redress.evidence.interfaces import CaptureRequest, MessageFacts, Trigger, TriggerKind
-from redress.evidence.ledger import EntryDraft, Ledger
+from redress.evidence.interfaces import (
+    CaptureRequest,
+    EntryDraft,
+    MessageFacts,
+    Trigger,
+    TriggerKind,
+)
+from redress.evidence.ledger import Ledger
 from redress.evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
 from redress.evidence.service import BlobStore, EvidenceService, SystemClock
 from redress.evidence.store import SqlEvidenceStore

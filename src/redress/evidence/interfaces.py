@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -155,6 +155,16 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class EntryDraft:
+    """A ledger entry before it gets its sequence number, time and salt."""
+
+    kind: str
+    actor: str
+    facts: Mapping[str, JsonValue]
+    item_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ExportResult:
     """What an export wrote."""
 
@@ -192,4 +202,8 @@ class EvidenceRecorder(Protocol):
         item_id: str | None = None,
     ) -> LedgerEntry:
         """Append another domain's decision (``"review:match:confirmed"``) to the ledger."""
+        ...
+
+    def record_events(self, drafts: Sequence[EntryDraft]) -> list[LedgerEntry]:
+        """Append several decisions in order, taking the ledger's head once."""
         ...

@@ -28,7 +28,7 @@ from redress.evidence.checkpoint import (
     stored_token,
 )
 from redress.evidence.errors import BadCaptureError, EvidenceNotFoundError, LedgerCorruptError
-from redress.evidence.interfaces import Clock, LedgerEntry
+from redress.evidence.interfaces import Clock, EntryDraft, LedgerEntry
 from redress.evidence.merkle import Frontier, TreeReader, leaf_hash
 from redress.evidence.store import SqlEvidenceStore
 
@@ -42,16 +42,6 @@ def format_time(value: dt.datetime) -> str:
         raise BadCaptureError(f"time {value.isoformat()} has no timezone; give UTC")
     utc = value.astimezone(dt.UTC).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
-
-
-@dataclass(frozen=True)
-class EntryDraft:
-    """An entry before it gets its sequence number, time and salt."""
-
-    kind: str
-    actor: str
-    facts: Mapping[str, JsonValue]
-    item_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +98,9 @@ class Ledger:
         return self.append_many([EntryDraft(kind, actor, facts, item_id)])[0]
 
     def append_many(self, drafts: Sequence[EntryDraft]) -> list[LedgerEntry]:
-        """Append entries in order under one lock (a batch import's fast path)."""
+        """Append entries in order under one lock (a batch's fast path: the head stays
+        locked until the caller's transaction ends, so one append per batch, as late as
+        possible, keeps concurrent writers from queueing behind it)."""
         for draft in drafts:
             _check_kind(draft.kind)
             if not draft.actor:

@@ -51,6 +51,7 @@ from redress.evidence.errors import (
 from redress.evidence.interfaces import (
     CaptureRequest,
     Clock,
+    EntryDraft,
     EntryKind,
     EvidenceItem,
     ExportResult,
@@ -359,11 +360,23 @@ class EvidenceService:
         ``kind`` is ``domain:noun:verb``; the ``evidence:`` namespace is reserved.
         ``facts`` must be JSON (integers within +/-2**53, no NaN).
         """
-        if kind.startswith("evidence:"):
-            raise BadCaptureError("the evidence: entry kinds are written by the evidence domain")
-        if item_id is not None:
+        (entry,) = self.record_events([EntryDraft(kind, actor, facts, item_id)])
+        return entry
+
+    def record_events(self, drafts: Sequence[EntryDraft]) -> list[LedgerEntry]:
+        """Append other domains' decisions in order, taking the ledger's head once.
+
+        The head stays locked until the caller's transaction ends, so a batch that
+        appends once, last, holds it for the shortest time (see ``record_event``).
+        """
+        for draft in drafts:
+            if draft.kind.startswith("evidence:"):
+                raise BadCaptureError(
+                    "the evidence: entry kinds are written by the evidence domain"
+                )
+        for item_id in {d.item_id for d in drafts if d.item_id is not None}:
             self._row(item_id)
-        return self.ledger.append(kind, actor, facts, item_id)
+        return self.ledger.append_many(drafts)
 
     # -- deletion --------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from redress.errors import RedressError
 from redress.evidence.errors import EvidenceStorageError
 from redress.evidence.interfaces import (
     CaptureRequest,
+    EntryDraft,
     EvidenceRecorder,
     MessageFacts,
     Trigger,
@@ -353,12 +354,19 @@ class PipelineService:
                         "this Idempotency-Key was used for a different request"
                     )
                 return existing, False
-        media = submission.data if isinstance(submission, MediaSubmission) else None
+
+        def add() -> ScanItem:
+            # Media is decided later, in another transaction: nothing here changes the
+            # item again, so it need not be tracked. A hash scan is decided right after.
+            if isinstance(submission, MediaSubmission):
+                return store.add_queued(item, submission.data)
+            return store.add(item)
+
         if idempotency_key is None:
-            return store.add(item, media), True  # nothing to race on: no savepoint needed
+            return add(), True  # nothing to race on: no savepoint needed
         try:
             with session.begin_nested():
-                store.add(item, media)
+                add()
         except IntegrityError:
             # A concurrent request with the same idempotency key won the race.
             existing = store.by_idempotency(scope, idempotency_key)
@@ -475,16 +483,18 @@ class PipelineService:
         digest: MediaDigest | None = None,
         matches: Sequence[MatchResult] | None = None,
         drop_media: bool = True,
+        events: list[EntryDraft] | None = None,
     ) -> Decision:
         """Match (unless ``matches`` are given), apply the policy and record the outcome
         and its outbox actions on ``item``; the spooled media is deleted, unless the
-        caller does it for a whole batch (``drop_media=False``) in the same transaction."""
+        caller does it for a whole batch (``drop_media=False``) in the same transaction;
+        likewise the ledger entries, collected in ``events`` (see :meth:`preserve`)."""
         decision, actions = self.evaluate(
             session, item, query, context, steps=steps, data=data, digest=digest, matches=matches
         )
         # Preserve before any action is written: an act outcome must never delete
         # something that was not captured, and the spool is dropped just below.
-        self.preserve(session, item, context, decision, data=data, digest=digest)
+        self.preserve(session, item, context, decision, data=data, digest=digest, events=events)
         store = ScanStore(session)
         for action in actions:
             store.add_action(item.id, action, item.finished_at or self.clock())
@@ -594,7 +604,7 @@ class PipelineService:
         wanted = [k for _, k in submissions if k is not None]
         known = store.by_idempotency_many(scope, wanted) if wanted else {}
         banks_ok: dict[str, bool] = {}
-        answers: list[ScanResult | RedressError] = []
+        answers: list[ScanResult | RedressError | None] = []  # None: decided below
         fresh: list[ScanItem] = []
         outbox: list[tuple[str, str]] = []
         recorders: dict[int, EvidenceRecorder] = {}
@@ -633,7 +643,7 @@ class PipelineService:
                 vpdq=submission.query.vpdq,
                 banks=submission.context.banks,
             )
-            answers.append(scan_result(item))  # replaced once decided, below
+            answers.append(None)
             pending.append((item, query, submission.context))
         batch = [p for p in pending if p is not None]
         try:
@@ -668,11 +678,11 @@ class PipelineService:
             )
             try:
                 with guard:
-                    session.add_all(fresh)
-                    session.flush()
-                    for item_id, kind in outbox:
-                        store.add_action(item_id, kind, self.clock())
-                    session.flush()
+                    # Bulk INSERTs, not the unit of work: the items are answered from the
+                    # objects above and never change again in this transaction (a hash
+                    # scan has no bytes to capture), so tracking them costs for nothing.
+                    store.insert_items(fresh)
+                    store.insert_actions(outbox, self.clock())
             except IntegrityError:
                 # A concurrent request took one of the idempotency keys: go one by one.
                 return [
@@ -680,9 +690,15 @@ class PipelineService:
                     for (s, i), a in zip(submissions, answers, strict=True)
                 ]
             # Logged once the items are in: a batch that fell back above logs per item.
+            events: list[EntryDraft] = []
             for item, context, decision in decided:
-                self.preserve(session, item, context, decision, recorders=recorders)
-        return answers
+                self.preserve(session, item, context, decision, recorders=recorders, events=events)
+            self.record_events(session, events, recorders)
+        done: list[ScanResult | RedressError] = []
+        for answer in answers:
+            assert answer is not None  # every pending item was decided or failed above
+            done.append(answer)
+        return done
 
     def _rescan(
         self, session: Session, submission: HashSubmission, key: KeyInfo | None, idem: str | None
@@ -705,6 +721,7 @@ class PipelineService:
         data: bytes | None = None,
         digest: MediaDigest | None = None,
         recorders: dict[int, EvidenceRecorder] | None = None,
+        events: list[EntryDraft] | None = None,
     ) -> list[str]:
         """Capture a matched or reported item's bytes as evidence and log the decision.
 
@@ -715,7 +732,10 @@ class PipelineService:
         decisions are appended to the evidence ledger (``pipeline:scan:decided``),
         against each captured item. Runs in the decision's transaction, so a retried
         item is either fully preserved once or not at all. Returns the item IDs.
-        ``recorders`` lets a batch share one recorder per session.
+        ``recorders`` lets a batch share one recorder per session; ``events`` collects the
+        decision entries for the batch to append at once (:meth:`record_events`), last:
+        the ledger's head stays locked from an append until the commit, and on
+        PostgreSQL every other deciding transaction queues behind it.
         """
         if self.evidence is None:
             return []
@@ -772,9 +792,27 @@ class PipelineService:
             ],
             "evidence_items": [c["id"] for c in captured],
         }
-        for evidence_id in [c["id"] for c in captured] or [None]:
-            recorder.record_event("pipeline:scan:decided", "pipeline", facts, item_id=evidence_id)
+        drafts = [
+            EntryDraft("pipeline:scan:decided", "pipeline", facts, evidence_id)
+            for evidence_id in [c["id"] for c in captured] or [None]
+        ]
+        if events is not None:
+            events.extend(drafts)
+        else:
+            recorder.record_events(drafts)
         return [c["id"] for c in captured]
+
+    def record_events(
+        self,
+        session: Session,
+        events: Sequence[EntryDraft],
+        recorders: dict[int, EvidenceRecorder] | None = None,
+    ) -> None:
+        """Append a batch's decision entries (collected by :meth:`preserve`) at once."""
+        if self.evidence is None or not events:
+            return
+        recorder = (recorders or {}).get(id(session)) or self.evidence(session)
+        recorder.record_events(events)
 
     @staticmethod
     def _triggers(
@@ -1105,6 +1143,7 @@ class ScanRunner:
             session, [(item, h.query, h.context) for h, item in ready if h.query is not None]
         )
         follow: list[str] = []
+        events: list[EntryDraft] = []
         for (hashed, item), matches in zip(ready, found, strict=True):
             assert hashed.query is not None
             decision = self.service.decide(
@@ -1117,6 +1156,7 @@ class ScanRunner:
                 digest=hashed.digest,
                 matches=matches,
                 drop_media=False,  # below, for the whole batch
+                events=events,  # below, for the whole batch
             )
             reports[item.id] = ProcessReport(
                 item.id, DONE, decision.outcome.value, time.perf_counter() - started
@@ -1125,6 +1165,7 @@ class ScanRunner:
                 follow.append(item.id)
         # Redress keeps hashes, not media: the decided items' spooled bytes go now.
         store.drop_media_many([item.id for _, item in ready if item.mode == "media"])
+        self.service.record_events(session, events)
         session.flush()
         return reports, follow
 

@@ -276,6 +276,10 @@ def _bits_set(bitmap: U8Array, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.
     return found
 
 
+# Queries x indexed hashes below which a batch search stays on the calling thread.
+_SPREAD_WORK = 1 << 24
+
+
 class MainSegment:
     """The bulk of an index: hashes sorted by entry ID with one CSR table per chunk.
 
@@ -689,7 +693,10 @@ class MihIndex:
         t = check_threshold(threshold)
         rows = _as_hash_rows(queries)
         snap = self._snap
-        workers = max(1, min(threads or self._threads, len(rows) // 16))
+        # A thread costs about a millisecond to start: worth it only when each one's share
+        # of queries x indexed hashes is large (a 100-query batch against 10k hashes is not).
+        per_thread = max(16, _SPREAD_WORK // max(1, len(snap.main.hashes) + snap.dcount))
+        workers = max(1, min(threads or self._threads, len(rows) // per_thread))
         if workers == 1:
             q, r, d = self._raw_search(snap, rows, t)
             return self._group(snap, len(rows), q, r, d)

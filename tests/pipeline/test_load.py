@@ -58,6 +58,46 @@ def test_a_short_load_run_reports_every_stream_without_errors(tmp_path: Path) ->
     assert report["machine"]
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_short_load_run_on_postgres_redis_and_workers_processes_what_it_accepts(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDRESS_")}
+    env |= {
+        "REDRESS_HOME": str(tmp_path / "home"),
+        "REDRESS_DATABASE_URL": postgres_url,
+        "REDRESS_BROKER_URL": redis_url,
+    }
+    command = [
+        *(sys.executable, "-m", "redress", "bench", "load", "--json", "--use-settings"),
+        *("--duration", "4", "--lookup-rate", "40", "--lookup-batch", "10"),
+        *("--media-rate", "4", "--bank-size", "500", "--sample-seconds", "1"),
+    ]
+    refused = subprocess.run(
+        [*command[:-2], "--workers", "1"],
+        env={**env, "REDRESS_BROKER_URL": "", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--workers needs --use-settings and REDRESS_BROKER_URL" in refused.stderr
+    done = subprocess.run(
+        [*command, "--workers", "1"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert (report["database"], report["workers"]) == ("postgresql", 1)
+    lookups, media = report["streams"]
+    for stream in (lookups, media):
+        assert stream["errors"] == 0, stream["error_samples"]
+    # The workers, not the server, decided the uploads (the server has no queue of its own).
+    assert media["ok"] > 0
+    assert report["workers_cpu_s"] > 0
+    assert 0 < report["media_processed"] <= media["ok"]
+
+
 def test_the_loopback_pool_reuses_connections_and_honours_connection_close() -> None:
     import asyncio
 

@@ -164,13 +164,29 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                 help="Load the configured database/broker instead of a temporary SQLite home.",
             ),
         ] = False,
+        workers: Annotated[
+            int,
+            typer.Option(
+                help="With --use-settings and a broker: start this many one-process "
+                "`redress worker`s for the run (the PostgreSQL + Redis deployment).",
+                min=0,
+                max=64,
+            ),
+        ] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Open-loop load on loopback at the target rates: errors, latency, memory slope."""
         from redress.pipeline.load import print_report, run_load
 
+        settings = cli_state(ctx).settings
+        if workers and not (use_settings and settings.broker_url):
+            raise typer.BadParameter(
+                "--workers needs --use-settings and REDRESS_BROKER_URL (Redis)",
+                param_hint="--workers",
+            )
+
         report = run_load(
-            cli_state(ctx).settings,
+            settings,
             duration=duration,
             lookup_rate=lookup_rate,
             lookup_batch=lookup_batch,
@@ -179,6 +195,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             max_inflight=max_inflight,
             sample_seconds=sample_seconds,
             use_settings=use_settings,
+            workers=workers,
         )
         if as_json:
             typer.echo(report.to_json())

@@ -96,6 +96,9 @@ class LoadReport:
     server_cpu_s: float
     generator_cpu_s: float
     samples: tuple[MemorySample, ...] = field(default=())
+    workers: int = 0
+    workers_cpu_s: float = 0.0
+    database: str = "sqlite"
 
     def to_json(self) -> str:
         """The report as JSON (samples included)."""
@@ -390,8 +393,12 @@ def run_load(
     max_inflight: int = 256,
     sample_seconds: float = 5.0,
     use_settings: bool = False,
+    workers: int = 0,
 ) -> LoadReport:
-    """Start a server, drive it for ``duration`` seconds, stop it, and report."""
+    """Start a server (and ``workers`` `redress worker` processes, when a broker is
+    configured), drive it for ``duration`` seconds, stop them, and report."""
+    if workers and not (use_settings and settings.broker_url):
+        raise ValueError("workers need --use-settings and REDRESS_BROKER_URL (Redis)")
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
@@ -416,6 +423,7 @@ def run_load(
         if settings.broker_url:
             env["REDRESS_BROKER_URL"] = settings.broker_url
         log = Path(scratch) / "serve.log"
+        started_workers = _start_workers(workers, env, Path(scratch))
         with log.open("wb") as out:
             command = [sys.executable, "-m", "redress", "serve", "--port", str(port)]
             server = subprocess.Popen(  # noqa: S603 - our own interpreter and command
@@ -439,6 +447,7 @@ def run_load(
                 time.sleep(0.2)
             load_before = os.getloadavg()
             cpu_before = _cpu_seconds(server.pid)
+            workers_before = sum(_cpu_seconds(w.pid) for w in started_workers)
             generator_before = time.process_time()
             streams, samples, seconds = asyncio.run(
                 _run(
@@ -457,14 +466,11 @@ def run_load(
             )
             load_after = os.getloadavg()
             server_cpu = _cpu_seconds(server.pid) - cpu_before
+            workers_cpu = sum(_cpu_seconds(w.pid) for w in started_workers) - workers_before
             generator_cpu = time.process_time() - generator_before
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            for process in [server, *started_workers]:
+                _stop(process)
         engine = make_engine(settings.effective_database_url)
         try:
             with Session(engine) as session:
@@ -494,13 +500,52 @@ def run_load(
         server_cpu_s=round(server_cpu, 1),
         generator_cpu_s=round(generator_cpu, 1),
         samples=tuple(samples),
+        workers=workers,
+        workers_cpu_s=round(workers_cpu, 1),
+        database=settings.effective_database_url.split(":", 1)[0].split("+", 1)[0],
     )
+
+
+def _start_workers(count: int, env: dict[str, str], scratch: Path) -> list[subprocess.Popen[bytes]]:
+    """``count`` one-process workers (``--pool solo``, not supervised, so that the CPU
+    read off each PID is all of its work); their output goes to ``worker-N.log``."""
+    started = []
+    for n in range(count):
+        with (scratch / f"worker-{n}.log").open("wb") as out:
+            started.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and command
+                    [
+                        *(sys.executable, "-m", "redress", "worker", "--no-supervise"),
+                        *("--pool", "solo", "--concurrency", "1", "--loglevel", "WARNING"),
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    return started
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a warm shutdown), then SIGKILL after a minute."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def print_report(report: LoadReport) -> None:
     """The report as lines of text, each figure beside its target."""
     typer.echo(f"machine: {report.machine}")
     typer.echo(f"load average before {report.load_before}, after {report.load_after}")
+    typer.echo(
+        f"database: {report.database}; "
+        + (f"{report.workers} redress workers" if report.workers else "embedded queue")
+    )
     typer.echo(f"duration: {report.duration_s} s")
     for s in report.streams:
         target = TARGETS["lookups_per_s"] if s.name == "hash lookups" else TARGETS["media_per_s"]
@@ -521,7 +566,14 @@ def print_report(report: LoadReport) -> None:
     # says what the rates would be with the server's cores to itself.
     typer.echo(
         f"server CPU {report.server_cpu_s} s over {report.duration_s} s "
-        f"({report.server_cpu_s / report.duration_s:.2f} cores); generator CPU "
+        f"({report.server_cpu_s / report.duration_s:.2f} cores); "
+        + (
+            f"{report.workers} workers CPU {report.workers_cpu_s} s "
+            f"({report.workers_cpu_s / report.duration_s:.2f} cores); "
+            if report.workers
+            else ""
+        )
+        + "generator CPU "
         f"{report.generator_cpu_s} s ({report.generator_cpu_s / report.duration_s:.2f} cores)"
         if report.duration_s
         else f"server CPU {report.server_cpu_s} s, generator CPU {report.generator_cpu_s} s"

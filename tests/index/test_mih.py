@@ -214,3 +214,34 @@ def test_writes_during_a_background_merge_are_kept() -> None:
     assert mih.search_many(queries, 8) == brute.search_many(queries, 8)
     assert mih.stats().main_rows >= 200_000
     assert len(mih) == len(brute)
+
+
+def test_batches_spread_over_threads_only_when_large_and_answer_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redress.index.mih as mih_module
+
+    pools: list[int] = []
+
+    class CountingPool(mih_module.ThreadPoolExecutor):
+        def __init__(self, max_workers: int) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(mih_module, "ThreadPoolExecutor", CountingPool)
+    rng = np.random.default_rng(12)
+    stored = random_hashes(rng, 100_000)
+    ids = np.arange(len(stored), dtype=np.int64)
+    threaded = MihIndex.from_arrays(ids, stored, threads=4)
+    single = MihIndex.from_arrays(ids, stored, threads=1)
+    near = [flip_random(stored[n].tobytes(), n % 24, rng) for n in range(0, 2000, 2)]
+    queries = np.concatenate(
+        [np.frombuffer(b"".join(near), np.uint8).reshape(-1, 32), random_hashes(rng, 1000)]
+    )
+    pools.clear()  # building the index may use the pool too
+    # 100 queries against 100k hashes: cheaper than starting a thread.
+    assert threaded.search_many(queries[:100], 31) == single.search_many(queries[:100], 31)
+    assert pools == []
+    # 2,000 queries: spread over the index's 4 threads, with the same answers.
+    assert threaded.search_many(queries, 31) == single.search_many(queries, 31)
+    assert pools == [4]

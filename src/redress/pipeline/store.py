@@ -48,17 +48,16 @@ class ScanStore:
         )
         return {row.idempotency_key: row for row in rows if row.idempotency_key is not None}
 
-    def add(self, item: ScanItem, media: bytes | None = None) -> ScanItem:
-        """Insert an item (and its media bytes, spooled in the database)."""
+    def add(self, item: ScanItem) -> ScanItem:
+        """Insert an item, tracked in the session (a hash scan is decided right after)."""
         self._session.add(item)
-        if media is not None:
-            self._session.add(ScanMedia(item_id=item.id, data=media))
         self._session.flush()
         return item
 
     def add_queued(self, item: ScanItem, media: bytes) -> ScanItem:
-        """Insert a queued media item and its bytes without tracking the item in the
-        session (it is decided later, in another transaction): two Core INSERTs."""
+        """Insert a queued media item and its bytes (spooled in the database) without
+        tracking the item in the session (it is decided later, in another transaction):
+        two Core INSERTs."""
         self.insert_items([item])
         self._session.execute(insert(_MEDIA).values(item_id=item.id, data=media))
         return item

@@ -749,12 +749,9 @@ class PipelineService:
         )
         if decision.outcome is Outcome.IGNORE and not candidates and not context.reporters:
             return []  # nothing matched, nothing reported: not a decision about anyone
-        shared = recorders.get(id(session)) if recorders is not None else None
-        recorder = shared if shared is not None else self.evidence(session)
-        if recorders is not None:  # a batch builds its recorder (keys, signer) once
-            recorders[id(session)] = recorder
         captured: list[dict[str, Any]] = []
         if data is not None and (candidates or context.reporters):
+            recorder = self._recorder(session, recorders)
             for trigger in self._triggers(item, context, candidates):
                 evidence = recorder.capture(
                     CaptureRequest(
@@ -799,8 +796,21 @@ class PipelineService:
         if events is not None:
             events.extend(drafts)
         else:
-            recorder.record_events(drafts)
+            self._recorder(session, recorders).record_events(drafts)
         return [c["id"] for c in captured]
+
+    def _recorder(
+        self, session: Session, recorders: dict[int, EvidenceRecorder] | None
+    ) -> EvidenceRecorder:
+        """The session's recorder, built (keys loaded, signer made) once per batch when
+        ``recorders`` is given; only asked for when there is something to write."""
+        assert self.evidence is not None
+        recorder = recorders.get(id(session)) if recorders is not None else None
+        if recorder is None:
+            recorder = self.evidence(session)
+            if recorders is not None:
+                recorders[id(session)] = recorder
+        return recorder
 
     def record_events(
         self,
@@ -811,8 +821,7 @@ class PipelineService:
         """Append a batch's decision entries (collected by :meth:`preserve`) at once."""
         if self.evidence is None or not events:
             return
-        recorder = (recorders or {}).get(id(session)) or self.evidence(session)
-        recorder.record_events(events)
+        self._recorder(session, recorders).record_events(events)
 
     @staticmethod
     def _triggers(

@@ -399,7 +399,7 @@ def run_load(
     configured), drive it for ``duration`` seconds, stop them, and report."""
     if workers and not (use_settings and settings.broker_url):
         raise ValueError("workers need --use-settings and REDRESS_BROKER_URL (Redis)")
-    from sqlalchemy import func, select
+    from sqlalchemy import func, make_url, select
     from sqlalchemy.orm import Session
 
     from redress.pipeline.bench import _bank_hashes, _key, _queries, _seed, telegram_like_photos
@@ -502,7 +502,7 @@ def run_load(
         samples=tuple(samples),
         workers=workers,
         workers_cpu_s=round(workers_cpu, 1),
-        database=settings.effective_database_url.split(":", 1)[0].split("+", 1)[0],
+        database=make_url(settings.effective_database_url).get_backend_name(),
     )
 
 

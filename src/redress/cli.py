@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +21,9 @@ from pydantic import ValidationError
 from redress import __version__
 from redress.config import Settings
 from redress.errors import RedressError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     name="redress",
@@ -49,6 +52,19 @@ def cli_state(ctx: typer.Context) -> CliState:
     if not isinstance(state, CliState):  # pragma: no cover - only if wired wrongly
         raise RuntimeError("redress CLI state missing")
     return state
+
+
+def command_sessions(ctx: typer.Context) -> sessionmaker[Session]:
+    """Sessions on the configured database for one command line; the engine is disposed
+    when the command ends (its pooled connections closed, not left to the garbage
+    collector), so a command run in process leaves nothing open behind it."""
+    from sqlalchemy.orm import sessionmaker
+
+    from redress.store.db import make_engine
+
+    engine = make_engine(cli_state(ctx).settings.effective_database_url)
+    ctx.find_root().call_on_close(engine.dispose)
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def _version(value: bool) -> None:

@@ -11,7 +11,6 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.cli import cli_state
-from redress.config import Settings
 from redress.errors import ConfigurationError
 from redress.pipeline.keys import ApiKeyService, KeyInfo, parse_scopes
 
@@ -29,12 +28,12 @@ def _key_json(info: KeyInfo) -> dict[str, object]:
     }
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    from redress.store.db import make_engine
+def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
+    from redress.cli import cli_state, command_sessions
     from redress.store.migrate import upgrade
 
-    upgrade(settings.effective_database_url)
-    return sessionmaker(make_engine(settings.effective_database_url), expire_on_commit=False)
+    upgrade(cli_state(ctx).settings.effective_database_url)
+    return command_sessions(ctx)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -61,9 +60,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Create an API key. The token and webhook secret are printed once, never again."""
-        settings = cli_state(ctx).settings
         scopes = parse_scopes(scope)
-        sessions = _sessions(settings)
+        sessions = _sessions(ctx)
         with sessions.begin() as session:
             created = ApiKeyService(session).create(
                 name,
@@ -91,7 +89,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
     ) -> None:
         """List keys (never their tokens)."""
-        sessions = _sessions(cli_state(ctx).settings)
+        sessions = _sessions(ctx)
         with sessions() as session:
             keys = ApiKeyService(session).list()
         for info in keys:
@@ -105,7 +103,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     @apikey.command("revoke")
     def revoke(ctx: typer.Context, prefix: str) -> None:
         """Revoke a key by its prefix (``rdk_...``, as `apikey list` shows it)."""
-        sessions = _sessions(cli_state(ctx).settings)
+        sessions = _sessions(ctx)
         with sessions.begin() as session:
             info = ApiKeyService(session).revoke(prefix)
         typer.echo(f"revoked {info.prefix} ({info.name})")

@@ -14,7 +14,6 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from redress.cli import cli_state
-from redress.config import Settings
 from redress.reports.errors import BadReportInputError
 from redress.reports.interfaces import NoticeIn, NoticeStatus, Sender
 from redress.reports.mail import mailer_from_settings
@@ -38,12 +37,12 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    from redress.store.db import make_engine
+def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
+    from redress.cli import command_sessions
     from redress.store.migrate import ensure_schema
 
-    ensure_schema(settings.effective_database_url)
-    return sessionmaker(make_engine(settings.effective_database_url), expire_on_commit=False)
+    ensure_schema(cli_state(ctx).settings.effective_database_url)
+    return command_sessions(ctx)
 
 
 def _clock(at: str | None) -> Any:
@@ -58,11 +57,12 @@ def _clock(at: str | None) -> Any:
     return lambda: fixed
 
 
-def _worker(settings: Settings, at: str | None = None, probe: bool = False) -> NoticeWorker:
+def _worker(ctx: typer.Context, at: str | None = None, probe: bool = False) -> NoticeWorker:
     from redress.index import MihIndex
     from redress.store.sync import SeenFollower
 
-    sessions = _sessions(settings)
+    settings = cli_state(ctx).settings
+    sessions = _sessions(ctx)
     engine = sessions.kw["bind"]
     follower = SeenFollower(engine, MihIndex, quality_min=settings.pdq_quality_min)
     follower.catch_up()
@@ -115,7 +115,7 @@ def tick(
 
     if every is not None and (every <= 0 or at is not None):
         raise BadReportInputError("--every takes a positive number of seconds, without --at")
-    worker = _worker(cli_state(ctx).settings, at, probe)
+    worker = _worker(ctx, at, probe)
     while True:
         typer.echo(json.dumps(_plain(worker.tick())))
         if every is None:
@@ -140,7 +140,7 @@ def submit(
     trusted: Annotated[bool, typer.Option(help="Sent by a trusted flagger (Art. 22).")] = False,
 ) -> None:
     """Record a notice received another way (post, phone, a helpline's own form)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     notice = NoticeIn(
         regime=regime,
         jurisdiction=jurisdiction,
@@ -165,7 +165,7 @@ def list_notices(
     status: Annotated[NoticeStatus | None, typer.Option(help="open or closed.")] = None,
 ) -> None:
     """Notices, earliest due first (one JSON object per line)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         for read in worker.notices(session).notices(status):
             typer.echo(json.dumps(_plain(read)))
@@ -184,7 +184,7 @@ def statements(
 
     if fmt not in ("json", "csv"):
         raise BadReportInputError(f"--format must be json or csv, not {fmt!r}")
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         service = worker.statements(session)
         service.sync()
@@ -209,7 +209,7 @@ def deliver(ctx: typer.Context) -> None:
     from redress.reports.statements import deliver_statements
 
     settings = cli_state(ctx).settings
-    worker = _worker(settings)
+    worker = _worker(ctx)
     token = bot_token(settings)
 
     async def main() -> int:
@@ -236,7 +236,7 @@ def outbound_create(
     actor: Annotated[str, typer.Option(help="Who asks (for the audit log).")] = "cli",
 ) -> None:
     """Create a takedown notice from a match; the next tick sends it (with --to)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         read = worker.outbound(session).create(
             item,
@@ -256,7 +256,7 @@ def outbound_export(
     folder: Annotated[Path, typer.Option("--dir", help="Where to write the .eml file.")],
 ) -> None:
     """Write a takedown notice to a file (to send by other means)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         path = worker.outbound(session).export(reference, folder)
     typer.echo(str(path))
@@ -269,7 +269,7 @@ def outbound_gone(
     actor: Annotated[str, typer.Option(help="Who confirmed it.")] = "cli",
 ) -> None:
     """Confirm the content is gone: no more re-sends."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         read = worker.outbound(session).confirm_gone(reference, actor)
     typer.echo(json.dumps(_plain(read)))
@@ -278,7 +278,7 @@ def outbound_gone(
 @outbound_app.command("list")
 def outbound_list(ctx: typer.Context) -> None:
     """Every takedown notice (one JSON object per line)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         for read in worker.outbound(session).notices():
             typer.echo(json.dumps(_plain(read)))
@@ -287,7 +287,7 @@ def outbound_list(ctx: typer.Context) -> None:
 @outbound_app.command("times")
 def outbound_times(ctx: typer.Context) -> None:
     """Each platform's response time (first notice to content gone)."""
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         for row in worker.outbound(session).response_times():
             typer.echo(json.dumps(_plain(row)))
@@ -306,7 +306,7 @@ def transparency(
     if fmt not in FORMATS:
         raise BadReportInputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     first, after = parse_day(start, "--from"), parse_day(end, "--to")
-    worker = _worker(cli_state(ctx).settings)
+    worker = _worker(ctx)
     with worker.sessions.begin() as session:
         worker.statements(session).sync()
     with worker.sessions.begin() as session:

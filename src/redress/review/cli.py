@@ -16,12 +16,12 @@ from redress.review.service import ReviewConfig, ReviewService
 from redress.review.store import ReviewStore
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    from redress.store.db import make_engine
+def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
+    from redress.cli import cli_state, command_sessions
     from redress.store.migrate import upgrade
 
-    upgrade(settings.effective_database_url)
-    return sessionmaker(make_engine(settings.effective_database_url), expire_on_commit=False)
+    upgrade(cli_state(ctx).settings.effective_database_url)
+    return command_sessions(ctx)
 
 
 def _service(session: Session, settings: Settings) -> ReviewService:
@@ -51,7 +51,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             password = sys.stdin.readline().rstrip("\n")
         else:
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        with _sessions(settings).begin() as session:
+        with _sessions(ctx).begin() as session:
             made = _service(session, settings).create_user(email, role, password, cases=case or [])
         typer.echo(f"created {made.role.value} {made.email}")
 
@@ -64,7 +64,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """List console accounts (never their password hashes)."""
         settings = cli_state(ctx).settings
-        with _sessions(settings)() as session:
+        with _sessions(ctx)() as session:
             users = _service(session, settings).users()
         for u in users:
             if as_json:
@@ -81,6 +81,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def import_items(ctx: typer.Context) -> None:
         """Bring the pipeline's 'review' items into the queue (the console also does this)."""
         settings = cli_state(ctx).settings
-        with _sessions(settings).begin() as session:
+        with _sessions(ctx).begin() as session:
             follow = _service(session, settings).import_pending()
         typer.echo(f"imported; {len(follow)} copies followed an earlier decision")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from cli_support import run_redress
 from redress.evidence.audit import audit_ledger
 from redress.evidence.errors import EvidenceStorageError
 from redress.evidence.interfaces import EntryKind
@@ -84,13 +83,12 @@ def test_cli_audit_exits_zero_only_when_every_check_holds(sqlite_env: EvidenceEn
         "REDRESS_DATABASE_URL": sqlite_env.settings.effective_database_url,
         "REDRESS_EVIDENCE_CHECKPOINT_INTERVAL": "4",
     }
-    command = [sys.executable, "-m", "redress", "evidence", "audit"]
-    ok = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    ok = run_redress("evidence", "audit", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "LEDGER VERIFIED" in ok.stdout
     blob = sqlite_env.settings.effective_evidence_dir / "blobs" / ids[2][:2] / f"{ids[2]}.bin"
     blob.write_bytes(b"not the ciphertext")
-    bad = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    bad = run_redress("evidence", "audit", env=env)
     assert bad.returncode == 1
     assert f"FAIL  [item_unreadable] item {ids[2]}" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from cli_support import run_redress
 from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.connectors.telegram.fakeapi import jpeg
@@ -134,13 +134,7 @@ def test_deleting_a_case_erases_its_evidence(cases: Cases) -> None:
 def redress(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDRESS_")}
     env.update(REDRESS_HOME=str(home), PYTHONPATH=str(REPO / "src"))
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-    )
+    return run_redress(*args, env=env, stdin=stdin)
 
 
 def test_cli_export_by_case_number_then_withdraw_erases(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_support import run_redress
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,13 +19,7 @@ def redress(*args: str, home: Path, stdin: str | None = None) -> subprocess.Comp
         REDRESS_EVIDENCE_CHECKPOINT_INTERVAL="4",
         PYTHONPATH=str(REPO / "src"),
     )
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-    )
+    return run_redress(*args, env=env, stdin=stdin)
 
 
 def test_capture_export_verify_delete(tmp_path: Path) -> None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from cli_support import run_redress
 from redress.pipeline.keys import ApiKeyService
 from redress.store.db import make_engine
 
 
 def redress(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "redress", *args], capture_output=True, text=True)
+    return run_redress(*args)
 
 
 def test_create_list_revoke(redress_home: Path) -> None:

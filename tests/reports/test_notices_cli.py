@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from reports_support import IMAGE, World
+
+from cli_support import run_redress
 
 
 def run(w: World, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, REDRESS_HOME=str(home))
     env["REDRESS_DATABASE_URL"] = w.settings.effective_database_url
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args], capture_output=True, text=True, env=env
-    )
+    return run_redress(*args, env=env)
 
 
 def test_submit_tick_and_breach_from_the_command_line(w: World, redress_home: Path) -> None:

@@ -11,14 +11,13 @@ import math
 import os
 import random
 import statistics
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from reports_support import World, dsa, take_it_down
 from sqlalchemy import select
 
+from cli_support import run_redress
 from redress.reports.interfaces import Sender
 from redress.reports.models import Notice, StatementOfReasons
 from redress.reports.store import NoticeStore
@@ -29,7 +28,7 @@ from redress.review.models import ReviewAppeal
 
 JUNE = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 AUGUST = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
-REPORT = (sys.executable, "-m", "redress", "report", "transparency")
+REPORT = ("report", "transparency")
 
 
 def image(n: int) -> bytes:
@@ -183,22 +182,12 @@ def test_cli_writes_each_format(w: World, redress_home: Path) -> None:
     env["REDRESS_DATABASE_URL"] = w.settings.effective_database_url
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
     for fmt in ("json", "csv", "html"):
-        result = subprocess.run(
-            [*REPORT, "--from", "2026-06-01", "--to", "2026-08-01", "--format", fmt],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
+        result = run_redress(
+            *REPORT, "--from", "2026-06-01", "--to", "2026-08-01", "--format", fmt, env=env
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip()
-    bad = subprocess.run(
-        [*REPORT, "--from", "2026-13-01", "--to", "2026-08-01"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    bad = run_redress(*REPORT, "--from", "2026-13-01", "--to", "2026-08-01", env=env)
     assert bad.returncode == 2
     assert "report_bad_input" in bad.stderr
     assert "Traceback" not in bad.stderr

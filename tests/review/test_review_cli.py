@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import redress.review
+from cli_support import run_redress
 
 
 def run(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REDRESS_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_redress(*args, env=env, stdin=stdin)
 
 
 def test_bootstrap_the_first_admin(redress_home: Path) -> None:

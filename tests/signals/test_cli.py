@@ -9,17 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import run_redress
 from signals.media import make_video
-
-
-def run_redress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        capture_output=True,
-        text=True,
-        env=env or dict(os.environ),
-        check=False,
-    )
 
 
 def records(stdout: str) -> list[dict[str, object]]:

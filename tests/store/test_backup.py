@@ -34,6 +34,8 @@ from redress.store.service import CaseService
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from media_support import photo  # the pipeline tests' generated pictures
 
+from cli_support import run_redress
+
 PHOTOS = 60
 CASES = 3
 
@@ -45,13 +47,7 @@ def _port() -> int:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_redress(*args, env=env)
 
 
 def _env(home: Path) -> dict[str, str]:

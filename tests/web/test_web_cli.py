@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from cli_support import run_redress
+
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
@@ -59,9 +61,8 @@ def test_serve_answers_healthz_and_stops_cleanly(redress_home: Path) -> None:
 
 
 def test_openapi_command_prints_the_committed_document(redress_home: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "redress", "openapi"], capture_output=True, text=True, check=True
-    )
+    result = run_redress("openapi")
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == json.loads(COMMITTED.read_text(encoding="utf-8"))
 
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_support import run_redress
 
 from .fake_bot_api import jpeg
 
 
 def redress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "redress", *args],
-        capture_output=True,
-        text=True,
-        env=env or dict(os.environ),
-    )
+    return run_redress(*args, env=env)
 
 
 def test_import_telegram_export_reports_matches_and_problems(

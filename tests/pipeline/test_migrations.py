@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 
 from redress.store.db import make_engine
 from redress.store.migrate import downgrade, upgrade
+
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
 
 TABLES = {"api_keys", "scan_items", "scan_media", "scan_actions"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -9,6 +10,9 @@ from sqlalchemy import inspect
 from redress.store.db import make_engine
 from redress.store.metadata import load_all_models
 from redress.store.migrate import downgrade, upgrade
+
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
 
 TABLES = {"notice", "notice_item", "statement_of_reasons", "outbound_notice"}
 

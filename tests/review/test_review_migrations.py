@@ -3,6 +3,7 @@ the models (no drift for alembic to autogenerate)."""
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -10,6 +11,9 @@ from sqlalchemy import inspect
 from redress.store.db import make_engine
 from redress.store.metadata import load_all_models
 from redress.store.migrate import downgrade, upgrade
+
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
 
 TABLES = {
     "review_user",

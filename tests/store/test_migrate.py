@@ -13,6 +13,9 @@ from redress.store.migrate import current, downgrade, ensure_schema, heads, upgr
 from redress.store.models import AuditEvent
 from redress.store.store import SqlAuditLog
 
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
+
 STORE_TABLES = {
     "audit_event",
     "bank",

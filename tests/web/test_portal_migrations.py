@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from redress.store.migrate import current, downgrade, upgrade
+
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
 
 PORTAL_REVISION = "b7c3d9e1f402"
 BEFORE = "5a1e0c7d9b21"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -9,6 +10,9 @@ from redress.connectors.interfaces import ActionKind
 from redress.connectors.telegram.store import GroupSettings, RecordKind, TelegramStore
 from redress.store.db import make_engine
 from redress.store.migrate import downgrade, upgrade
+
+# Migrations are tested from an empty database, not the test run's migrated template.
+pytestmark = pytest.mark.unmigrated
 
 TABLES = {"telegram_group", "telegram_state", "telegram_processed", "telegram_record"}
 

@@ -229,6 +229,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a worker holds a queued item before another may take it over.",
     )
+    broker_batch: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Most accepted items the API process publishes in one Celery task (gathered "
+            "for at most 20 ms); a worker leases and decides them together."
+        ),
+    )
     broker_visibility_timeout: float = Field(
         default=3600.0,
         gt=0,

@@ -28,8 +28,14 @@ async def test_uploads_are_published_to_redis_with_back_pressure(
 ) -> None:
     import redis
 
+    # One item per task, so that the queue's bound is reached at a known upload
+    # (batched publishing: tests/pipeline/test_publish.py).
     settings = Settings(
-        home=redress_home, database_url=postgres_url, broker_url=redis_url, queue_size=2
+        home=redress_home,
+        database_url=postgres_url,
+        broker_url=redis_url,
+        queue_size=2,
+        broker_batch=1,
     )
     async with serving(settings) as api:
         ready = await api.client.get("/readyz")
@@ -62,7 +68,9 @@ async def test_tasks_lost_with_redis_are_published_again_and_redis_down_is_503(
 
     from redress.pipeline.tasks import CeleryQueue, requeue_lost
 
-    settings = Settings(home=redress_home, database_url=postgres_url, broker_url=redis_url)
+    settings = Settings(
+        home=redress_home, database_url=postgres_url, broker_url=redis_url, broker_batch=1
+    )
     async with serving(settings) as api:
         headers = api.auth()
         for n in range(2):

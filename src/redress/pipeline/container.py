@@ -162,11 +162,11 @@ def build_pipeline(
     if settings.broker_url:
         import redis as redis_lib
 
-        from redress.pipeline.tasks import CeleryQueue, make_celery
+        from redress.pipeline.tasks import CeleryQueue, make_celery, publish_batch
 
         redis = redis_lib.Redis.from_url(settings.broker_url)
         celery = make_celery(settings, lambda: runner)
-        queue = CeleryQueue(celery, redis, settings.queue_size)
+        queue = CeleryQueue(celery, redis, settings.queue_size, batch=publish_batch(settings))
         limiter = RedisTokenBuckets(redis)
     else:
         embedded = EmbeddedQueue(

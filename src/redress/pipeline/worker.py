@@ -23,7 +23,13 @@ from sqlalchemy.orm import sessionmaker
 from redress.config import Settings
 from redress.pipeline.container import build_pipeline
 from redress.pipeline.service import ScanRunner
-from redress.pipeline.tasks import QUEUE_NAME, CeleryQueue, make_celery, requeue_stranded
+from redress.pipeline.tasks import (
+    QUEUE_NAME,
+    CeleryQueue,
+    make_celery,
+    publish_batch,
+    requeue_stranded,
+)
 from redress.store.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ def run_worker(
     engine = make_engine(settings.effective_database_url)
     client = redis.Redis.from_url(settings.broker_url or "")
     try:
-        queue = CeleryQueue(celery, client, settings.queue_size)
+        queue = CeleryQueue(celery, client, settings.queue_size, batch=publish_batch(settings))
         count = requeue_stranded(
             sessionmaker(engine),
             queue,

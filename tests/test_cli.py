@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from redress import __version__
+import pytest
+
+from redress import __version__, cli
 
 
 def run_redress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,3 +58,19 @@ def test_each_command_line_loads_only_the_domain_it_names() -> None:
     assert "create" in result.stdout
     full = run_redress("--help")
     assert all(name in full.stdout for names in cli.DOMAIN_COMMANDS.values() for name in names)
+
+
+def test_a_broken_install_is_a_clear_error_not_a_traceback(
+    redress_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a source tree without its compiled extensions does: a domain fails to import.
+    monkeypatch.setattr(cli, "domains_for", lambda _args: ["redress.index._not_built"])
+    monkeypatch.setattr(sys, "argv", ["redress", "scan", "x.jpg"])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 70
+    err = capsys.readouterr().err
+    assert "its commands could not be loaded" in err
+    assert "pip install ." in err
+    assert "Traceback" not in err
+    assert list((redress_home / "logs").glob("crash-*.log"))

@@ -183,5 +183,18 @@ def run(args: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of the ``redress`` console script: never shows a traceback to a user."""
-    _register_domains(domains_for(sys.argv[1:]))
+    try:
+        _register_domains(domains_for(sys.argv[1:]))
+    except Exception as exc:  # noqa: BLE001 - a broken install, not a user's mistake
+        # Typically a compiled extension (PDQ, the index) missing from a source tree
+        # that was never built: say so, keep the traceback for the report.
+        where = _crash_report(exc)
+        detail = f" (details in {where})" if where else ""
+        typer.echo(
+            f"redress: internal error: its commands could not be loaded: "
+            f"{type(exc).__name__}: {exc}; reinstall with `pip install .`, which builds "
+            f"the compiled extensions{detail}",
+            err=True,
+        )
+        sys.exit(70)
     sys.exit(run())

@@ -76,14 +76,16 @@ def make_celery(settings: Settings, runner_factory: Callable[[], ScanRunner]) ->
             runners.append(runner_factory())
         return runners[0]
 
-    @app.task(  # type: ignore[untyped-decorator]
-        name=TASK_NAME,
-        bind=True,
-        acks_late=True,
-        reject_on_worker_lost=True,
-        # Bounded by the attempt count in the database, not by Celery's retry counter.
-        max_retries=None,
-    )
+    # Acknowledged after the work; retries bounded by the attempt count in the
+    # database, not by Celery's retry counter.
+    delivery: dict[str, Any] = {
+        "bind": True,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "max_retries": None,
+    }
+
+    @app.task(name=TASK_NAME, **delivery)  # type: ignore[untyped-decorator]
     def process_item(task: Any, item_id: str) -> str:
         try:
             report = runner().process(item_id)
@@ -96,13 +98,7 @@ def make_celery(settings: Settings, runner_factory: Callable[[], ScanRunner]) ->
             raise task.retry(countdown=max(1.0, report.retry_after))
         return report.status
 
-    @app.task(  # type: ignore[untyped-decorator]
-        name=BATCH_TASK_NAME,
-        bind=True,
-        acks_late=True,
-        reject_on_worker_lost=True,
-        max_retries=None,
-    )
+    @app.task(name=BATCH_TASK_NAME, **delivery)  # type: ignore[untyped-decorator]
     def process_items(task: Any, item_ids: list[str]) -> dict[str, int]:
         try:
             reports = runner().process_many(item_ids)

@@ -55,14 +55,21 @@ def cli_state(ctx: typer.Context) -> CliState:
 
 
 def command_sessions(ctx: typer.Context) -> sessionmaker[Session]:
-    """Sessions on the configured database for one command line; the engine is disposed
-    when the command ends (its pooled connections closed, not left to the garbage
-    collector), so a command run in process leaves nothing open behind it."""
+    """Sessions on the configured database for one command line.
+
+    The schema is checked first (:func:`~redress.store.migrate.ensure_schema`: the
+    embedded SQLite file is upgraded, PostgreSQL only ever by ``redress db upgrade``),
+    and the engine is disposed when the command ends (its pooled connections closed,
+    not left to the garbage collector).
+    """
     from sqlalchemy.orm import sessionmaker
 
     from redress.store.db import make_engine
+    from redress.store.migrate import ensure_schema
 
-    engine = make_engine(cli_state(ctx).settings.effective_database_url)
+    url = cli_state(ctx).settings.effective_database_url
+    ensure_schema(url)
+    engine = make_engine(url)
     ctx.find_root().call_on_close(engine.dispose)
     return sessionmaker(engine, expire_on_commit=False)
 

@@ -51,19 +51,17 @@ def _actor(actor: str | None) -> str:
 @contextlib.contextmanager
 def _service(settings: Settings) -> Iterator[EvidenceService]:
     """A service in one transaction: committed when the block succeeds, rolled back if not."""
-    from sqlalchemy import inspect
     from sqlalchemy.orm import Session
 
     from redress.evidence.service import build_evidence_service
     from redress.evidence.store import SqlEvidenceStore
     from redress.store.db import make_engine
-    from redress.store.migrate import upgrade
+    from redress.store.migrate import ensure_schema
 
     url = settings.effective_database_url
+    ensure_schema(url)  # PostgreSQL is migrated by `redress db upgrade`, never here
     engine = make_engine(url)
     try:
-        if not inspect(engine).has_table("evidence_ledger_head"):
-            upgrade(url)
         with Session(engine) as session, session.begin():
             yield build_evidence_service(SqlEvidenceStore(session), settings)
     finally:

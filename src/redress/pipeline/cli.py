@@ -8,9 +8,8 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
-from redress.cli import cli_state
+from redress.cli import cli_state, command_sessions
 from redress.errors import ConfigurationError
 from redress.pipeline.keys import ApiKeyService, KeyInfo, parse_scopes
 
@@ -26,14 +25,6 @@ def _key_json(info: KeyInfo) -> dict[str, object]:
         "rate_per_second": info.rate_per_second,
         "rate_burst": info.rate_burst,
     }
-
-
-def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
-    from redress.cli import cli_state, command_sessions
-    from redress.store.migrate import upgrade
-
-    upgrade(cli_state(ctx).settings.effective_database_url)
-    return command_sessions(ctx)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -61,7 +52,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """Create an API key. The token and webhook secret are printed once, never again."""
         scopes = parse_scopes(scope)
-        sessions = _sessions(ctx)
+        sessions = command_sessions(ctx)
         with sessions.begin() as session:
             created = ApiKeyService(session).create(
                 name,
@@ -89,7 +80,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
     ) -> None:
         """List keys (never their tokens)."""
-        sessions = _sessions(ctx)
+        sessions = command_sessions(ctx)
         with sessions() as session:
             keys = ApiKeyService(session).list()
         for info in keys:
@@ -103,7 +94,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     @apikey.command("revoke")
     def revoke(ctx: typer.Context, prefix: str) -> None:
         """Revoke a key by its prefix (``rdk_...``, as `apikey list` shows it)."""
-        sessions = _sessions(ctx)
+        sessions = command_sessions(ctx)
         with sessions.begin() as session:
             info = ApiKeyService(session).revoke(prefix)
         typer.echo(f"revoked {info.prefix} ({info.name})")

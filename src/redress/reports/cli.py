@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
-from redress.cli import cli_state
+from redress.cli import cli_state, command_sessions
 from redress.reports.errors import BadReportInputError
 from redress.reports.interfaces import NoticeIn, NoticeStatus, Sender
 from redress.reports.mail import mailer_from_settings
@@ -37,14 +36,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
 
 
-def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
-    from redress.cli import command_sessions
-    from redress.store.migrate import ensure_schema
-
-    ensure_schema(cli_state(ctx).settings.effective_database_url)
-    return command_sessions(ctx)
-
-
 def _clock(at: str | None) -> Any:
     if at is None:
         return lambda: dt.datetime.now(dt.UTC)
@@ -62,7 +53,7 @@ def _worker(ctx: typer.Context, at: str | None = None, probe: bool = False) -> N
     from redress.store.sync import SeenFollower
 
     settings = cli_state(ctx).settings
-    sessions = _sessions(ctx)
+    sessions = command_sessions(ctx)
     engine = sessions.kw["bind"]
     follower = SeenFollower(engine, MihIndex, quality_min=settings.pdq_quality_min)
     follower.catch_up()

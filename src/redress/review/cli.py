@@ -7,21 +7,13 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from redress.cli import cli_state
+from redress.cli import cli_state, command_sessions
 from redress.config import Settings
 from redress.review.interfaces import Role
 from redress.review.service import ReviewConfig, ReviewService
 from redress.review.store import ReviewStore
-
-
-def _sessions(ctx: typer.Context) -> sessionmaker[Session]:
-    from redress.cli import cli_state, command_sessions
-    from redress.store.migrate import upgrade
-
-    upgrade(cli_state(ctx).settings.effective_database_url)
-    return command_sessions(ctx)
 
 
 def _service(session: Session, settings: Settings) -> ReviewService:
@@ -51,7 +43,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             password = sys.stdin.readline().rstrip("\n")
         else:
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        with _sessions(ctx).begin() as session:
+        with command_sessions(ctx).begin() as session:
             made = _service(session, settings).create_user(email, role, password, cases=case or [])
         typer.echo(f"created {made.role.value} {made.email}")
 
@@ -64,7 +56,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """List console accounts (never their password hashes)."""
         settings = cli_state(ctx).settings
-        with _sessions(ctx)() as session:
+        with command_sessions(ctx)() as session:
             users = _service(session, settings).users()
         for u in users:
             if as_json:
@@ -81,6 +73,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def import_items(ctx: typer.Context) -> None:
         """Bring the pipeline's 'review' items into the queue (the console also does this)."""
         settings = cli_state(ctx).settings
-        with _sessions(ctx).begin() as session:
+        with command_sessions(ctx).begin() as session:
             follow = _service(session, settings).import_pending()
         typer.echo(f"imported; {len(follow)} copies followed an earlier decision")

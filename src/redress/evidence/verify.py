@@ -268,7 +268,8 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
     """Extract the zip into ``target`` defensively; return the bag folder."""
     try:
         archive = zipfile.ZipFile(package)
-    except (zipfile.BadZipFile, OSError) as exc:
+    # NotImplementedError: a member needs a newer zip version than zipfile reads.
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
         raise _AbortError(
             "package_unreadable", f"{package} is not a readable zip file: {exc}"
         ) from exc
@@ -291,7 +292,8 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise _AbortError("unsafe_package", f"zip member {name!r} is a symbolic link")
-            if info.flag_bits & 0x1:
+            # Bit 0: traditional encryption; bit 6: "strong" (PKWARE) encryption.
+            if info.flag_bits & 0x41:
                 raise _AbortError("unsafe_package", f"zip member {name!r} is encrypted")
             total += info.file_size
             if total > max_total:
@@ -320,8 +322,16 @@ def _extract(package: Path, target: Path, max_total: int) -> Path:
                                 "unsafe_package", "the zip expands beyond its declared size"
                             )
                         out.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
-                # zlib.error: a damaged deflate stream inside a member.
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                ValueError,
+                zlib.error,
+                NotImplementedError,
+            ) as exc:
+                # zlib.error: a damaged deflate stream inside a member; NotImplementedError:
+                # a compression method or zip feature Python's zipfile does not read.
                 if isinstance(exc, FileExistsError):
                     raise _AbortError(
                         "unsafe_package", f"zip member {info.filename!r} collides"

@@ -122,3 +122,29 @@ def test_a_full_disk_error_is_translated_and_the_partial_file_removed(
         store.write("ab/abcd.bin", b"x" * 100)
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert list((tmp_path / "blobs" / "ab").iterdir()) == []
+
+
+def test_a_blob_half_written_by_a_killed_process_is_removed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    store = BlobStore(tmp_path / "blobs")
+    store.write("ab/kept.bin", b"committed")
+    # A process that was killed mid-write: its temporary file stays, named after it.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    abandoned = tmp_path / "blobs" / "ab" / f".gone.bin.{dead.stdout.strip()}.tmp"
+    abandoned.write_bytes(b"half")
+    # A live writer's file (this test's parent process stands in for another worker).
+    live = tmp_path / "blobs" / "ab" / f".busy.bin.{os.getppid()}.tmp"
+    live.write_bytes(b"being written")
+    assert store.remove_abandoned() == 1
+    assert not abandoned.exists()
+    assert live.exists()
+    assert store.read("ab/kept.bin") == b"committed"

@@ -84,6 +84,16 @@ class SystemClock:
         return dt.datetime.now(dt.UTC)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 class BlobStore:
     """Encrypted item bytes on disk, one file per item, fanned out by ID prefix."""
 
@@ -115,6 +125,28 @@ class BlobStore:
                 f"cannot write an evidence blob under {self.root}: "
                 f"{exc.strerror or exc.__class__.__name__}"
             ) from exc
+
+    def remove_abandoned(self) -> int:
+        """Remove temporary files left by writers killed mid-write; return how many.
+
+        A write's temporary file is named after its process; one whose process is gone
+        (or is this process, which has not written yet when it calls this at start) was
+        abandoned: its transaction never committed, so nothing refers to it. A file of
+        a live process (another worker on this host) is left alone, and so is one whose
+        process cannot be told (a worker on another host sharing the volume, with a
+        process ID alive here).
+        """
+        removed = 0
+        for tmp in self.root.glob("*/.*.tmp"):
+            pid_text = tmp.name.rsplit(".", 2)[-2]
+            if not pid_text.isdigit():
+                continue
+            pid = int(pid_text)
+            if pid != os.getpid() and _process_alive(pid):
+                continue
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def read(self, name: str) -> bytes:
         """Read a blob."""

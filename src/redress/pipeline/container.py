@@ -7,6 +7,7 @@ so the web layer, the workers and the command line run the same core.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -29,6 +30,8 @@ from redress.pipeline.queue import EmbeddedQueue, JobQueue
 from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
 from redress.pipeline.service import EvidenceFactory, PipelineService, ProcessReport, ScanRunner
 from redress.store.db import make_engine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -196,5 +199,12 @@ def build_pipeline(
         _closers=closers,
     )
     if embedded_queue:
+        if not settings.broker_url:
+            # This process decides and captures: clear what a killed one half-wrote.
+            from redress.evidence.service import BlobStore
+
+            blobs = BlobStore(settings.effective_evidence_dir / "blobs")
+            if abandoned := blobs.remove_abandoned():
+                log.warning("removed %d half-written evidence blobs", abandoned)
         queue.start()
     return container

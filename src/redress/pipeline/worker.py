@@ -21,6 +21,7 @@ from celery.worker import WorkController
 from sqlalchemy.orm import sessionmaker
 
 from redress.config import Settings
+from redress.evidence.service import BlobStore
 from redress.pipeline.container import build_pipeline
 from redress.pipeline.service import ScanRunner
 from redress.pipeline.tasks import (
@@ -50,6 +51,10 @@ def run_worker(
         return build_pipeline(settings, embedded_queue=False).runner
 
     celery = make_celery(settings, runner_factory)
+    # A worker killed mid-capture left its half-written evidence blob behind.
+    abandoned = BlobStore(settings.effective_evidence_dir / "blobs").remove_abandoned()
+    if abandoned:
+        log.warning("removed %d evidence blobs left half-written by killed processes", abandoned)
     engine = make_engine(settings.effective_database_url)
     client = redis.Redis.from_url(settings.broker_url or "")
     try:

@@ -41,9 +41,17 @@ def test_bench_robustness_reports_both_matchers_per_family(redress_home: Path) -
     assert every["recall_hashable"]["redress"] > every["recall_hashable"]["plain"]
     assert every["families"]["recompress"]["redress"] >= every["families"]["recompress"]["plain"]
     assert every["false_matches"]["redress"] <= every["false_matches"]["plain"]
+    # With OpenCV (the dev extras), near misses are verified against the originals'
+    # features: never fewer copies found, never a different photograph matched.
+    assert report["verification"]["available"]
+    verified = every["verified"]
+    assert verified["recall_hashable"] >= every["recall_hashable"]["redress"]
+    assert verified["false_matches"] == 0
+    assert all(rates["verified"] >= rates["redress"] for rates in every["families"].values())
 
     text = run_bench("--originals", "4", "--seed", "7")
     assert text.returncode == 0, text.stderr
     assert "plain PDQ" in text.stdout
     assert "[held_out]" in text.stdout
     assert "screenshot" in text.stdout
+    assert "+ verification" in text.stdout

@@ -18,6 +18,16 @@ against every original's :func:`~redress.signals.robust.reference_hash_set`,
 decided by :func:`~redress.signals.robust.match_sets`) are asked which originals
 it matches. A hit on its own original is recall; a hit on any other original
 is a false match. All pairs are compared with one vectorised distance table.
+
+A third column, **Redress + verification**, is what an installation gets for
+pictures whose pixels it held when banking them (docs/robustness.md,
+"Verification"): every original whose hash set came within
+:data:`~redress.signals.verify.NEAR_MISS_BITS` of a match (a near miss) is
+checked with local features (ORB + RANSAC) against features computed from the
+original. It needs OpenCV; without it the column is left out. A verified pair
+of two *different* originals cut from the same photograph shares real pixels
+(one may contain the other); such pairs are counted apart from pairs of
+different photographs.
 """
 
 from __future__ import annotations
@@ -46,6 +56,13 @@ from redress.signals.robust import (
     pair_distances,
     query_hash_set,
     reference_hash_set,
+)
+from redress.signals.verify import (
+    NEAR_MISS_BITS,
+    LocalFeatures,
+    available,
+    local_features,
+    verify_copy,
 )
 
 # scikit-image's bundled pictures: photographs and photo-like scans.
@@ -100,6 +117,15 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
     plain_quality = np.array([_plain_hash(o.rgb)[1] for o in pictures])
     ref_sets = [reference_hash_set(o.rgb) for o in pictures]
     ref_bits, ref_owner, ref_limit = _flatten(ref_sets)
+    verifying = available()
+    feature_time = 0.0
+    held: list[LocalFeatures] = []
+    if verifying:
+        start = time.process_time()
+        held = [local_features(o.rgb) for o in pictures]
+        feature_time = time.process_time() - start
+    verify_time = 0.0
+    checks = 0
 
     copies: list[tuple[int, str, bytes]] = []
     for index, original in enumerate(pictures):
@@ -122,7 +148,20 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
         plain_bits = np.frombuffer(plain.bits, dtype=np.uint8)[np.newaxis, :]
         plain_dist = pair_distances(plain_refs, plain_bits)[:, 0]
         plain_hits = set(np.flatnonzero(plain_dist <= PLAIN_THRESHOLD).tolist())
-        robust_hits, robust_margin = _robust_hits(query, ref_bits, ref_owner, ref_limit, index)
+        robust_hits, robust_margin, near = _robust_hits(
+            query, ref_bits, ref_owner, ref_limit, index
+        )
+        verified: set[int] = set()
+        if verifying and near:
+            copy_rgb = _decode(data)
+            start = time.process_time()
+            verified = {o for o in near if verify_copy(held[o], copy_rgb).same_scene}
+            verify_time += time.process_time() - start
+            checks += len(near)
+        checked_hits = robust_hits | verified
+        related = {
+            o for o in checked_hits - {index} if pictures[o].source == pictures[index].source
+        }
         plain_others = np.delete(plain_dist, index)
         plain_margin = (
             int(plain_others.min()) - PLAIN_THRESHOLD if plain_others.size else _NO_MARGIN
@@ -135,6 +174,9 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
                 "robust_hit": index in robust_hits,
                 "plain_false": len(plain_hits - {index}),
                 "robust_false": len(robust_hits - {index}),
+                "verified_hit": index in checked_hits,
+                "verified_false": len(checked_hits - {index} - related),
+                "verified_related": len(related),
                 "query_hashes": len(query),
                 "plain_margin": plain_margin,
                 "robust_margin": robust_margin,
@@ -165,11 +207,21 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
             "redress": round(robust_time, 3),
             "ratio": round(robust_time / plain_time, 2) if plain_time else None,
         },
+        "verification": {
+            "available": verifying,
+            "near_miss_bits": NEAR_MISS_BITS,
+            "checks": checks,
+            "features_cpu_seconds": round(feature_time, 3),
+            "cpu_seconds": round(verify_time, 3),
+            "cpu_ms_per_check": round(1000 * verify_time / checks, 2) if checks else None,
+        },
         "splits": {},
         "machine": machine_figures(),
     }
     for split, member in splits.items():
-        report["splits"][split] = _split_figures(rows, member, hashable, list(families))
+        report["splits"][split] = _split_figures(
+            rows, member, hashable, list(families), verifying=verifying
+        )
     return report
 
 
@@ -177,7 +229,12 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
 
 
 def _split_figures(
-    rows: list[dict[str, Any]], member: list[bool], hashable: list[bool], families: list[str]
+    rows: list[dict[str, Any]],
+    member: list[bool],
+    hashable: list[bool],
+    families: list[str],
+    *,
+    verifying: bool,
 ) -> dict[str, Any]:
     chosen = [r for r in rows if member[r["original"]]]
     good = [r for r in chosen if hashable[r["original"]]]
@@ -188,7 +245,9 @@ def _split_figures(
             "plain": _rate(subset, "plain_hit"),
             "redress": _rate(subset, "robust_hit"),
         }
-    return {
+        if verifying:
+            per_family[family]["verified"] = _rate(subset, "verified_hit")
+    figures: dict[str, Any] = {
         "originals": sum(member),
         "originals_hashable": sum(m and h for m, h in zip(member, hashable, strict=True)),
         "recall_hashable": {
@@ -208,6 +267,14 @@ def _split_figures(
         },
         "families": per_family,
     }
+    if verifying:
+        figures["verified"] = {
+            "recall_hashable": _rate(good, "verified_hit"),
+            "recall_all": _rate(chosen, "verified_hit"),
+            "false_matches": sum(r["verified_false"] for r in chosen),
+            "same_photograph": sum(r["verified_related"] for r in chosen),
+        }
+    return figures
 
 
 def _rate(rows: list[dict[str, Any]], key: str) -> float:
@@ -220,11 +287,12 @@ def _robust_hits(
     ref_owner: npt.NDArray[np.int64],
     ref_limit: npt.NDArray[np.int64],
     own: int,
-) -> tuple[set[int], int]:
-    """Originals the query set matches, and how far outside its threshold the
-    nearest pair with any *other* original stayed (negative: a false match)."""
+) -> tuple[set[int], int, set[int]]:
+    """Originals the query set matches, how far outside its threshold the nearest
+    pair with any *other* original stayed (negative: a false match), and the near
+    misses: originals not matched whose nearest pair stayed within NEAR_MISS_BITS."""
     if not query:
-        return set(), _NO_MARGIN
+        return set(), _NO_MARGIN, set()
     query_bits = np.frombuffer(b"".join(h.pdq.bits for h in query), dtype=np.uint8).reshape(-1, 32)
     distances = pair_distances(ref_bits, query_bits)
     limits = np.minimum(ref_limit[:, np.newaxis], np.array([h.threshold for h in query]))
@@ -232,7 +300,10 @@ def _robust_hits(
     hit_rows = np.flatnonzero((margins <= 0).any(axis=1))
     others = margins[ref_owner != own]
     margin = int(others.min()) if others.size else _NO_MARGIN
-    return set(ref_owner[hit_rows].tolist()), margin
+    nearest = margins.min(axis=1)
+    near_rows = np.flatnonzero((nearest > 0) & (nearest <= NEAR_MISS_BITS))
+    hits = set(ref_owner[hit_rows].tolist())
+    return hits, margin, set(ref_owner[near_rows].tolist()) - hits
 
 
 def _flatten(
@@ -565,6 +636,16 @@ def render_robustness_report(report: dict[str, Any]) -> str:
         f"query hashing CPU: plain {cost['plain']} s, Redress {cost['redress']} s,"
         f" ratio {cost['ratio']}x (decode included in both)",
     ]
+    check = report["verification"]
+    if check["available"]:
+        lines.append(
+            f"verification (originals' features held): near misses within"
+            f" {check['near_miss_bits']} bits checked {check['checks']},"
+            f" {check['cpu_seconds']} s CPU ({check['cpu_ms_per_check']} ms each),"
+            f" features of the originals {check['features_cpu_seconds']} s"
+        )
+    else:
+        lines.append("verification: OpenCV not installed (pip install 'redress[verify]')")
     for split, figures in report["splits"].items():
         recall = figures["recall_hashable"]
         recall_all = figures["recall_all"]
@@ -580,10 +661,24 @@ def render_robustness_report(report: dict[str, Any]) -> str:
             f"  false matches:     plain {false['plain']}  Redress {false['redress']}",
             f"  closest false pair, bits outside its threshold:"
             f" plain {margin['plain']}  Redress {margin['redress']}",
-            f"  {'family':<18} {'plain':>6} {'Redress':>8}",
         ]
+        checked = figures.get("verified")
+        if checked is not None:
+            lines += [
+                f"  + verification:    recall (hashable) {checked['recall_hashable']:.3f},"
+                f" (all) {checked['recall_all']:.3f}; false matches {checked['false_matches']}"
+                f" (and {checked['same_photograph']} between originals cut from the same"
+                " photograph)",
+            ]
+        lines.append(
+            f"  {'family':<18} {'plain':>6} {'Redress':>8}"
+            + (f" {'+verify':>8}" if checked is not None else "")
+        )
         for family, rates in figures["families"].items():
-            lines.append(f"  {family:<18} {rates['plain']:>6.3f} {rates['redress']:>8.3f}")
+            lines.append(
+                f"  {family:<18} {rates['plain']:>6.3f} {rates['redress']:>8.3f}"
+                + (f" {rates['verified']:>8.3f}" if "verified" in rates else "")
+            )
     machine = report["machine"]
     lines += [
         "",

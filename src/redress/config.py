@@ -57,6 +57,15 @@ class Settings(BaseSettings):
             " Off by default: it costs several times the scan's own (fast-path) hashing."
         ),
     )
+    verify_features: bool = Field(
+        default=False,
+        description=(
+            'Local-feature verification (docs/robustness.md, "Verification"): keep ORB'
+            " keypoints (not pixels) of pictures banked from files on the server, and"
+            " confirm scanned images whose hashes came near such a picture; a confirmed"
+            " near miss goes to review. Needs OpenCV (the verify extra)."
+        ),
+    )
     max_image_pixels: int = Field(
         default=100_000_000,
         ge=1,

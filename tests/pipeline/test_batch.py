@@ -23,6 +23,7 @@ from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
 from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
 from redress.signals import HashOptions, hash_bytes
 from redress.signals.types import SignalKind
+from redress.signals.verify import ScannedPicture
 from redress.store.interfaces import BankPurpose, EntryIn
 from redress.store.migrate import upgrade
 from redress.store.service import BankService
@@ -100,6 +101,9 @@ class CrashingHasher:
         if data == self.poison:
             raise RuntimeError("decoder crashed")
         return self.real.hash_bytes(data, name)
+
+    def picture(self, data: bytes, digest: MediaDigest) -> ScannedPicture | None:
+        return self.real.picture(data, digest)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

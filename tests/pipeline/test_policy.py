@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,19 @@ def test_confirmed_bank_matches_act_with_default_actions() -> None:
         ActionKind.BLOCK_REUPLOAD,
         ActionKind.WEBHOOK,
     )
+
+
+def test_a_verified_near_miss_of_a_confirmed_picture_goes_to_review_not_removal() -> None:
+    verified = replace(match("confirmed", BankPurpose.CONFIRMED_VIOLATIONS), verified=True)
+    decision = Policy().decide([verified], PolicySignals())
+    assert decision.outcome is Outcome.REVIEW
+    assert decision.actions == ()
+    assert "verified_near_miss:confirmed" in decision.reasons
+    # Beside a hash match of another bank that acts, the item still acts on that one.
+    both = Policy().decide(
+        [verified, match("other", BankPurpose.CONFIRMED_VIOLATIONS, entry=2)], PolicySignals()
+    )
+    assert both.outcome is Outcome.ACT
 
 
 def test_exact_matches_act_only_when_configured() -> None:

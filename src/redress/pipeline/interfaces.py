@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from redress.actions.interfaces import ActionTarget
 from redress.signals.robust import DerivedHash
 from redress.signals.types import PdqHash
+from redress.signals.verify import ScannedPicture
 from redress.store.interfaces import MatchResult
 
 
@@ -83,6 +84,11 @@ class Hasher(Protocol):
         """Hash one media item held in memory."""
         ...
 
+    def picture(self, data: bytes, digest: MediaDigest) -> ScannedPicture | None:
+        """The item's picture for verifying near misses (``None``: not an image, or
+        verification is off)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class VpdqQueryFrame:
@@ -106,6 +112,8 @@ class MatchQuery:
     banks: tuple[str, ...] = ()  # restrict to these banks; empty means all
     # The image's robust query set (docs/robustness.md), each hash with its radius.
     robust: tuple[DerivedHash, ...] = ()
+    # The image itself, decoded only if a near miss needs verifying (docs/robustness.md).
+    picture: ScannedPicture | None = field(default=None, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:

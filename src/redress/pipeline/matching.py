@@ -14,6 +14,7 @@ from redress.errors import ConfigurationError
 from redress.index import MihIndex, PdqIndex
 from redress.pipeline.interfaces import MatchQuery, MediaDigest
 from redress.signals import HashOptions, hash_bytes
+from redress.signals.verify import ScannedPicture
 from redress.store.errors import BankNotFoundError
 from redress.store.interfaces import MatchResult, MediaQuery, SightingIn, VpdqFrameIn
 from redress.store.service import Matcher
@@ -31,6 +32,7 @@ def media_query(query: MatchQuery, kind: str = "image") -> MediaQuery:
         vpdq=tuple(VpdqFrameIn(n, f.pdq, f.ts) for n, f in enumerate(query.vpdq)),
         robust=query.robust,
         vpdq_trimmed=tuple(VpdqFrameIn(n, f.pdq, f.ts) for n, f in enumerate(query.vpdq_trimmed)),
+        picture=query.picture,
     )
 
 
@@ -137,7 +139,15 @@ class SignalsHasher:
         self.options = HashOptions.from_settings(
             settings, robust="query" if settings.robust_query_sets else "off", letterbox=True
         )
+        self.verify = settings.verify_features
 
     def hash_bytes(self, data: bytes, name: str | None = None) -> MediaDigest:
         """Hash one item held in memory; raises ``HashError`` for bytes it cannot decode."""
         return hash_bytes(data, self.options, name=name)
+
+    def picture(self, data: bytes, digest: MediaDigest) -> ScannedPicture | None:
+        """The image for verifying near misses, when the installation keeps features of
+        banked pictures (``verify_features``); decoded only if one needs verifying."""
+        if not self.verify or digest.kind != "image":
+            return None
+        return ScannedPicture(data, self.options)

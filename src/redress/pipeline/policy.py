@@ -110,6 +110,12 @@ class Policy:
         priority = 0
         for match in matches:
             bank_outcome, rule = self._bank_outcome(match)
+            if match.verified:
+                # Hashes came near and local features confirmed it: strong, but not the
+                # hash match a bank's automatic actions were set for. A human decides.
+                reasons.append(f"verified_near_miss:{match.bank_name}")
+                if bank_outcome.rank > Outcome.REVIEW.rank:
+                    bank_outcome = Outcome.REVIEW
             if bank_outcome.rank > outcome.rank:
                 outcome = bank_outcome
             if bank_outcome is Outcome.ACT:

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -1047,6 +1047,9 @@ class ScanRunner:
                     raise RedressError("no hasher configured", code="configuration_error")
                 digest = self.service.hasher.hash_bytes(work.data, work.filename)
                 query, notes = self.service.query_for(digest, context.banks)
+                picture = self.service.hasher.picture(work.data, digest)
+                if picture is not None:
+                    query = replace(query, picture=picture)
                 steps.append(
                     {
                         "step": "hash",

@@ -302,6 +302,9 @@ class SetMatch:
 
     matched: bool
     best: PairMatch | None
+    # The smallest (distance - radius) over all pairs: <= 0 when matched; how near a
+    # miss came otherwise (``None`` when either set is empty).
+    margin: int | None = None
 
     @property
     def distance(self) -> int | None:
@@ -593,7 +596,7 @@ def match_sets(reference: Sequence[DerivedHash], query: Sequence[DerivedHash]) -
     flat = int(np.argmin(scores))
     r, q = flat // scores.shape[1], flat % scores.shape[1]
     best = PairMatch(reference[r].kind, query[q].kind, int(distances[r, q]), int(limits[r, q]))
-    return SetMatch(matched, best)
+    return SetMatch(matched, best, int(margin.min()))
 
 
 def pair_distances(

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from redress.errors import ConfigurationError, InvalidInputError
+from redress.signals.options import HashOptions
 from redress.signals.pdq import RgbArray
 
 # Pictures are compared with their longer side scaled to this many pixels, up or
@@ -98,6 +99,33 @@ class LocalFeatures:
 
     def __repr__(self) -> str:
         return f"LocalFeatures({self.width}x{self.height}, {len(self)} keypoints)"
+
+
+class ScannedPicture:
+    """The bytes of a scanned image, decoded only if a near miss needs verifying.
+
+    Most scans never need the pixels (no near miss), so the decode is deferred
+    and done at most once.
+    """
+
+    __slots__ = ("_data", "_options", "_rgb")
+
+    def __init__(self, data: bytes, options: HashOptions) -> None:
+        self._data = data
+        self._options = options
+        self._rgb: RgbArray | None = None
+
+    def __repr__(self) -> str:
+        return f"ScannedPicture({len(self._data)} bytes)"
+
+    def rgb(self) -> RgbArray:
+        """The picture as a viewer sees it (EXIF orientation applied); raises the
+        signals domain's ``HashError`` for bytes it cannot decode."""
+        if self._rgb is None:
+            from redress.signals.robust import decode_picture
+
+            self._rgb = decode_picture(self._data, self._options)
+        return self._rgb
 
 
 def available() -> bool:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from redress.signals.robust import DerivedHash
 from redress.signals.types import PdqHash, SignalKind
+from redress.signals.verify import ScannedPicture
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject = dict[str, JsonValue]
@@ -127,6 +128,9 @@ class EntryIn:
     external_id: str | None = None
     note: str | None = None
     metadata: JsonObject = field(default_factory=dict)
+    # Local features of the picture (``redress.signals.verify.encode_features``), kept
+    # beside the entry when it was banked from pixels with verification on.
+    features: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,9 @@ class MediaQuery:
     robust: tuple[DerivedHash, ...] = ()
     # The video's frames without its letterbox bars, matched as an alternative frame set.
     vpdq_trimmed: tuple[VpdqFrameIn, ...] = ()
+    # The image itself, for verifying near misses with local features (only when the
+    # installation keeps features of banked pictures; decoded only if needed).
+    picture: ScannedPicture | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -233,6 +240,9 @@ class MatchResult:
     case_ids: tuple[int, ...] = ()
     query_share: float | None = None
     entry_share: float | None = None
+    # A near miss (hashes within NEAR_MISS_BITS of the entry's radius, not within it)
+    # that local features confirmed: a reviewer decides, never an automatic action.
+    verified: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,15 @@ store, :func:`query_for_signals` into the :class:`MediaQuery` the matcher takes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from redress.config import Settings
 from redress.signals import HashOptions, MediaSignals, hash_file
-from redress.signals.robust import DerivedHash
+from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
+from redress.signals.verify import encode_features, local_features
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
 from redress.store.robust import robust_entry
 
@@ -63,12 +65,33 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
 
 
 def entries_for_files(paths: Sequence[Path], settings: Settings) -> list[EntryIn]:
-    """Hash each file (on this machine) and return the entries that bank them."""
+    """Hash each file (on this machine) and return the entries that bank them; with
+    ``verify_features``, a picture's entry also carries its local features."""
     options = hash_options(settings, robust="reference")
     entries: list[EntryIn] = []
     for path in paths:
-        entries += entries_for_signals(hash_file(path, options), path.name)
+        banked = entries_for_signals(hash_file(path, options), path.name)
+        if settings.verify_features:
+            banked = _with_features(banked, path, options)
+        entries += banked
     return entries
+
+
+def _with_features(entries: list[EntryIn], path: Path, options: HashOptions) -> list[EntryIn]:
+    # The features go with the picture's reference set when it has one (its members
+    # include the plain hash), else with its plain PDQ entry; videos get none.
+    kinds = [e.kind for e in entries]
+    target = (
+        SignalKind.PDQ_SET
+        if SignalKind.PDQ_SET in kinds
+        else SignalKind.PDQ
+        if SignalKind.PDQ in kinds
+        else None
+    )
+    if target is None:
+        return entries
+    features = encode_features(local_features(decode_picture(path.read_bytes(), options)))
+    return [replace(e, features=features) if e.kind is target else e for e in entries]
 
 
 def query_for_signals(signals: MediaSignals) -> MediaQuery:

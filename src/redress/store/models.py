@@ -120,6 +120,20 @@ class EntryHash(Base):
     ts: Mapped[float | None] = mapped_column(Float)
 
 
+class EntryFeature(Base):
+    """Local features (ORB keypoints, not pixels) of a picture banked from a file the
+    server held, for verifying near misses (docs/robustness.md, "Verification")."""
+
+    __tablename__ = "entry_feature"
+
+    entry_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bank_entry.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class VictimCase(Base):
     """A victim's case: number, PIN (argon2 hash only), status and its entries."""
 

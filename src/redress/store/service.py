@@ -14,9 +14,10 @@ call stores (which only flush) and never commit. Public entry points:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from redress.errors import RedressError
+from redress.signals.robust import match_sets
 from redress.signals.types import SignalKind
+from redress.signals.verify import NEAR_MISS_BITS, decode_features, verify_copy
 from redress.store import robust
 from redress.store.errors import (
     BadBankSettingError,
@@ -61,6 +65,8 @@ from redress.store.store import (
     exact_matches_many,
 )
 from redress.store.sync import IndexFollower, SeenFollower, unique_frames, utc_now
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CASE_BANK = "victim-cases"
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -632,7 +638,10 @@ class Matcher:
                             share.query_share,
                             share.entry_share,
                         )
-        every = sorted({entry_id for candidates in found for entry_id in candidates})
+        near = self._near_misses(queries, found)
+        every = sorted(
+            {i for candidates in found for i in candidates} | {i for m in near for i in m}
+        )
         if not every:
             return [[] for _ in queries]
         state = active_entry_state(session, every)
@@ -644,8 +653,13 @@ class Matcher:
         references = robust.reference_sets(
             session, [i for i, v in state.items() if v[1] == SignalKind.PDQ_SET.value]
         )
+        stored_features = (
+            bank_store.entry_features(sorted({i for misses in near for i in misses}))
+            if any(near)
+            else {}
+        )
         answers: list[list[MatchResult]] = []
-        for query, candidates in zip(queries, found, strict=True):
+        for query, candidates, misses in zip(queries, found, near, strict=True):
             results = []
             for entry_id, (dist, found_kind, q, e) in candidates.items():
                 bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
@@ -672,8 +686,77 @@ class Matcher:
                         e,
                     )
                 )
+            for entry_id, nearest in misses.items():
+                bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
+                if not active or not fresh[bank_id].matching_at(now):
+                    continue
+                bank = fresh[bank_id]
+                margin: int | None = nearest - bank.pdq_threshold
+                if entry_id in references:
+                    # A set's members each have their own radius.
+                    verdict = match_sets(references[entry_id], robust.query_set(query))
+                    margin, nearest = verdict.margin, verdict.distance or nearest
+                if margin is None or not 0 < margin <= NEAR_MISS_BITS:
+                    continue
+                if self._verified(query, stored_features.get(entry_id), entry_id):
+                    results.append(
+                        MatchResult(
+                            nearest,
+                            bank.id,
+                            bank.name,
+                            bank.purpose,
+                            entry_id,
+                            SignalKind(stored_kind),
+                            cases.get(entry_id, ()),
+                            verified=True,
+                        )
+                    )
             answers.append(sorted(robust.without_duplicates(session, results, references)))
         return answers
+
+    def _near_misses(
+        self, queries: Sequence[MediaQuery], found: Sequence[Mapping[int, _Candidate]]
+    ) -> list[dict[int, int]]:
+        """Per query that carries its picture: entries with stored local features whose
+        hashes came within NEAR_MISS_BITS of a match and that did not match (entry ID ->
+        nearest distance). Only those are worth verifying."""
+        near: list[dict[int, int]] = [{} for _ in queries]
+        featured = self.follower.featured
+        if not len(featured):
+            return near
+        owners: list[int] = []
+        hashes: list[bytes] = []
+        for n, query in enumerate(queries):
+            if query.picture is None:
+                continue
+            for pdq in (*query.pdq, *(d.pdq for d in query.robust)):
+                if pdq.quality >= self.quality_min:
+                    owners.append(n)
+                    hashes.append(pdq.bits)
+        if not hashes:
+            return near
+        radius = min(256, self.follower.max_threshold + NEAR_MISS_BITS)
+        arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32)
+        for n, hits in zip(owners, featured.search_many(arr, radius), strict=True):
+            for h in hits:
+                if h.entry_id in found[n]:
+                    continue
+                misses = near[n]
+                misses[h.entry_id] = min(misses.get(h.entry_id, 256), h.distance)
+        return near
+
+    def _verified(self, query: MediaQuery, stored: bytes | None, entry_id: int) -> bool:
+        # A verification that cannot run (OpenCV missing, a picture that no longer
+        # decodes, damaged stored features) leaves the near miss unmatched, as without
+        # verification: it must never fail the scan.
+        if stored is None or query.picture is None:
+            return False
+        try:
+            verdict = verify_copy(decode_features(stored), query.picture.rgb())
+        except RedressError as exc:
+            log.warning("near miss of entry %d not verified: %s", entry_id, exc.code)
+            return False
+        return verdict.same_scene
 
     def scan(
         self, session: Session, query: MediaQuery, sighting: SightingIn | None = None

@@ -55,6 +55,7 @@ from redress.store.models import (
     Bank,
     BankEntry,
     CaseEntry,
+    EntryFeature,
     EntryHash,
     IndexChange,
     Match,
@@ -68,6 +69,8 @@ from redress.store.models import (
 # Any 64-bit constant: the advisory lock that orders index_change sequence numbers.
 _CHANGE_LOG_LOCK = 0x7265647265737331
 _SET_KINDS = (SignalKind.PDQ_SET, SignalKind.VPDQ)
+# The kind of the stored local features (``redress.signals.verify``'s encoding, ORB).
+FEATURES_KIND = "orb-v1"
 
 
 def set_digest(kind: SignalKind, hashes: Sequence[bytes]) -> bytes:
@@ -283,6 +286,16 @@ class SqlBankStore:
             children.extend(_child_rows(entry_id, entry))
         if children:
             self.session.execute(insert(EntryHash), children)
+        features = [
+            {"entry_id": entry_id, "kind": FEATURES_KIND, "data": entry.features, "created_at": now}
+            for entry_id, kind, value in added
+            if (entry := unique[(kind, value)][0]).features is not None
+        ]
+        if features:
+            # A revived entry keeps the features it was first banked with.
+            self.session.execute(
+                dialect_insert(EntryFeature).values(features).on_conflict_do_nothing()
+            )
         ids = tuple(sorted(r[0] for r in added))
         log_changes(self.session, ChangeOp.ADD, ids, bank_id)
         return AddResult(ids, len(entries) - len(ids))
@@ -319,6 +332,20 @@ class SqlBankStore:
                 )
             )
         return self.remove_entries(ids)
+
+    def entry_features(self, entry_ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored local features of those of ``entry_ids`` that have them."""
+        found: dict[int, bytes] = {}
+        ids = sorted(set(entry_ids))
+        for start in range(0, len(ids), 1000):
+            rows = self.session.execute(
+                select(EntryFeature.entry_id, EntryFeature.data).where(
+                    EntryFeature.entry_id.in_(ids[start : start + 1000]),
+                    EntryFeature.kind == FEATURES_KIND,
+                )
+            )
+            found.update((int(r[0]), bytes(r[1])) for r in rows)
+        return found
 
     def get_entry(self, entry_id: int) -> EntryRead:
         """One entry by ID."""

@@ -31,9 +31,10 @@ import numpy.typing as npt
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from redress.index.brute import BruteForceIndex
 from redress.index.interfaces import PdqIndex
 from redress.store.interfaces import BankRead, ChangeOp
-from redress.store.models import Bank
+from redress.store.models import Bank, EntryFeature
 from redress.store.store import (
     HashBlock,
     SeenBlock,
@@ -97,6 +98,11 @@ class IndexFollower:
         self.engine = engine
         self.index: PdqIndex = index_factory()
         self.frames: PdqIndex = index_factory()
+        # The hashes of entries with stored local features, searched wider for near
+        # misses to verify: few (pictures the operator banked from files), so a brute
+        # force search at any radius costs little.
+        self.featured: PdqIndex = BruteForceIndex()
+        self._featured_ids: set[int] = set()
         self.quality_min = quality_min
         self.stats = FollowerStats()
         self._lock = threading.Lock()
@@ -122,6 +128,10 @@ class IndexFollower:
         """The quality frames of a vpdq entry in the index, ``(n, 32)``."""
         return self._frames_of.get(entry_id)
 
+    def has_features(self, entry_id: int) -> bool:
+        """Whether the entry has stored local features (and is in :attr:`featured`)."""
+        return entry_id in self._featured_ids
+
     @property
     def max_threshold(self) -> int:
         """The widest PDQ threshold of any bank (searches use it, then filter per bank)."""
@@ -136,6 +146,7 @@ class IndexFollower:
             # Read the watermark first: whatever changes after it is replayed by the next poll.
             seq = last_change(session)
             self._load_banks(session)
+            self._featured_ids = set(session.scalars(select(EntryFeature.entry_id)))
         loaded = 0
         # One bulk add: an index such as MihIndex builds its main segment once, rather than
         # rebuilding it for every streamed block.
@@ -183,6 +194,10 @@ class IndexFollower:
                     self.frames.add_many(np.full(len(unique), entry_id, dtype=np.int64), unique)
             else:
                 self.index.add_many(block.ids, block.hashes)
+                if self._featured_ids:
+                    chosen = np.isin(block.ids, np.fromiter(self._featured_ids, dtype=np.int64))
+                    if chosen.any():
+                        self.featured.add_many(block.ids[chosen], block.hashes[chosen])
             self._bank_of[block.ids] = block.bank_ids
 
     def poll(self) -> int:
@@ -196,6 +211,15 @@ class IndexFollower:
             runs = [c.run for c in changes if c.run is not None]
             state = active_entry_state(session, runs=id_runs_merge(runs))
             ids = sorted(state)
+            added_ids = [i for i, v in state.items() if v[2]]
+            for start in range(0, len(added_ids), 1000):
+                self._featured_ids.update(
+                    session.scalars(
+                        select(EntryFeature.entry_id).where(
+                            EntryFeature.entry_id.in_(added_ids[start : start + 1000])
+                        )
+                    )
+                )
         # Entries are never deleted, only marked removed, so every named ID is in ``state``.
         to_add: list[int] = []
         to_remove: list[int] = []
@@ -211,6 +235,9 @@ class IndexFollower:
                 self.index.remove(entry_id)
                 if self._frames_of.pop(entry_id, None) is not None:
                     self.frames.remove(entry_id)
+                if entry_id in self._featured_ids:
+                    self.featured.remove(entry_id)
+                    self._featured_ids.discard(entry_id)
                 self._bank_of[entry_id] = 0
         if to_add:
             for block in stream_active_hashes(self.engine, entry_ids=to_add):

@@ -756,6 +756,9 @@ class Matcher:
         except RedressError as exc:
             log.warning("near miss of entry %d not verified: %s", entry_id, exc.code)
             return False
+        except Exception as exc:  # noqa: BLE001 - an OpenCV failure must not fail the scan
+            log.warning("near miss of entry %d not verified: %s", entry_id, type(exc).__name__)
+            return False
         return verdict.same_scene
 
     def scan(

@@ -128,10 +128,6 @@ class IndexFollower:
         """The quality frames of a vpdq entry in the index, ``(n, 32)``."""
         return self._frames_of.get(entry_id)
 
-    def has_features(self, entry_id: int) -> bool:
-        """Whether the entry has stored local features (and is in :attr:`featured`)."""
-        return entry_id in self._featured_ids
-
     @property
     def max_threshold(self) -> int:
         """The widest PDQ threshold of any bank (searches use it, then filter per bank)."""

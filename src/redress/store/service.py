@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -638,7 +638,7 @@ class Matcher:
                             share.query_share,
                             share.entry_share,
                         )
-        near = self._near_misses(queries, found)
+        near = self._near_misses(queries)
         every = sorted(
             {i for candidates in found for i in candidates} | {i for m in near for i in m}
         )
@@ -686,7 +686,10 @@ class Matcher:
                         e,
                     )
                 )
+            matched = {r.entry_id for r in results}
             for entry_id, nearest in misses.items():
+                if entry_id in matched:
+                    continue
                 bank_id, stored_kind, active = state.get(entry_id, (0, "", False))
                 if not active or not fresh[bank_id].matching_at(now):
                     continue
@@ -714,12 +717,11 @@ class Matcher:
             answers.append(sorted(robust.without_duplicates(session, results, references)))
         return answers
 
-    def _near_misses(
-        self, queries: Sequence[MediaQuery], found: Sequence[Mapping[int, _Candidate]]
-    ) -> list[dict[int, int]]:
+    def _near_misses(self, queries: Sequence[MediaQuery]) -> list[dict[int, int]]:
         """Per query that carries its picture: entries with stored local features whose
-        hashes came within NEAR_MISS_BITS of a match and that did not match (entry ID ->
-        nearest distance). Only those are worth verifying."""
+        hashes came within NEAR_MISS_BITS of the widest radius (entry ID -> nearest
+        distance). Entries among them that match are skipped by the caller; a set entry
+        offered by a plain hash that fails its members' own radii is a near miss too."""
         near: list[dict[int, int]] = [{} for _ in queries]
         featured = self.follower.featured
         if not len(featured):
@@ -739,8 +741,6 @@ class Matcher:
         arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32)
         for n, hits in zip(owners, featured.search_many(arr, radius), strict=True):
             for h in hits:
-                if h.entry_id in found[n]:
-                    continue
                 misses = near[n]
                 misses[h.entry_id] = min(misses.get(h.entry_id, 256), h.distance)
         return near

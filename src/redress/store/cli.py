@@ -532,6 +532,7 @@ def scan(
 ) -> None:
     """Hash files and match them against every enabled bank; recorded for retroactive matching."""
     from redress.signals import hash_file
+    from redress.signals.verify import ScannedPicture
     from redress.store.interfaces import SightingIn
     from redress.store.media import hash_options, query_for_signals
     from redress.store.service import Matcher
@@ -546,10 +547,14 @@ def scan(
         for path in paths:
             try:
                 signals = hash_file(path, options)
+                # Near misses of pictures banked with local features are verified.
+                picture = (
+                    ScannedPicture(path.read_bytes(), options) if settings.verify_features else None
+                )
                 with Session(engine) as session:
                     outcome = matcher.scan(
                         session,
-                        query_for_signals(signals),
+                        query_for_signals(signals, picture),
                         SightingIn(platform=platform, chat=str(path.parent)),
                     )
                     session.commit()
@@ -572,6 +577,7 @@ def scan(
                     "entry": m.entry_id,
                     "distance": m.distance,
                     "signal": m.signal.value,
+                    "verified": m.verified,
                     "case_ids": list(m.case_ids),
                     **(
                         {"query_share": m.query_share, "entry_share": m.entry_share}
@@ -599,7 +605,8 @@ def scan(
                 for m in outcome.matches:
                     typer.echo(
                         f"{path}: MATCH bank {m.bank_name!r} entry {m.entry_id} "
-                        f"({m.signal.value}, distance {m.distance})"
+                        f"({m.signal.value}, distance {m.distance}"
+                        f"{', verified by local features' if m.verified else ''})"
                     )
             else:
                 typer.echo(f"{path}: no match")

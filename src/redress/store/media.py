@@ -16,7 +16,7 @@ from redress.config import Settings
 from redress.signals import HashOptions, MediaSignals, hash_file
 from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
-from redress.signals.verify import encode_features, local_features
+from redress.signals.verify import ScannedPicture, encode_features, local_features
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
 from redress.store.robust import robust_entry
 
@@ -94,8 +94,9 @@ def _with_features(entries: list[EntryIn], path: Path, options: HashOptions) -> 
     return [replace(e, features=features) if e.kind is target else e for e in entries]
 
 
-def query_for_signals(signals: MediaSignals) -> MediaQuery:
-    """The matcher's query for a hashed file (dihedral hashes included when computed)."""
+def query_for_signals(signals: MediaSignals, picture: ScannedPicture | None = None) -> MediaQuery:
+    """The matcher's query for a hashed file (dihedral hashes included when computed);
+    ``picture``, the file's image, lets the matcher verify near misses."""
     pdq = ((signals.pdq,) if signals.pdq is not None else ()) + tuple(signals.dihedral)
     return MediaQuery(
         kind=signals.kind,
@@ -107,6 +108,7 @@ def query_for_signals(signals: MediaSignals) -> MediaQuery:
         vpdq=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq),
         robust=_query_robust(signals),
         vpdq_trimmed=tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq_trimmed),
+        picture=picture if signals.kind == "image" else None,
     )
 
 

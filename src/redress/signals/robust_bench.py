@@ -153,9 +153,8 @@ def run_robustness_bench(*, originals: int = 60, seed: int = 2026) -> dict[str, 
         )
         verified: set[int] = set()
         if verifying and near:
-            copy_rgb = _decode(data)
             start = time.process_time()
-            verified = {o for o in near if verify_copy(held[o], copy_rgb).same_scene}
+            verified = {o for o in near if verify_copy(held[o], rgb).same_scene}
             verify_time += time.process_time() - start
             checks += len(near)
         checked_hits = robust_hits | verified

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from redress.signals import HashOptions, PdqHash, dihedral_hashes, hash_bytes, hash_file
-from redress.signals.pdq import pdq_from_buffer64, pdq_from_rgb, pdq_of_window
+from redress.signals.pdq import box_resize, pdq_from_buffer64, pdq_from_rgb, pdq_of_window
 from signals.media import encode
 
 COMPAT = HashOptions(compat_hma=True)
@@ -219,6 +219,32 @@ def test_window_of_a_luma_plane_hashes_like_the_window_cut_out(bridge: Image.Ima
         pdq_of_window(plane, 200, 0, 100, 50)
     with pytest.raises(ValueError, match="luma plane"):
         pdq_of_window(plane[:, ::2], 0, 0, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("size", "target"),
+    [
+        ((640, 480), (384, 288)),
+        ((540, 1080), (192, 384)),
+        ((400, 300), (200, 150)),
+        ((9, 7), (3, 3)),
+    ],
+)
+def test_box_resize_is_pillows_box_filter_within_a_level(
+    bridge: Image.Image, size: tuple[int, int], target: tuple[int, int]
+) -> None:
+    # Query sets reduce every luma plane with it; the reference side's windows
+    # come from Pillow's box filter, so both must see the same picture.
+    grey = bridge.convert("L").resize(size)
+    plane = np.asarray(grey)
+    ours = box_resize(plane, target[1], target[0]).astype(np.int16)
+    pillow = np.asarray(grey.resize(target, Image.Resampling.BOX)).astype(np.int16)
+    assert ours.shape == pillow.shape
+    assert int(np.abs(ours - pillow).max()) <= 1
+    with pytest.raises(ValueError, match="luma plane"):
+        box_resize(plane[:, ::2], 10, 10)
+    with pytest.raises(ValueError, match="cannot resize"):
+        box_resize(plane, 0, 10)
 
 
 def test_pdq_lets_other_threads_run(bridge: Image.Image) -> None:

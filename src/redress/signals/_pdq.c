@@ -412,12 +412,51 @@ PyDoc_STRVAR(hash_banded_doc,
              "filtered, so a window of a large plane costs its own size. Returns (hash,\n"
              "quality). Releases the GIL.");
 
-static int band_ok(const Py_buffer *starts, const Py_buffer *weights, int band, int length) {
-    if (band < 1 || starts->len != 64 * (Py_ssize_t)sizeof(int64_t) ||
-        weights->len != 64 * (Py_ssize_t)band * (Py_ssize_t)sizeof(float))
+
+/* The columns a column map reads: [*first, *first + width). */
+static int map_span(const int64_t *col_starts, int out_cols, int col_band, int64_t *first) {
+    int64_t lo = col_starts[0], hi = col_starts[0] + col_band;
+    for (int j = 1; j < out_cols; j++) {
+        if (col_starts[j] < lo) lo = col_starts[j];
+        if (col_starts[j] + col_band > hi) hi = col_starts[j] + col_band;
+    }
+    *first = lo;
+    return (int)(hi - lo);
+}
+
+/* out[i][j] = sum over k, l of row_weights[i, k] * col_weights[j, l] *
+ * plane[row_starts[i] + k][col_starts[j] + l], rows first. Only the columns
+ * the column map reads are filtered along rows, one output row at a time
+ * (``row`` holds width floats), so a window of a larger plane costs its own
+ * width and the buffer stays small. */
+static void banded_map(const unsigned char *plane, int cols, int out_rows, const int64_t *row_starts,
+                       const float *row_weights, int row_band, int out_cols,
+                       const int64_t *col_starts, const float *col_weights, int col_band,
+                       int64_t first_col, int width, float *row, float *out) {
+    for (int i = 0; i < out_rows; i++) {
+        for (int c = 0; c < width; c++) row[c] = 0.0f;
+        for (int k = 0; k < row_band; k++) {
+            const float w = row_weights[i * row_band + k];
+            const unsigned char *in = plane + (size_t)(row_starts[i] + k) * cols + first_col;
+            for (int c = 0; c < width; c++) row[c] += w * (float)in[c];
+        }
+        for (int j = 0; j < out_cols; j++) {
+            const float *w = col_weights + j * col_band;
+            const float *x = row + (col_starts[j] - first_col);
+            float sum = 0.0f;
+            for (int l = 0; l < col_band; l++) sum += w[l] * x[l];
+            out[(size_t)i * out_cols + j] = sum;
+        }
+    }
+}
+
+static int band_ok(const Py_buffer *starts, const Py_buffer *weights, int count, int band,
+                   int length) {
+    if (count < 1 || band < 1 || starts->len != count * (Py_ssize_t)sizeof(int64_t) ||
+        weights->len != count * (Py_ssize_t)band * (Py_ssize_t)sizeof(float))
         return 0;
     const int64_t *s = starts->buf;
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < count; i++)
         if (s[i] < 0 || s[i] + band > length) return 0;
     return 1;
 }
@@ -431,21 +470,13 @@ static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     float *partial = NULL;
     if (rows < 1 || cols < 1 || luma.len != (Py_ssize_t)rows * cols ||
-        !band_ok(&rs, &rw, row_band, rows) || !band_ok(&cs, &cw, col_band, cols)) {
+        !band_ok(&rs, &rw, 64, row_band, rows) || !band_ok(&cs, &cw, 64, col_band, cols)) {
         PyErr_SetString(PyExc_ValueError, "luma plane or band map of the wrong size");
         goto done;
     }
-    /* Only the columns the column map reads are filtered along rows: a window
-     * of a larger plane (robust hash sets hash many windows of one plane)
-     * costs its own width, not the plane's. */
-    const int64_t *row_starts = rs.buf, *col_starts = cs.buf;
-    int64_t first_col = col_starts[0], end_col = col_starts[0] + col_band;
-    for (int j = 1; j < 64; j++) {
-        if (col_starts[j] < first_col) first_col = col_starts[j];
-        if (col_starts[j] + col_band > end_col) end_col = col_starts[j] + col_band;
-    }
-    const int width = (int)(end_col - first_col);
-    partial = malloc((size_t)64 * width * sizeof(float));
+    int64_t first_col;
+    const int width = map_span(cs.buf, 64, col_band, &first_col);
+    partial = malloc((size_t)width * sizeof(float));
     if (!partial) {
         PyErr_NoMemory();
         goto done;
@@ -454,27 +485,8 @@ static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
     unsigned char bits[32];
     int quality;
     Py_BEGIN_ALLOW_THREADS
-    const unsigned char *plane = luma.buf;
-    const float *row_weights = rw.buf, *col_weights = cw.buf;
-    for (int i = 0; i < 64; i++) {
-        float *out = partial + (size_t)i * width;
-        for (int c = 0; c < width; c++) out[c] = 0.0f;
-        for (int k = 0; k < row_band; k++) {
-            const float w = row_weights[i * row_band + k];
-            const unsigned char *in = plane + (size_t)(row_starts[i] + k) * cols + first_col;
-            for (int c = 0; c < width; c++) out[c] += w * (float)in[c];
-        }
-    }
-    for (int i = 0; i < 64; i++) {
-        const float *in = partial + (size_t)i * width;
-        for (int j = 0; j < 64; j++) {
-            const float *w = col_weights + j * col_band;
-            const float *x = in + (col_starts[j] - first_col);
-            float sum = 0.0f;
-            for (int l = 0; l < col_band; l++) sum += w[l] * x[l];
-            buffer64[i][j] = sum;
-        }
-    }
+    banded_map(luma.buf, cols, 64, rs.buf, rw.buf, row_band, 64, cs.buf, cw.buf, col_band,
+               first_col, width, partial, &buffer64[0][0]);
     quality = quality_of((const float(*)[64])buffer64);
     dct_16x16((const float(*)[64])buffer64, dct);
     bits_of((const float(*)[16])dct, bits);
@@ -490,10 +502,104 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(resample_banded_doc,
+             "resample_banded(luma, rows, cols, out_rows, row_starts, row_weights, row_band,\n"
+             "                out_cols, col_starts, col_weights, col_band, /)\n"
+             "--\n\n"
+             "An 8-bit luma plane (rows x cols, C order) through a banded linear map to\n"
+             "out_rows x out_cols, rounded to 8 bits: the same map as hash_banded, of any\n"
+             "output size (a box-filter resize, say). Returns the plane's bytes. Releases\n"
+             "the GIL.");
+
+static PyObject *pdq_resample_banded(PyObject *self, PyObject *args) {
+    Py_buffer luma, rs, rw, cs, cw;
+    int rows, cols, out_rows, out_cols, row_band, col_band;
+    if (!PyArg_ParseTuple(args, "y*iiiy*y*iiy*y*i", &luma, &rows, &cols, &out_rows, &rs, &rw,
+                          &row_band, &out_cols, &cs, &cw, &col_band))
+        return NULL;
+    PyObject *result = NULL;
+    float *partial = NULL, *out = NULL;
+    if (rows < 1 || cols < 1 || luma.len != (Py_ssize_t)rows * cols ||
+        !band_ok(&rs, &rw, out_rows, row_band, rows) ||
+        !band_ok(&cs, &cw, out_cols, col_band, cols)) {
+        PyErr_SetString(PyExc_ValueError, "luma plane or band map of the wrong size");
+        goto done;
+    }
+    int64_t first_col;
+    const int width = map_span(cs.buf, out_cols, col_band, &first_col);
+    /* Strips of STRIP output rows: partial holds a strip's row pass (STRIP x
+     * width), out the same transposed (width x STRIP), then its column pass
+     * (out_cols x STRIP). Small buffers: large ones would be mapped and
+     * unmapped by malloc on every call, and page faults would cost more than
+     * the arithmetic. */
+    enum { STRIP = 16 };
+    const size_t span = (size_t)(width > out_cols ? width : out_cols);
+    partial = malloc((size_t)STRIP * width * sizeof(float));
+    out = malloc((size_t)STRIP * 2 * span * sizeof(float));
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)out_rows * out_cols);
+    if (!partial || !out || !result) {
+        Py_CLEAR(result);
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *pixels = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *plane = luma.buf;
+    const int64_t *row_starts = rs.buf, *col_starts = cs.buf;
+    const float *row_weights = rw.buf, *col_weights = cw.buf;
+    float *turned = out, *summed = out + (size_t)STRIP * span;
+    /* A resize's bands are two or three pixels wide, too short for a loop per
+     * output pixel to gain anything: both passes sum whole contiguous lines,
+     * the column pass over the row pass transposed. */
+    for (int top = 0; top < out_rows; top += STRIP) {
+        const int height = top + STRIP < out_rows ? STRIP : out_rows - top;
+        for (int r = 0; r < height; r++) {
+            const int i = top + r;
+            float *row = partial + (size_t)r * width;
+            for (int c = 0; c < width; c++) row[c] = 0.0f;
+            for (int k = 0; k < row_band; k++) {
+                const float w = row_weights[i * row_band + k];
+                const unsigned char *in = plane + (size_t)(row_starts[i] + k) * cols + first_col;
+                for (int c = 0; c < width; c++) row[c] += w * (float)in[c];
+            }
+        }
+        for (int c = 0; c < width; c++)
+            for (int r = 0; r < STRIP; r++)
+                turned[(size_t)c * STRIP + r] = r < height ? partial[(size_t)r * width + c] : 0.0f;
+        for (int j = 0; j < out_cols; j++) {
+            float *line = summed + (size_t)j * STRIP;
+            for (int r = 0; r < STRIP; r++) line[r] = 0.0f;
+            for (int l = 0; l < col_band; l++) {
+                const float w = col_weights[j * col_band + l];
+                const float *in = turned + (size_t)(col_starts[j] - first_col + l) * STRIP;
+                for (int r = 0; r < STRIP; r++) line[r] += w * in[r];
+            }
+        }
+        for (int r = 0; r < height; r++) {
+            unsigned char *target = pixels + (size_t)(top + r) * out_cols;
+            for (int j = 0; j < out_cols; j++) {
+                const float v = summed[(size_t)j * STRIP + r] + 0.5f;
+                target[j] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (unsigned char)v;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    free(partial);
+    free(out);
+    PyBuffer_Release(&luma);
+    PyBuffer_Release(&rs);
+    PyBuffer_Release(&rw);
+    PyBuffer_Release(&cs);
+    PyBuffer_Release(&cw);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"hash_pixels", pdq_hash_pixels, METH_VARARGS, hash_pixels_doc},
     {"hash_buffer64", pdq_hash_buffer64, METH_VARARGS, hash_buffer64_doc},
     {"hash_banded", pdq_hash_banded, METH_VARARGS, hash_banded_doc},
+    {"resample_banded", pdq_resample_banded, METH_VARARGS, resample_banded_doc},
     {NULL, NULL, 0, NULL},
 };
 

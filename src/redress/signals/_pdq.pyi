@@ -27,3 +27,17 @@ def hash_banded(
     col_band: int,
     /,
 ) -> tuple[bytes, int]: ...
+def resample_banded(
+    luma: object,
+    rows: int,
+    cols: int,
+    out_rows: int,
+    row_starts: object,
+    row_weights: object,
+    row_band: int,
+    out_cols: int,
+    col_starts: object,
+    col_weights: object,
+    col_band: int,
+    /,
+) -> bytes: ...

@@ -356,6 +356,61 @@ def window_operator(length: int, *, mirrored: bool = False) -> Band:
     return (length - band - starts).astype(np.int64), np.ascontiguousarray(weights[:, ::-1])
 
 
+def box_resize(plane: LumaArray, rows: int, cols: int) -> LumaArray:
+    """``plane`` resized to ``rows`` x ``cols`` with Pillow's box filter, in C.
+
+    The weights are Pillow's (each output pixel the mean of the input pixels
+    whose centres it covers) but the two passes run in float32 with one
+    rounding at the end, where Pillow rounds after each pass: an output pixel
+    differs from ``Image.resize(..., BOX)``'s by a level at most. Several
+    times faster than Pillow's fixed-point resample, which cost robust query
+    sets more than any other step.
+    """
+    if plane.dtype != np.uint8 or plane.ndim != 2 or not plane.flags.c_contiguous:
+        raise ValueError("a luma plane must be a C-contiguous 2-D uint8 array")
+    if rows < 1 or cols < 1:
+        raise ValueError(f"cannot resize to {rows}x{cols}")
+    row_starts, row_weights = box_operator(plane.shape[0], rows)
+    col_starts, col_weights = box_operator(plane.shape[1], cols)
+    data = _pdq.resample_banded(
+        plane,
+        plane.shape[0],
+        plane.shape[1],
+        rows,
+        row_starts,
+        row_weights,
+        row_weights.shape[1],
+        cols,
+        col_starts,
+        col_weights,
+        col_weights.shape[1],
+    )
+    return np.frombuffer(data, dtype=np.uint8).reshape(rows, cols)
+
+
+@functools.lru_cache(maxsize=256)
+def box_operator(length: int, size: int) -> Band:
+    """Pillow's box-filter weights from ``length`` pixels to ``size``, banded."""
+    scale = length / size
+    stretch = max(scale, 1.0)
+    centres = (np.arange(size, dtype=np.float64) + 0.5) * scale
+    lows = np.maximum(0, (centres - stretch * 0.5 + 0.5).astype(np.int64))
+    highs = np.minimum(length, (centres + stretch * 0.5 + 0.5).astype(np.int64))
+    band = max(1, int((highs - lows).max()))
+    starts = np.minimum(lows, length - band)
+    pixels = starts[:, np.newaxis] + np.arange(band)
+    # Pillow's box: a pixel counts when its centre lies in (-0.5, 0.5] of the
+    # output pixel's span, measured in output pixels, and within the span
+    # Pillow reads.
+    offset = (pixels - centres[:, np.newaxis] + 0.5) / stretch
+    inside = (offset > -0.5) & (offset <= 0.5)
+    inside &= (pixels >= lows[:, np.newaxis]) & (pixels < highs[:, np.newaxis])
+    weights = inside.astype(np.float64)
+    totals = weights.sum(axis=1, keepdims=True)
+    table = (weights / np.where(totals > 0, totals, 1.0)).astype(np.float32)
+    return starts.astype(np.int64), np.ascontiguousarray(table)
+
+
 def pdq_from_buffer64(buffer64: FloatArray) -> PdqHash:
     """PDQ's last steps on a 64x64 luma buffer: quality metric, 16x16 DCT, median threshold."""
     bits, quality = _pdq.hash_buffer64(np.ascontiguousarray(buffer64, dtype=np.float32))

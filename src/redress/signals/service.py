@@ -208,6 +208,47 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
     swap = orientation in (5, 6, 7, 8)
     width, height = (decoded.height, decoded.width) if swap else (decoded.width, decoded.height)
 
+    pdq, dihedral, robust = _picture_hashes(decoded, data, fmt, options)
+
+    if decoded.animated and fmt.name == "GIF":
+        video = hash_video(io.BytesIO(data), options)
+        signals = _video_signals(video, fmt, len(data), sha256, md5, options)
+        return _replace_still(signals, pdq, dihedral)
+
+    hashable = pdq.quality >= options.quality_min
+    return MediaSignals(
+        kind="image",
+        sha256=sha256,
+        md5=md5,
+        size=len(data),
+        media_type=fmt.media_type,
+        pdq=pdq,
+        hashable=hashable,
+        unhashable_reason=None if hashable else _low_quality(pdq.quality, options),
+        dihedral=dihedral,
+        robust=robust,
+        width=width,
+        height=height,
+    )
+
+
+def image_hashes(data: bytes, options: HashOptions) -> tuple[PdqHash, tuple[DerivedHash, ...]]:
+    """The PDQ and robust set a scan computes for a still image, and nothing else.
+
+    Exactly the work :func:`hash_bytes` does for them (decode, the fast PDQ,
+    with ``robust="query"`` the query set from a reduced decode), without the
+    checksums: what ``redress bench robustness`` times against plain PDQ.
+    """
+    fmt = sniff(data[:SNIFF_BYTES])
+    decoded = pdq_image.open_image(data, fmt, options.max_image_pixels)
+    pdq, _, robust = _picture_hashes(decoded, data, fmt, options)
+    return pdq, robust
+
+
+def _picture_hashes(
+    decoded: pdq_image.DecodedImage, data: bytes, fmt: MediaFormat, options: HashOptions
+) -> tuple[PdqHash, tuple[PdqHash, ...], tuple[DerivedHash, ...]]:
+    """The picture's PDQ, dihedral hashes (if asked) and robust set (if asked)."""
     pdq: PdqHash | None = None
     dihedral: tuple[PdqHash, ...] = ()
     robust: tuple[DerivedHash, ...] = ()
@@ -230,27 +271,7 @@ def _hash_image(data: bytes, fmt: MediaFormat, options: HashOptions) -> MediaSig
             robust = reference_hash_set(rgb)
         elif options.robust == "query":
             robust = query_hash_set(rgb)
-
-    if decoded.animated and fmt.name == "GIF":
-        video = hash_video(io.BytesIO(data), options)
-        signals = _video_signals(video, fmt, len(data), sha256, md5, options)
-        return _replace_still(signals, pdq, dihedral)
-
-    hashable = pdq.quality >= options.quality_min
-    return MediaSignals(
-        kind="image",
-        sha256=sha256,
-        md5=md5,
-        size=len(data),
-        media_type=fmt.media_type,
-        pdq=pdq,
-        hashable=hashable,
-        unhashable_reason=None if hashable else _low_quality(pdq.quality, options),
-        dihedral=dihedral,
-        robust=robust,
-        width=width,
-        height=height,
-    )
+    return pdq, dihedral, robust
 
 
 def _video_signals(

@@ -461,6 +461,16 @@ static int band_ok(const Py_buffer *starts, const Py_buffer *weights, int count,
     return 1;
 }
 
+/* The buffers a banded map's arguments hold. */
+static void release_map(Py_buffer *luma, Py_buffer *rs, Py_buffer *rw, Py_buffer *cs,
+                        Py_buffer *cw) {
+    PyBuffer_Release(luma);
+    PyBuffer_Release(rs);
+    PyBuffer_Release(rw);
+    PyBuffer_Release(cs);
+    PyBuffer_Release(cw);
+}
+
 static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
     Py_buffer luma, rs, rw, cs, cw;
     int rows, cols, row_band, col_band;
@@ -494,11 +504,7 @@ static PyObject *pdq_hash_banded(PyObject *self, PyObject *args) {
     result = Py_BuildValue("(y#i)", (const char *)bits, (Py_ssize_t)32, quality);
 done:
     free(partial);
-    PyBuffer_Release(&luma);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&rw);
-    PyBuffer_Release(&cs);
-    PyBuffer_Release(&cw);
+    release_map(&luma, &rs, &rw, &cs, &cw);
     return result;
 }
 
@@ -587,11 +593,7 @@ static PyObject *pdq_resample_banded(PyObject *self, PyObject *args) {
 done:
     free(partial);
     free(out);
-    PyBuffer_Release(&luma);
-    PyBuffer_Release(&rs);
-    PyBuffer_Release(&rw);
-    PyBuffer_Release(&cs);
-    PyBuffer_Release(&cw);
+    release_map(&luma, &rs, &rw, &cs, &cw);
     return result;
 }
 

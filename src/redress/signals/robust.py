@@ -846,20 +846,18 @@ def _reduced(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image
     return image.reduce(factor, box)
 
 
-def _luma_plane(image: Image.Image, box: tuple[int, int, int, int] | None) -> LumaArray:
-    """The luma of ``image`` (or its ``box``) scaled (box filter) so its longer
+def _luma_plane(grey: Image.Image, box: tuple[int, int, int, int] | None) -> LumaArray:
+    """The luma picture ``grey`` (or its ``box``) scaled (box filter) so its longer
     side is at most :data:`WORK_SIDE`: the scale the reference's windows are
     hashed at, so both sides' windows are compared at one scale."""
-    width, height = image.size if box is None else (box[2] - box[0], box[3] - box[1])
-    grey = _reduced(image, box)
-    if grey.mode != "L":
-        grey = grey.convert("L")
-    plane: LumaArray = np.asarray(grey)
+    width, height = grey.size if box is None else (box[2] - box[0], box[3] - box[1])
+    reduced = _reduced(grey, box)
+    plane: LumaArray = np.asarray(reduced)
     longest = max(width, height)
     if longest > WORK_SIDE:
         scale = WORK_SIDE / longest
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if grey.size != size:
+        if reduced.size != size:
             plane = box_resize(plane, size[1], size[0])
     return plane
 

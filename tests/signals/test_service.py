@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from redress.signals import HashError, HashOptions, MediaSignals, hash_bytes, hash_file
+from redress.signals.service import image_hashes
 from signals.media import encode, make_audio, make_video
 
 OPTIONS = HashOptions()
@@ -299,3 +300,30 @@ def test_damaged_real_media_gives_a_hash_or_a_hash_error(
         sample[index] = data.draw(st.integers(0, 255))
     cut = 1 + data.draw(st.integers(0, 2**20)) % len(sample)
     assert outcome(bytes(sample[:cut])) in KNOWN_FAILURES | {"hashed"}
+
+
+def test_image_hashes_are_the_scans_and_refuse_what_a_scan_refuses(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # The robustness bench times and matches through image_hashes: it must be
+    # exactly the scan's hash and query set, and refuse bad input the same way.
+    data = (shared_data / "pdq" / "bridge-mods" / "aaa-orig.jpg").read_bytes()
+    query = HashOptions(robust="query")
+    pdq, robust = image_hashes(data, query)
+    scanned = hash_bytes(data, query)
+    assert (pdq, robust) == (scanned.pdq, scanned.robust)
+    assert len(robust) > 1
+    assert image_hashes(data, OPTIONS) == (hash_bytes(data, OPTIONS).pdq, ())
+
+    def refusal(bad: bytes) -> str:
+        with pytest.raises(HashError) as caught:
+            image_hashes(bad, query)
+        assert caught.value.message
+        return caught.value.code
+
+    assert refusal(b"") == "empty_file"
+    assert refusal(data[: len(data) // 2]) == "truncated"
+    assert refusal(png_declaring(12_000, 10_000)) == "too_many_pixels"
+    video = tmp_path / "clip.mp4"
+    make_video(video, frames=4)
+    assert refusal(video.read_bytes()) == "unsupported_type"

@@ -21,6 +21,7 @@ from redress.signals.errors import (
     MediaTooLargeError,
     TruncatedMediaError,
     UnreadableFileError,
+    UnsupportedMediaError,
 )
 from redress.signals.options import HashOptions
 from redress.signals.robust import (
@@ -238,10 +239,19 @@ def image_hashes(data: bytes, options: HashOptions) -> tuple[PdqHash, tuple[Deri
     Exactly the work :func:`hash_bytes` does for them (decode, the fast PDQ,
     with ``robust="query"`` the query set from a reduced decode), without the
     checksums: what ``redress bench robustness`` times against plain PDQ.
+    Refuses what :func:`hash_bytes` refuses, with the same errors, and
+    videos (:class:`~redress.signals.errors.UnsupportedMediaError`).
     """
+    _check_size(len(data), options)
     fmt = sniff(data[:SNIFF_BYTES])
-    decoded = pdq_image.open_image(data, fmt, options.max_image_pixels)
-    pdq, _, robust = _picture_hashes(decoded, data, fmt, options)
+    if fmt.kind != "image":
+        raise UnsupportedMediaError(f"image hashes are for still images; got {fmt.name}")
+    try:
+        decoded = pdq_image.open_image(data, fmt, options.max_image_pixels)
+        pdq, _, robust = _picture_hashes(decoded, data, fmt, options)
+    except CorruptMediaError as exc:
+        _raise_if_truncated(exc, io.BytesIO(data), len(data), fmt)
+        raise
     return pdq, robust
 
 

@@ -541,6 +541,9 @@ class PipelineService:
                         "cases": list(m.case_ids),
                         "signal": m.signal.value,
                         "distance": m.distance,
+                        # A near miss local features confirmed: the moderator is told
+                        # why a distance beyond the threshold was matched at all.
+                        **({"verified": True} if m.verified else {}),
                     }
                     for m in matches
                 ],

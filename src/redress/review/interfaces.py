@@ -116,6 +116,8 @@ class CandidateView:
     signal: str
     distance: int | None
     cases: tuple[str, ...]  # "case 7" or, for her advocate, the case number and contact
+    # The hashes only came near; local features confirmed the same picture.
+    verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)

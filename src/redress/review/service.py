@@ -571,6 +571,7 @@ class ReviewService:
                     self._case_label(viewer, int(cid), cases.get(int(cid)))
                     for cid in c.get("cases") or []
                 ),
+                verified=bool(c.get("verified")),
             )
             for c in facts.candidates
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,29 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 from sqlalchemy import select
 from web_support import Api, pdq_entry, serving
 
 from redress.actions import verify_signature
+from redress.actions.interfaces import ActionKind, ActionRequest, ActionTarget
+from redress.actions.reupload import BlockReuploadActioner
 from redress.config import Settings
+from redress.evidence.interfaces import EntryKind
+from redress.evidence.models import LedgerEntryRow
+from redress.evidence.service import build_evidence_service
+from redress.evidence.store import SqlEvidenceStore
 from redress.pipeline.container import PipelineParts
 from redress.pipeline.keys import ApiKeyService, Scope
-from redress.pipeline.models import ScanAction, ScanMedia
+from redress.pipeline.matching import StoreMatcher
+from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
+from redress.review.interfaces import Role
+from redress.review.service import ReviewConfig, ReviewService
+from redress.review.store import ReviewStore
 from redress.signals import HashOptions, hash_bytes
 from redress.store.interfaces import BankPurpose
+from store.test_robust_matching import picture
+from store.test_verification import FREE_CROP
 
 pytestmark = pytest.mark.anyio
 
@@ -84,6 +97,176 @@ async def test_upload_matching_a_confirmed_bank_acts(api: Api) -> None:
     second = await wait_done(api, again.json()["id"], headers)
     assert {"bank": "blocked-reuploads", "signal": "sha256"} in second["matches"]
     assert second["outcome"] == "act"
+
+
+def mirrored(data: bytes) -> bytes:
+    out = io.BytesIO()
+    ImageOps.mirror(Image.open(io.BytesIO(data))).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+async def act_on_confirmed(api: Api, data: bytes) -> dict[str, Any]:
+    """Scan ``data`` from a chat message against a confirmed bank holding its PDQ; the
+    item is captured as evidence and its actions (``block_reupload`` among them) run."""
+    signals = hash_bytes(data, HashOptions())
+    assert signals.pdq is not None
+    api.bank("confirmed", BankPurpose.CONFIRMED_VIOLATIONS, [pdq_entry(signals.pdq.bits)])
+    headers = api.auth()
+    accepted = await api.client.post(
+        "/api/v1/scan",
+        files={"file": ("leak.jpg", data, "image/jpeg")},
+        data={"chat_id": "-100", "message_id": "7"},
+        headers=headers,
+    )
+    job = await wait_done(api, accepted.json()["id"], headers)
+    assert job["outcome"] == "act"
+    assert "block_reupload" in job["actions"]
+    return job
+
+
+async def test_blocked_copy_is_banked_from_its_captured_pixels(api: Api) -> None:
+    # Redress holds the confirmed copy's pixels (captured as evidence), so blocking
+    # re-uploads banks its reference set too: a mirrored re-upload, which the plain
+    # hash misses, is blocked; the ledger logs the view that hashing the copy needed.
+    data = photo(4)
+    job = await act_on_confirmed(api, data)
+    plain = hash_bytes(data, HashOptions()).pdq
+    flipped = hash_bytes(mirrored(data), HashOptions()).pdq
+    assert plain is not None
+    assert flipped is not None
+    assert plain.distance(flipped) > 31  # plain PDQ alone would miss it
+    matcher = api.state.pipeline.service.matcher
+    assert isinstance(matcher, StoreMatcher)
+    matcher.follower.poll()  # see the blocked entries now rather than within 0.2 s
+    headers = api.auth()
+    again = await api.client.post(
+        "/api/v1/scan", files={"file": ("flipped.jpg", mirrored(data))}, headers=headers
+    )
+    second = await wait_done(api, again.json()["id"], headers)
+    assert {"bank": "blocked-reuploads", "signal": "pdq-set"} in second["matches"]
+    assert {"bank": "confirmed", "signal": "pdq"} not in second["matches"]
+    assert second["outcome"] == "act"
+    with api.state.pipeline.sessions() as session:
+        action = session.get(ScanAction, f"{job['id']}:block_reupload")
+        assert action is not None
+        assert action.status == "done"
+        assert "banked from the captured copy's pixels" in (action.detail or "")
+        views = session.scalars(
+            select(LedgerEntryRow).where(LedgerEntryRow.kind == EntryKind.VIEW.value)
+        ).all()
+    # One logged view per blocked copy: the mirrored copy was acted on and blocked too.
+    assert [v.actor for v in views] == [
+        f"action:{job['id']}:block_reupload",
+        f"action:{second['id']}:block_reupload",
+    ]
+
+
+@pytest.mark.parametrize("verify", [False, True], ids=["hashes-only", "verified"])
+async def test_a_free_crop_of_a_blocked_copy_is_verified_for_review(
+    settings: Settings, verify: bool
+) -> None:
+    # With verification on, the blocked copy's local features are kept too (confirmed
+    # content Redress holds the pixels of): a free crop that the hashes only come near
+    # is confirmed by them and goes to a moderator, never straight to an action.
+    pytest.importorskip("cv2")
+    original = picture(3)
+    confirmed = io.BytesIO()
+    original.save(confirmed, format="JPEG", quality=88)
+    crop = io.BytesIO()
+    original.crop(FREE_CROP).save(crop, format="JPEG", quality=88)
+    async with serving(settings.model_copy(update={"verify_features": verify})) as api:
+        await act_on_confirmed(api, confirmed.getvalue())
+        matcher = api.state.pipeline.service.matcher
+        assert isinstance(matcher, StoreMatcher)
+        matcher.follower.poll()
+        headers = api.auth()
+        again = await api.client.post(
+            "/api/v1/scan", files={"file": ("crop.jpg", crop.getvalue())}, headers=headers
+        )
+        job = await wait_done(api, again.json()["id"], headers)
+        if verify:
+            assert job["outcome"] == "review"
+            assert job["matches"] == [{"bank": "blocked-reuploads", "signal": "pdq-set"}]
+            # The moderator is told why a distance beyond the threshold matched at all.
+            page = await moderator_page(api, "/review/")
+            item = re.search(r'href="/review/items/(\d+)"', page)
+            assert item is not None
+            page = await moderator_page(api, f"/review/items/{item.group(1)}")
+            assert "near miss, verified by local features" in page
+        else:
+            assert (job["outcome"], job["matches"]) == ("ignore", [])
+
+
+async def moderator_page(api: Api, path: str) -> str:
+    """A console page as a logged-in moderator sees it."""
+    if not api.client.cookies:
+        with api.state.pipeline.sessions.begin() as session:
+            service = ReviewService(
+                ReviewStore(session), ReviewConfig.from_settings(api.state.settings)
+            )
+            service.create_user("mod@example.org", Role.MODERATOR, "a long enough password")
+        form = await api.client.get("/review/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        await api.client.post(
+            "/review/login",
+            data={
+                "csrf_token": csrf.group(1),
+                "email": "mod@example.org",
+                "password": "a long enough password",
+            },
+        )
+    response = await api.client.get(path)
+    assert response.status_code == 200, response.text[:300]
+    return response.text
+
+
+async def test_blocking_a_deleted_capture_banks_the_recorded_hashes(api: Api) -> None:
+    # The victim withdrew and her captured copy was erased: blocking again banks the
+    # recorded hashes only, never fails, and says why nothing more was banked.
+    job = await act_on_confirmed(api, photo(5))
+    with api.state.pipeline.sessions.begin() as session:
+        item = session.get(ScanItem, job["id"])
+        assert item is not None
+        assert item.evidence_item_id
+        evidence = build_evidence_service(SqlEvidenceStore(session), api.state.settings)
+        evidence.delete(item.evidence_item_id, "victim", "withdrawn")
+    blocker = api.state.pipeline.runner.actioners[ActionKind.BLOCK_REUPLOAD]
+    result = blocker.perform(
+        ActionRequest(
+            action_id=f"{job['id']}:block_reupload",
+            kind=ActionKind.BLOCK_REUPLOAD,
+            item_id=job["id"],
+            source="test",
+            target=ActionTarget(),
+            reason="confirmed",
+        )
+    )
+    assert result.ok
+    assert "captured copy not opened (evidence_deleted)" in result.detail
+    assert "0 entries added" in result.detail  # the first run banked them already
+
+
+async def test_a_capture_that_differs_from_the_scanned_bytes_is_not_banked(api: Api) -> None:
+    # Only the copy the moderator confirmed is ever hashed into the block bank.
+    job = await act_on_confirmed(api, photo(6))
+    blocker = BlockReuploadActioner(
+        api.state.pipeline.sessions,
+        captured=lambda session, evidence_id, actor: photo(7),
+        hash_copy=lambda data: pytest.fail("a different picture was hashed"),
+    )
+    result = blocker.perform(
+        ActionRequest(
+            action_id=f"{job['id']}:block_reupload",
+            kind=ActionKind.BLOCK_REUPLOAD,
+            item_id=job["id"],
+            source="test",
+            target=ActionTarget(),
+            reason="confirmed",
+        )
+    )
+    assert result.ok
+    assert "captured copy differs from the scanned bytes" in result.detail
 
 
 async def test_recompressed_copy_still_matches_a_victim_bank(api: Api) -> None:

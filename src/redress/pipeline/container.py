@@ -7,12 +7,13 @@ so the web layer, the workers and the command line run the same core.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine
@@ -30,6 +31,9 @@ from redress.pipeline.queue import EmbeddedQueue, JobQueue
 from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
 from redress.pipeline.service import EvidenceFactory, PipelineService, ProcessReport, ScanRunner
 from redress.store.db import make_engine
+
+if TYPE_CHECKING:
+    from redress.actions.reupload import CapturedCopy
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,20 @@ def default_evidence(settings: Settings) -> EvidenceFactory:
     return recorder
 
 
+def captured_copy(settings: Settings) -> CapturedCopy:
+    """Opens an item's captured evidence through the action's session (the view is
+    logged in the evidence ledger with the action as the actor)."""
+    from redress.actions.reupload import VIEW_PURPOSE
+    from redress.evidence.service import build_evidence_service
+    from redress.evidence.store import SqlEvidenceStore
+
+    def opened(session: Session, evidence_item_id: str, actor: str) -> bytes:
+        evidence = build_evidence_service(SqlEvidenceStore(session), settings)
+        return evidence.open(evidence_item_id, actor, VIEW_PURPOSE).content
+
+    return opened
+
+
 def build_pipeline(
     settings: Settings,
     parts: PipelineParts | None = None,
@@ -142,9 +160,14 @@ def build_pipeline(
     # Connectors add theirs (delete message, restrict user, notify case); blocking
     # re-uploads is done here, in the store. (Imported here: it reads pipeline tables.)
     from redress.actions.reupload import BlockReuploadActioner
+    from redress.store.media import entries_for_media
 
     actioners: dict[ActionKind, Actioner] = {
-        ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(sessions),
+        ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(
+            sessions,
+            captured=captured_copy(settings),
+            hash_copy=functools.partial(entries_for_media, settings=settings),
+        ),
         **parts.actioners,
     }
     writes: AbstractContextManager[Any] = (

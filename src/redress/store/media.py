@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from redress.config import Settings
-from redress.signals import HashOptions, MediaSignals, hash_file
+from redress.signals import HashOptions, MediaSignals, hash_bytes, hash_file
 from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
 from redress.signals.verify import ScannedPicture, encode_features, local_features
@@ -72,12 +72,23 @@ def entries_for_files(paths: Sequence[Path], settings: Settings) -> list[EntryIn
     for path in paths:
         banked = entries_for_signals(hash_file(path, options), path.name)
         if settings.verify_features:
-            banked = _with_features(banked, path, options)
+            banked = _with_features(banked, path.read_bytes(), options)
         entries += banked
     return entries
 
 
-def _with_features(entries: list[EntryIn], path: Path, options: HashOptions) -> list[EntryIn]:
+def entries_for_media(data: bytes, settings: Settings) -> list[EntryIn]:
+    """:func:`entries_for_files` for media held in memory (a captured copy Redress holds
+    the bytes of): the same entries, reference set and features included, with no file
+    name in their metadata."""
+    options = hash_options(settings, robust="reference")
+    banked = entries_for_signals(hash_bytes(data, options))
+    if settings.verify_features:
+        banked = _with_features(banked, data, options)
+    return banked
+
+
+def _with_features(entries: list[EntryIn], data: bytes, options: HashOptions) -> list[EntryIn]:
     # The features go with the picture's reference set when it has one (its members
     # include the plain hash), else with its plain PDQ entry; videos get none.
     kinds = [e.kind for e in entries]
@@ -90,7 +101,7 @@ def _with_features(entries: list[EntryIn], path: Path, options: HashOptions) -> 
     )
     if target is None:
         return entries
-    features = encode_features(local_features(decode_picture(path.read_bytes(), options)))
+    features = encode_features(local_features(decode_picture(data, options)))
     return [replace(e, features=features) if e.kind is target else e for e in entries]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageDraw, ImageOps
+from skimage import data
 
 from redress.errors import InvalidInputError
 from redress.signals import hash_bytes
@@ -296,6 +297,47 @@ def test_a_sticker_over_one_half_is_matched_through_the_other_half(
     assert verdict.matched
     assert verdict.best is not None
     assert verdict.best.reference_kind.startswith("half-") or verdict.best.distance <= 28
+
+
+def sticker(image: Image.Image, centre: tuple[int, int], radius: int) -> Image.Image:
+    """``image`` with a round yellow emoji face (outline, eyes, mouth) drawn over it."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    x, y = centre
+    draw.ellipse(
+        (x - radius, y - radius, x + radius, y + radius),
+        fill=(255, 204, 51),
+        outline=(120, 80, 0),
+        width=max(1, radius // 10),
+    )
+    for eye in (x - radius // 3, x + radius // 3):
+        draw.ellipse((eye - 6, y - radius // 3, eye + 6, y - radius // 3 + 12), fill=(60, 40, 0))
+    draw.arc((x - radius // 2, y, x + radius // 2, y + radius // 2), 20, 160, fill=(60, 40, 0))
+    return out
+
+
+def test_a_sticker_over_the_centre_is_matched_with_the_sticker_covered() -> None:
+    # The query's copy with the sticker covered by its surroundings comes back
+    # within 31 of the photograph itself.
+    photograph = Image.fromarray(data.coffee())
+    reference = reference_hash_set(np.asarray(photograph))
+    copy = jpeg_round_trip(sticker(photograph, (300, 200), 60))
+    query = query_hash_set(copy)
+    covered = [h for h in query if h.kind.startswith("uncovered")]
+    assert [h.kind for h in covered] == ["uncovered0"]
+    assert plain_distance(np.asarray(photograph), copy) > PLAIN_THRESHOLD
+    verdict = match_sets(reference, covered)
+    assert verdict.matched, verdict
+    assert verdict.best is not None
+    assert verdict.best.reference_kind == "dihedral/original"
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "camera"])
+def test_no_overlay_is_found_in_a_plain_photograph(name: str) -> None:
+    # Natural photographs have no flat, saturated, compact blob: their query sets
+    # carry no covered copy (which would only cost a hash).
+    photograph = np.asarray(Image.fromarray(getattr(data, name)()).convert("RGB"))
+    assert [h.kind for h in query_hash_set(photograph) if h.kind.startswith("uncovered")] == []
 
 
 def test_content_regions_find_nothing_in_a_plain_photo() -> None:

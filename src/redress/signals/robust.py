@@ -102,6 +102,20 @@ REGION_MIN_CHANGE = 0.02
 REGION_OUTSIDE_CONTENT = 0.6
 # The central window every query and reference hashes (side fraction).
 CENTRE_SIDE = 0.78
+# Overlays (stickers, emoji) drawn over a picture: flat, saturated, compact blobs
+# of one colour. Natural photographs seldom have such a blob; a sticker on one
+# moves the whole picture's hash 30-90 bits, and the picture with the blob
+# covered by its surroundings' mean comes back within the plain threshold.
+OVERLAY_SATURATION = 0.45  # (max - min) / max of the channels
+OVERLAY_MIN_VALUE = 110  # brightest channel, levels
+OVERLAY_FLAT = 24  # largest step to the next pixel right or below, levels
+OVERLAY_COLOUR_TOLERANCE = 24  # levels from the blob's mean colour
+OVERLAY_AREA = (0.004, 0.12)  # of the picture, the blob's bounding box
+OVERLAY_FILL = 0.5  # of the bounding box the blob covers (a disc covers 0.79)
+OVERLAY_MAX_ASPECT = 2.0
+OVERLAY_MARGIN = 0.08  # of the blob's side, for its outline and antialiasing
+OVERLAY_MAX = 2
+OVERLAY_COLOURS = 16  # colour bins tried, most common first
 ROTATION_DEGREES = (-5.0, 5.0)
 
 DIHEDRAL_ORDER = (
@@ -570,6 +584,19 @@ def query_hash_set(rgb: RgbArray, *, whole: PdqHash | None = None) -> tuple[Deri
     if inner != trimmed:
         for name, window in HALVES:
             add(f"{name}-region", window, HALF_THRESHOLD, within=inner)
+    # The picture with each sticker-like blob covered: a sticker near the centre
+    # spoils every half and strip, not the rest of the picture.
+    for number, overlay in enumerate(_overlays(small)):
+        derived = _plane_hash(
+            _covered(planes[full], overlay),
+            full,
+            f"uncovered{number}",
+            QUERY_NORMALISED_THRESHOLD,
+            (cols, rows),
+            mirrored=False,
+        )
+        if derived is not None:
+            out.append(derived)
     return tuple(out)
 
 
@@ -902,6 +929,113 @@ def _same_window(a: Window, b: Window, tolerance: float = REGION_MIN_CHANGE) -> 
         and abs(a.left + a.width - b.left - b.width) < tolerance
         and abs(a.top + a.height - b.top - b.height) < tolerance
     )
+
+
+def _overlays(small: RgbArray) -> tuple[Window, ...]:
+    """Bounding windows of sticker-like blobs in the small copy: pixels of one flat,
+    saturated colour that fill most of a compact box of 0.4-12 % of the picture."""
+    rows, cols = small.shape[:2]
+    least, most = OVERLAY_AREA[0] * rows * cols, OVERLAY_AREA[1] * rows * cols
+    # One contiguous plane per channel: NumPy's reductions over a last axis of
+    # three are several times slower than element-wise maxima of three planes.
+    red, green, blue = np.ascontiguousarray(np.moveaxis(small, -1, 0), dtype=np.int16)
+    brightest = np.maximum(np.maximum(red, green), blue)
+    darkest = np.minimum(np.minimum(red, green), blue)
+    candidate = (brightest >= OVERLAY_MIN_VALUE) & (
+        (brightest - darkest) * 100 >= round(OVERLAY_SATURATION * 100) * brightest
+    )
+    if np.count_nonzero(candidate) < least:
+        return ()
+    step = np.zeros((rows, cols), dtype=np.int16)
+    for channel in (red, green, blue):
+        np.maximum(step[:, :-1], np.abs(np.diff(channel, axis=1)), out=step[:, :-1])
+        np.maximum(step[:-1, :], np.abs(np.diff(channel, axis=0)), out=step[:-1, :])
+    candidate &= step <= OVERLAY_FLAT
+    ys, xs = np.nonzero(candidate)
+    if len(ys) < least:
+        return ()
+    reds, greens, blues = red[ys, xs], green[ys, xs], blue[ys, xs]
+    # Colours in 8 levels a channel; a blob's colour is one bin, or two when its
+    # noise straddles a bin edge (the second finds the same box and is skipped).
+    bins = (reds // 32) * 64 + (greens // 32) * 8 + blues // 32
+    counts = np.bincount(bins, minlength=512)
+    found: list[Window] = []
+    # The most common colours first; a sticker's is not always among the top few
+    # (a warm photograph has many saturated browns), so several are tried, each
+    # first by its own bin's pixels (cheap), which a photograph's scattered
+    # colours fail.
+    for key in np.argsort(counts)[::-1][:OVERLAY_COLOURS]:
+        if counts[key] < least:
+            break
+        chosen = bins == key
+        if _blob_box(xs[chosen], ys[chosen], least, most, OVERLAY_FILL / 2) is None:
+            continue
+        member = np.ones(len(ys), dtype=bool)
+        for values in (reds, greens, blues):
+            level = float(values[chosen].mean())
+            member &= np.abs(values - level) <= OVERLAY_COLOUR_TOLERANCE
+        box = _blob_box(xs[member], ys[member], least, most, OVERLAY_FILL)
+        if box is None:
+            continue
+        x0, y0, width, height = box
+        window = Window(x0 / cols, y0 / rows, width / cols, height / rows)
+        if any(_same_window(window, other, tolerance=0.05) for other in found):
+            continue
+        found.append(window)
+        if len(found) == OVERLAY_MAX:
+            break
+    return tuple(found)
+
+
+def _blob_box(
+    xs: npt.NDArray[np.intp], ys: npt.NDArray[np.intp], least: float, most: float, fill: float
+) -> tuple[int, int, int, int] | None:
+    """``(left, top, width, height)`` of the pixels at ``xs, ys`` when they fill at least
+    ``fill`` of a compact box of ``least``-``most`` pixels, else ``None``."""
+    if len(xs) < least:
+        return None
+    # The 2nd and 98th percentiles, not the extremes: a few stray pixels of the
+    # colour elsewhere must not stretch the box.
+    sorted_x, sorted_y = np.sort(xs), np.sort(ys)
+    low, high = int(0.02 * (len(xs) - 1)), int(0.98 * (len(xs) - 1))
+    x0, x1, y0, y1 = (
+        int(sorted_x[low]),
+        int(sorted_x[high]),
+        int(sorted_y[low]),
+        int(sorted_y[high]),
+    )
+    width, height = x1 - x0 + 1, y1 - y0 + 1
+    if not least <= width * height <= most:
+        return None
+    if max(width / height, height / width) > OVERLAY_MAX_ASPECT:
+        return None
+    inside = np.count_nonzero((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1))
+    if inside < fill * width * height:
+        return None
+    return x0, y0, width, height
+
+
+def _covered(plane: LumaArray, overlay: Window) -> LumaArray:
+    """A copy of ``plane`` with ``overlay`` (grown by its margin) filled with the mean
+    of a thin ring around it."""
+    rows, cols = plane.shape
+    grow_w, grow_h = overlay.width * OVERLAY_MARGIN, overlay.height * OVERLAY_MARGIN
+    left = max(0, math.floor((overlay.left - grow_w) * cols))
+    top = max(0, math.floor((overlay.top - grow_h) * rows))
+    right = min(cols, math.ceil((overlay.left + overlay.width + grow_w) * cols))
+    bottom = min(rows, math.ceil((overlay.top + overlay.height + grow_h) * rows))
+    ring = 3
+    around = plane[max(0, top - ring) : bottom + ring, max(0, left - ring) : right + ring]
+    inside = plane[top:bottom, left:right]
+    count = around.size - inside.size
+    fill = (
+        (float(around.sum(dtype=np.float64)) - float(inside.sum(dtype=np.float64))) / count
+        if count > 0
+        else float(plane.mean())
+    )
+    out = plane.copy()
+    out[top:bottom, left:right] = fill
+    return out
 
 
 def _colour_distance(pixels: RgbArray, colour: RgbArray) -> RgbArray:

@@ -221,6 +221,18 @@ async def moderator_page(api: Api, path: str) -> str:
     return response.text
 
 
+def block_request(item_id: str) -> ActionRequest:
+    """The pipeline's ``block_reupload`` request for a scanned item, run again."""
+    return ActionRequest(
+        action_id=f"{item_id}:block_reupload",
+        kind=ActionKind.BLOCK_REUPLOAD,
+        item_id=item_id,
+        source="test",
+        target=ActionTarget(),
+        reason="confirmed",
+    )
+
+
 async def test_blocking_a_deleted_capture_banks_the_recorded_hashes(api: Api) -> None:
     # The victim withdrew and her captured copy was erased: blocking again banks the
     # recorded hashes only, never fails, and says why nothing more was banked.
@@ -232,16 +244,7 @@ async def test_blocking_a_deleted_capture_banks_the_recorded_hashes(api: Api) ->
         evidence = build_evidence_service(SqlEvidenceStore(session), api.state.settings)
         evidence.delete(item.evidence_item_id, "victim", "withdrawn")
     blocker = api.state.pipeline.runner.actioners[ActionKind.BLOCK_REUPLOAD]
-    result = blocker.perform(
-        ActionRequest(
-            action_id=f"{job['id']}:block_reupload",
-            kind=ActionKind.BLOCK_REUPLOAD,
-            item_id=job["id"],
-            source="test",
-            target=ActionTarget(),
-            reason="confirmed",
-        )
-    )
+    result = blocker.perform(block_request(job["id"]))
     assert result.ok
     assert "captured copy not opened (evidence_deleted)" in result.detail
     assert "0 entries added" in result.detail  # the first run banked them already
@@ -255,16 +258,7 @@ async def test_a_capture_that_differs_from_the_scanned_bytes_is_not_banked(api: 
         captured=lambda session, evidence_id, actor: photo(7),
         hash_copy=lambda data: pytest.fail("a different picture was hashed"),
     )
-    result = blocker.perform(
-        ActionRequest(
-            action_id=f"{job['id']}:block_reupload",
-            kind=ActionKind.BLOCK_REUPLOAD,
-            item_id=job["id"],
-            source="test",
-            target=ActionTarget(),
-            reason="confirmed",
-        )
-    )
+    result = blocker.perform(block_request(job["id"]))
     assert result.ok
     assert "captured copy differs from the scanned bytes" in result.detail
 

@@ -71,18 +71,8 @@ async def wait_done(api: Api, job_id: str, headers: dict[str, str]) -> dict[str,
 
 async def test_upload_matching_a_confirmed_bank_acts(api: Api) -> None:
     data = photo(1)
-    signals = hash_bytes(data, HashOptions())
-    assert signals.pdq is not None
-    api.bank("confirmed", BankPurpose.CONFIRMED_VIOLATIONS, [pdq_entry(signals.pdq.bits)])
+    job = await act_on_confirmed(api, data, caption="call 13812345678")
     headers = api.auth()
-    accepted = await api.client.post(
-        "/api/v1/scan",
-        files={"file": ("leak.jpg", data, "image/jpeg")},
-        data={"chat_id": "-100", "message_id": "5", "caption": "call 13812345678"},
-        headers=headers,
-    )
-    assert accepted.status_code == 202
-    job = await wait_done(api, accepted.json()["id"], headers)
     assert job["status"] == "done"
     assert job["outcome"] == "act"
     assert job["matches"] == [{"bank": "confirmed", "signal": "pdq"}]
@@ -105,7 +95,7 @@ def mirrored(data: bytes) -> bytes:
     return out.getvalue()
 
 
-async def act_on_confirmed(api: Api, data: bytes) -> dict[str, Any]:
+async def act_on_confirmed(api: Api, data: bytes, caption: str = "") -> dict[str, Any]:
     """Scan ``data`` from a chat message against a confirmed bank holding its PDQ; the
     item is captured as evidence and its actions (``block_reupload`` among them) run."""
     signals = hash_bytes(data, HashOptions())
@@ -115,9 +105,10 @@ async def act_on_confirmed(api: Api, data: bytes) -> dict[str, Any]:
     accepted = await api.client.post(
         "/api/v1/scan",
         files={"file": ("leak.jpg", data, "image/jpeg")},
-        data={"chat_id": "-100", "message_id": "7"},
+        data={"chat_id": "-100", "message_id": "7", "caption": caption},
         headers=headers,
     )
+    assert accepted.status_code == 202
     job = await wait_done(api, accepted.json()["id"], headers)
     assert job["outcome"] == "act"
     assert "block_reupload" in job["actions"]

@@ -107,6 +107,10 @@ class Original:
 
 
 Edit = Callable[[Image.Image, random.Random], Image.Image]
+# Edit families Redress added beyond the issue's list (a crop at a free position
+# and aspect): reported, and counted in the overall recall, and also left out of
+# a second overall figure that covers exactly the issue's families.
+EXTRA_FAMILIES = frozenset({"crop-free"})
 _SCAN_OPTIONS = HashOptions()
 _QUERY_OPTIONS = HashOptions(robust="query")
 _NO_MARGIN = 256
@@ -252,6 +256,7 @@ def _split_figures(
 ) -> dict[str, Any]:
     chosen = [r for r in rows if member[r["original"]]]
     good = [r for r in chosen if hashable[r["original"]]]
+    listed = [r for r in good if r["family"] not in EXTRA_FAMILIES]
     per_family: dict[str, dict[str, float]] = {}
     for family in families:
         subset = [r for r in good if r["family"] == family]
@@ -267,6 +272,10 @@ def _split_figures(
         "recall_hashable": {
             "plain": _rate(good, "plain_hit"),
             "redress": _rate(good, "robust_hit"),
+        },
+        "recall_hashable_issue_families": {
+            "plain": _rate(listed, "plain_hit"),
+            "redress": _rate(listed, "robust_hit"),
         },
         "recall_all": {"plain": _rate(chosen, "plain_hit"), "redress": _rate(chosen, "robust_hit")},
         "false_matches": {
@@ -284,6 +293,7 @@ def _split_figures(
     if verifying:
         figures["verified"] = {
             "recall_hashable": _rate(good, "verified_hit"),
+            "recall_hashable_issue_families": _rate(listed, "verified_hit"),
             "recall_all": _rate(chosen, "verified_hit"),
             "false_matches": sum(r["verified_false"] for r in chosen),
             "same_photograph": sum(r["verified_related"] for r in chosen),
@@ -664,6 +674,7 @@ def render_robustness_report(report: dict[str, Any]) -> str:
         lines.append("verification: OpenCV not installed (pip install 'redress[verify]')")
     for split, figures in report["splits"].items():
         recall = figures["recall_hashable"]
+        listed = figures["recall_hashable_issue_families"]
         recall_all = figures["recall_all"]
         false = figures["false_matches"]
         margin = figures["closest_false_margin"]
@@ -672,6 +683,8 @@ def render_robustness_report(report: dict[str, Any]) -> str:
             f"[{split}] originals {figures['originals']}"
             f" ({figures['originals_hashable']} hashable)",
             f"  recall (hashable): plain {recall['plain']:.3f}  Redress {recall['redress']:.3f}",
+            f"    the issue's families (without {', '.join(sorted(EXTRA_FAMILIES))}):"
+            f" plain {listed['plain']:.3f}  Redress {listed['redress']:.3f}",
             f"  recall (all):      plain {recall_all['plain']:.3f}"
             f"  Redress {recall_all['redress']:.3f}",
             f"  false matches:     plain {false['plain']}  Redress {false['redress']}",
@@ -681,7 +694,8 @@ def render_robustness_report(report: dict[str, Any]) -> str:
         checked = figures.get("verified")
         if checked is not None:
             lines += [
-                f"  + verification:    recall (hashable) {checked['recall_hashable']:.3f},"
+                f"  + verification:    recall (hashable) {checked['recall_hashable']:.3f}"
+                f" ({checked['recall_hashable_issue_families']:.3f} the issue's families),"
                 f" (all) {checked['recall_all']:.3f}; false matches {checked['false_matches']}"
                 f" (and {checked['same_photograph']} between originals cut from the same"
                 " photograph)",

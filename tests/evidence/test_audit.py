@@ -50,6 +50,30 @@ def test_a_clean_ledger_verifies(env: EvidenceEnv) -> None:
     assert report.kinds[EntryKind.DELETION] == 1
 
 
+def test_an_audit_of_a_live_ledger_reads_one_moment(env: EvidenceEnv) -> None:
+    # Redress keeps appending while an operator audits (a blocked copy's evidence is
+    # viewed, a decision logged): an entry committed after the audit read the head
+    # belongs to a later moment, not to a ledger longer than its head.
+    _fill(env)
+    with env.service() as auditing:
+        read_head = auditing.store.head
+
+        def head_then_another_append() -> tuple[int, bytes]:
+            head = read_head()
+            with env.service() as other:
+                other.record_event("review:match:confirmed", "moderator:2", {"n": 99})
+            return head
+
+        auditing.store.head = head_then_another_append  # type: ignore[method-assign]
+        report = audit_ledger(auditing)
+    assert report.ok, report.failures
+    assert report.size == 6 * 2 + 1
+    with env.service() as service:
+        later = audit_ledger(service)
+    assert later.ok, later.failures
+    assert later.size == 6 * 2 + 2
+
+
 def test_a_rewritten_entry_is_found(env: EvidenceEnv) -> None:
     _fill(env)
     with env.engine.begin() as conn:

@@ -69,6 +69,8 @@ def audit_ledger(service: EvidenceService, *, decrypt: bool = True) -> AuditRepo
         if len(failures) < MAX_FAILURES:
             failures.append(AuditFailure(code, message))
 
+    # The head, the entries and the items as of one moment: the ledger may be live.
+    store.read_snapshot()
     size, frontier_bytes = store.head()
     checkpoint_sizes = set(store.checkpoint_sizes())
     frontier = Frontier.empty()

@@ -136,6 +136,25 @@ class SqlEvidenceStore:
             raise LedgerCorruptError("the ledger head row is missing; run the migrations")
         return int(row[0]), bytes(row[1])
 
+    def read_snapshot(self) -> None:
+        """Make the rest of this transaction read one snapshot of the store.
+
+        Call it before any other statement of the transaction. An audit of a live
+        ledger reads the head and then every entry; under PostgreSQL's default READ
+        COMMITTED, or SQLite's reads outside a transaction, an entry appended in
+        between shows up beyond the head it read, and a sound ledger fails.
+        PostgreSQL: REPEATABLE READ; SQLite: an explicit (read) transaction.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Applied when the session first takes its connection; if it already
+            # has one, SQLAlchemy warns and the reads are not a snapshot.
+            self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            return
+        connection = self.session.connection()
+        driver = connection.connection.dbapi_connection
+        if driver is not None and not getattr(driver, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+
     def head(self) -> tuple[int, bytes]:
         """The current (size, frontier) without locking."""
         row = self.session.connection().execute(_READ_HEAD).one_or_none()

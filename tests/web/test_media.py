@@ -25,7 +25,7 @@ from redress.evidence.interfaces import EntryKind
 from redress.evidence.models import LedgerEntryRow
 from redress.evidence.service import build_evidence_service
 from redress.evidence.store import SqlEvidenceStore
-from redress.pipeline.container import PipelineParts
+from redress.pipeline.container import PipelineParts, captured_copy
 from redress.pipeline.keys import ApiKeyService, Scope
 from redress.pipeline.matching import StoreMatcher
 from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
@@ -33,7 +33,7 @@ from redress.review.interfaces import Role
 from redress.review.service import ReviewConfig, ReviewService
 from redress.review.store import ReviewStore
 from redress.signals import HashOptions, hash_bytes
-from redress.store.interfaces import BankPurpose
+from redress.store.interfaces import BankPurpose, EntryIn
 from store.test_robust_matching import picture
 from store.test_verification import FREE_CROP
 
@@ -252,6 +252,23 @@ async def test_a_capture_that_differs_from_the_scanned_bytes_is_not_banked(api: 
     result = blocker.perform(block_request(job["id"]))
     assert result.ok
     assert "captured copy differs from the scanned bytes" in result.detail
+
+
+async def test_a_copy_that_fails_to_hash_still_blocks_its_recorded_hashes(api: Api) -> None:
+    # A decoder's own failure on the captured copy never fails the action.
+    job = await act_on_confirmed(api, photo(8))
+
+    def broken_decoder(data: bytes) -> list[EntryIn]:
+        raise ValueError("the decoder gave up")
+
+    blocker = BlockReuploadActioner(
+        api.state.pipeline.sessions,
+        captured=captured_copy(api.state.settings),
+        hash_copy=broken_decoder,
+    )
+    result = blocker.perform(block_request(job["id"]))
+    assert result.ok
+    assert result.detail.endswith("captured copy not hashed (ValueError)")
 
 
 async def test_recompressed_copy_still_matches_a_victim_bank(api: Api) -> None:

@@ -11,6 +11,7 @@ is mirrored, cropped or covered, and a near miss can be verified.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -25,6 +26,8 @@ from redress.store.interfaces import BankPurpose, EntryIn, EntrySource
 from redress.store.service import BankService
 
 BLOCKED_BANK = "blocked-reuploads"
+
+log = logging.getLogger(__name__)
 
 
 def item_entries(item: ScanItem) -> list[EntryIn]:
@@ -133,5 +136,10 @@ class BlockReuploadActioner:
             entries = self.hash_copy(data)
         except RedressError as exc:
             return [], f"captured copy not hashed ({exc.code})"
+        except Exception as exc:  # noqa: BLE001 - a decoder's or OpenCV's own failure
+            # The recorded hashes are still banked: blocking must not fail because
+            # the richer hash set could not be made.
+            log.warning("captured copy of %s not hashed: %s", item.id, type(exc).__name__)
+            return [], f"captured copy not hashed ({type(exc).__name__})"
         note = f"blocked after scan {item.id}"
         return [replace(e, note=note) for e in entries], ""

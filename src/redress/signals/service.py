@@ -32,7 +32,7 @@ from redress.signals.robust import (
 )
 from redress.signals.sniff import SNIFF_BYTES, MediaFormat, declares_more_than, sniff
 from redress.signals.types import PdqHash, VpdqFrame
-from redress.signals.vpdq import VideoHashes, hash_video
+from redress.signals.vpdq import VideoCrop, VideoHashes, hash_video
 
 _CHUNK = 1024 * 1024
 
@@ -53,6 +53,9 @@ class MediaSignals:
     - ``vpdq``: the video's frame hashes (empty for an image).
     - ``vpdq_trimmed``: with ``HashOptions.letterbox``, the same frames hashed
       without the video's letterbox bars (empty without bars).
+    - ``vpdq_crops``: with ``HashOptions(robust="reference")``, the video's
+      reference crops (a centred square, the central 80 %), each with its
+      frame hashes; empty for an image.
     - ``robust``: the image's robust hash set when requested
       (``HashOptions.robust``: a reference or a query set, docs/robustness.md),
       else empty.
@@ -71,6 +74,7 @@ class MediaSignals:
     dihedral: tuple[PdqHash, ...] = ()
     vpdq: tuple[VpdqFrame, ...] = ()
     vpdq_trimmed: tuple[VpdqFrame, ...] = ()
+    vpdq_crops: tuple[VideoCrop, ...] = ()
     robust: tuple[DerivedHash, ...] = ()
     width: int | None = None
     height: int | None = None
@@ -306,6 +310,7 @@ def _video_signals(
         unhashable_reason=reason,
         vpdq=video.frames,
         vpdq_trimmed=video.trimmed,
+        vpdq_crops=video.crops,
         width=video.width,
         height=video.height,
         duration=video.duration,

@@ -78,6 +78,39 @@ LETTERBOX_MIN_SIDE = 0.03
 LETTERBOX_MIN_AREA = 0.3
 
 
+# A protected video's reference crops (``HashOptions(robust="reference")``): re-shares
+# cut a landscape clip to a centred square (a profile, story or feed format) or trim
+# its edges, and every frame's PDQ is then another picture's. Each crop's frame hashes
+# are banked as one more vPDQ entry, so a copy cut the same way matches as posted.
+# The centred square only for clips at least this much wider (or taller) than square.
+VIDEO_SQUARE_MIN_ASPECT = 1.2
+# The central window keeping 80 % of the area (side 0.894): PDQ tolerates about
+# 1.5 % of the side, so it finds trims of about 7.5-12 % of each side's length.
+VIDEO_CENTRAL_SIDE = 0.894
+
+
+@dataclass(frozen=True, slots=True)
+class VideoCrop:
+    """One reference crop of a video: its name and each hashed frame's hash of it."""
+
+    kind: str
+    frames: tuple[VpdqFrame, ...]
+
+
+def video_crop_windows(width: int, height: int) -> tuple[tuple[str, Window], ...]:
+    """The reference crops of a ``width`` x ``height`` video, named (see the constants)."""
+    windows: list[tuple[str, Window]] = []
+    if width >= VIDEO_SQUARE_MIN_ASPECT * height > 0:
+        side = height / width
+        windows.append(("square", Window((1 - side) / 2, 0.0, side, 1.0)))
+    elif height >= VIDEO_SQUARE_MIN_ASPECT * width > 0:
+        side = width / height
+        windows.append(("square", Window(0.0, (1 - side) / 2, 1.0, side)))
+    margin = (1 - VIDEO_CENTRAL_SIDE) / 2
+    windows.append(("central80", Window(margin, margin, VIDEO_CENTRAL_SIDE, VIDEO_CENTRAL_SIDE)))
+    return tuple(windows)
+
+
 @dataclass(frozen=True, slots=True)
 class VideoHashes:
     """What hashing one video stream produced, with the stream's facts."""
@@ -93,6 +126,8 @@ class VideoHashes:
     # each hashed frame's hash of that picture alone (empty when there are no bars).
     letterbox: Window | None = None
     trimmed: tuple[VpdqFrame, ...] = ()
+    # With ``HashOptions(robust="reference")``: the video's reference crops.
+    crops: tuple[VideoCrop, ...] = ()
 
 
 def read_vpdq_text(text: str) -> tuple[VpdqFrame, ...]:
@@ -198,6 +233,8 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
     max_frames = max(1, int(options.max_video_seconds * MAX_FRAMES_PER_SECOND))
     frames: list[VpdqFrame] = []
     bars = LetterboxTrim() if options.letterbox and not options.compat_hma else None
+    cropping = options.robust == "reference" and not options.compat_hma
+    cropped: dict[str, list[VpdqFrame]] = {}
     count = 0
     next_due = 0.0
     rotation = 0
@@ -236,6 +273,10 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
             frames.append(VpdqFrame(frame=number, quality=pdq.quality, pdq=pdq, ts=ts))
             if bars is not None:
                 bars.add(frames[-1], rgb)
+            if cropping:
+                rows, cols = rgb.shape[:2]
+                for kind, crop in video_crop_windows(cols, rows):
+                    cropped.setdefault(kind, []).append(_trimmed_frame(frames[-1], rgb, crop))
     except av.error.EOFError as exc:
         raise TruncatedMediaError(f"the video ends early: {exc}") from exc
     except av.error.FFmpegError as exc:
@@ -259,6 +300,7 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
         rotation=rotation,
         letterbox=window,
         trimmed=trimmed,
+        crops=tuple(VideoCrop(kind, tuple(hashed)) for kind, hashed in cropped.items()),
     )
 
 

@@ -67,6 +67,7 @@ from redress.store.interfaces import (
     VpdqFrameIn,
 )
 from redress.store.models import CaseEntry, ImportCheckpoint, VictimCase, utcnow
+from redress.store.robust import VIDEO_CROP_KEY
 from redress.store.service import RetroMatcher
 from redress.store.store import (
     HashRows,
@@ -1125,7 +1126,9 @@ def export_bank(
         assert isinstance(out, Path)
         out.mkdir(parents=True, exist_ok=True)
         for entry in entries:
-            if entry.kind is not SignalKind.VPDQ:
+            # A reference crop is Redress's own matching aid, not a hash of the file
+            # partners can use: the plain vPDQ entry goes out, its crops stay.
+            if entry.kind is not SignalKind.VPDQ or VIDEO_CROP_KEY in entry.metadata:
                 skip(entry)
                 continue
             (out / f"{bank.name}-{entry.id}.txt").write_text(

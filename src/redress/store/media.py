@@ -18,7 +18,7 @@ from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
 from redress.signals.verify import ScannedPicture, encode_features, local_features
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
-from redress.store.robust import robust_entry
+from redress.store.robust import VIDEO_CROP_KEY, robust_entry
 
 
 def hash_options(
@@ -50,6 +50,15 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
     if signals.kind == "video" and signals.vpdq:
         frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq)
         entries.append(EntryIn(SignalKind.VPDQ, frames=frames, metadata=meta))
+        # The reference crops (a centred square, the central 80 %) when the file was
+        # hashed for banking: each one more vPDQ entry, never exported (docs/robustness.md).
+        for crop in signals.vpdq_crops:
+            cropped = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in crop.frames)
+            entries.append(
+                EntryIn(
+                    SignalKind.VPDQ, frames=cropped, metadata={**meta, VIDEO_CROP_KEY: crop.kind}
+                )
+            )
     elif signals.pdq is not None and signals.hashable:
         entries.append(
             EntryIn(SignalKind.PDQ, signals.pdq.bits, signals.pdq.quality, metadata=meta)

@@ -34,6 +34,9 @@ from redress.store.models import BankEntry, EntryHash
 
 # The metadata key of a robust pdq-set entry: the members' kinds, in order.
 ROBUST_KEY = "robust"
+# The metadata key of a vPDQ entry that banks one of a video's reference crops
+# (``redress.signals.vpdq.video_crop_windows``): the crop's name.
+VIDEO_CROP_KEY = "video_crop"
 
 
 def robust_entry(reference: Sequence[DerivedHash], metadata: JsonObject) -> EntryIn | None:

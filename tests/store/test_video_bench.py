@@ -31,5 +31,9 @@ def test_the_video_bench_reports_both_rules_per_family() -> None:
         assert families[family]["meta"] == 0.0
         assert families[family]["redress"] > 0.5
     assert families["letterbox"]["bars_found"] == 1.0
+    # A square-cut copy matches the original's banked square crop, and only Redress
+    # banks one.
+    assert families["square"]["meta"] == 0.0
+    assert families["square"]["redress"] == 1.0
     assert report["false_matches"] == {"meta": 0, "redress": 0}
     assert report["hashing_cpu_seconds"]["ratio"] > 1.0

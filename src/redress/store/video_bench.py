@@ -11,7 +11,14 @@ encoded again at a lower quality:
 - ``canvas``: the clip shrunk onto a coloured square canvas (bars on all sides);
 - ``excerpt``: the middle half of the clip;
 - ``compilation``: the clip spliced between two other originals;
-- ``letterbox+excerpt``: the middle half, in a portrait frame.
+- ``letterbox+excerpt``: the middle half, in a portrait frame;
+- ``square``: every frame cut to its centred square (a feed, story or profile
+  format);
+- ``trim``: every frame's central part, keeping 75-90 % of the area.
+
+Redress banks each original with its reference crops too (the centred square
+and the central 80 %, ``HashOptions(robust="reference")``, each one more vPDQ
+entry); Meta's rule has only the frames as posted.
 
 Each copy is hashed as a scan hashes it (``HashOptions(letterbox=True)``) and
 matched two ways against every original: **Meta's rule** (the copy's frames as
@@ -70,9 +77,11 @@ def run_video_bench(*, originals: int = 16, seed: int = 2026) -> dict[str, Any]:
     rng = random.Random(seed)
     pictures = [p.rgb for p in sample_pictures(originals, rng)]
     clips = [_pan_clip(pictures[n % len(pictures)], rng) for n in range(originals)]
-    banked = [
-        _frames(hash_video(io.BytesIO(_encode(c, 2_000_000)), HashOptions()).frames) for c in clips
-    ]
+    # Each original's frames as posted, then its reference crops' frames.
+    banked: list[list[npt.NDArray[np.uint8]]] = []
+    for clip in clips:
+        hashed = hash_video(io.BytesIO(_encode(clip, 2_000_000)), HashOptions(robust="reference"))
+        banked.append([_frames(hashed.frames), *(_frames(c.frames) for c in hashed.crops)])
     copies: list[VideoCopy] = []
     for n in range(len(clips)):
         for family, edit in _families().items():
@@ -90,15 +99,21 @@ def run_video_bench(*, originals: int = 16, seed: int = 2026) -> dict[str, Any]:
         posted, trimmed = _frames(scanned.frames), _frames(scanned.trimmed)
         meta_hits: set[int] = set()
         redress_hits: set[int] = set()
-        for n, entry in enumerate(banked):
-            share = vpdq_frame_share(posted, entry, PLAIN_THRESHOLD)
+        for n, entries in enumerate(banked):
+            share = vpdq_frame_share(posted, entries[0], PLAIN_THRESHOLD)
             if share.query_share >= SHARE_MIN:
                 meta_hits.add(n)
-            readings: list[FrameShare] = [share]
-            if len(trimmed):
-                readings.append(vpdq_frame_share(trimmed, entry, PLAIN_THRESHOLD))
-            if any(frame_sets_match(r, len(entry), SHARE_MIN) for r in readings):
-                redress_hits.add(n)
+            for entry in entries:
+                readings: list[FrameShare] = [
+                    share
+                    if entry is entries[0]
+                    else vpdq_frame_share(posted, entry, PLAIN_THRESHOLD)
+                ]
+                if len(trimmed):
+                    readings.append(vpdq_frame_share(trimmed, entry, PLAIN_THRESHOLD))
+                if any(frame_sets_match(r, len(entry), SHARE_MIN) for r in readings):
+                    redress_hits.add(n)
+                    break
         rows.append(
             {
                 "family": copy.family,
@@ -147,7 +162,8 @@ def render_video_report(report: dict[str, Any]) -> str:
     machine = report["machine"]
     lines = [
         "redress bench videos: Meta's vPDQ rule (frames as posted, query share >= 0.8) vs Redress"
-        " (also without letterbox bars, and banked clips inside longer videos)",
+        " (also without letterbox bars, banked clips inside longer videos, and the originals'"
+        " reference crops)",
         f"original clips {report['originals']} ({report['seconds']} s each), copies"
         f" {report['copies']}, cross pairs {report['cross_pairs']}",
         f"  recall:        Meta {report['recall']['meta']:.3f}"
@@ -188,7 +204,27 @@ def _families() -> dict[str, Edit]:
             [_letterbox(f) for f in _middle(clips[n])],
             _NONE,
         ),
+        "square": lambda clips, n, rng: ([_square(f) for f in clips[n]], _NONE),
+        "trim": _trim,
     }
+
+
+def _square(frame: RgbArray) -> RgbArray:
+    rows, cols = frame.shape[:2]
+    side = min(rows, cols) // 2 * 2
+    top, left = (rows - side) // 2, (cols - side) // 2
+    return np.ascontiguousarray(frame[top : top + side, left : left + side])
+
+
+def _trim(clips: list[Clip], n: int, rng: random.Random) -> tuple[Clip, frozenset[int]]:
+    # The central part keeping 75-90 % of the area, the same for every frame.
+    side = rng.uniform(0.75, 0.9) ** 0.5
+    rows, cols = clips[n][0].shape[:2]
+    height, width = round(rows * side / 2) * 2, round(cols * side / 2) * 2
+    top, left = (rows - height) // 2, (cols - width) // 2
+    return [
+        np.ascontiguousarray(f[top : top + height, left : left + width]) for f in clips[n]
+    ], _NONE
 
 
 def _pan_clip(picture: RgbArray, rng: random.Random) -> Clip:

@@ -36,8 +36,13 @@ def test_an_image_banks_as_pdq_md5_and_sha256(shared_data: Path) -> None:
 def test_a_video_banks_as_vpdq_with_its_reference_crops(shared_data: Path) -> None:
     path = shared_data / "vpdq" / "videos" / "pattern-sd-with-small-logo-bar.mp4"
     entries = entries_for_files([path], Settings())
-    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 3 + [SignalKind.MD5, SignalKind.SHA256]
-    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:3]] == [None, "square", "central80"]
+    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 4 + [SignalKind.MD5, SignalKind.SHA256]
+    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:4]] == [
+        None,
+        "square",
+        "central88",
+        "central80",
+    ]
     # One hash of each crop per hashed frame, at the same frame numbers.
     assert len(entries[0].frames) > 0
     assert [f.frame for f in entries[1].frames] == [f.frame for f in entries[0].frames]
@@ -108,7 +113,7 @@ def test_a_square_cut_copy_of_a_banked_video_matches_its_square_crop(
         # Partners get the video's own vPDQ, never Redress's crops of it.
         report = export_bank(session, "robust", ExchangeFormat.VPDQ, tmp_path / "export")
     assert report.written == 1
-    assert report.skipped == {"vpdq": 2, "md5": 1, "sha256": 1}
+    assert report.skipped == {"vpdq": 3, "md5": 1, "sha256": 1}
     engine.dispose()
 
 

@@ -36,18 +36,54 @@ def test_an_image_banks_as_pdq_md5_and_sha256(shared_data: Path) -> None:
 def test_a_video_banks_as_vpdq_with_its_reference_crops(shared_data: Path) -> None:
     path = shared_data / "vpdq" / "videos" / "pattern-sd-with-small-logo-bar.mp4"
     entries = entries_for_files([path], Settings())
-    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 4 + [SignalKind.MD5, SignalKind.SHA256]
-    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:4]] == [
+    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 5 + [SignalKind.MD5, SignalKind.SHA256]
+    # The clip has side bars: it is banked without them too.
+    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:5]] == [
         None,
         "square",
         "central88",
         "central80",
+        "trimmed",
     ]
     # One hash of each crop per hashed frame, at the same frame numbers.
     assert len(entries[0].frames) > 0
     assert [f.frame for f in entries[1].frames] == [f.frame for f in entries[0].frames]
     plain = entries_for_files([path], Settings(robust_hash_sets=False))
     assert [e.kind for e in plain] == [SignalKind.VPDQ, SignalKind.MD5, SignalKind.SHA256]
+
+
+def test_a_copy_without_the_bars_of_a_banked_barred_video_matches(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from redress.index.mih import MihIndex
+    from redress.store.db import make_engine
+    from redress.store.migrate import upgrade
+    from redress.store.service import BankService, Matcher
+    from redress.store.sync import IndexFollower
+
+    # The converse of the letterbox test: the banked original is the SD clip inside
+    # grey bars, the scanned copy the same clip without them (HD, as first posted).
+    videos = shared_data / "vpdq" / "videos"
+    url = f"sqlite:///{tmp_path / 'redress.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    barred = videos / "pattern-sd-grey-bar.mp4"
+    for settings, bank in ((Settings(robust_hash_sets=False), "plain"), (Settings(), "robust")):
+        with Session(engine) as session:
+            BankService(session).create(bank)
+            BankService(session).add(bank, entries_for_files([barred], settings))
+            session.commit()
+    follower = IndexFollower(engine, MihIndex)
+    follower.poll()
+    with Session(engine) as session:
+        copy = hash_file(videos / "pattern-hd-no-bar.mp4", hash_options(Settings(), robust="query"))
+        hits = Matcher(follower).match(session, query_for_signals(copy))
+        assert [(h.bank_name, h.signal) for h in hits] == [("robust", SignalKind.VPDQ)]
+        other = hash_file(videos / "chair-22-sd-grey-bar.mp4", hash_options(Settings()))
+        assert Matcher(follower).match(session, query_for_signals(other)) == []
+    engine.dispose()
 
 
 def square_copy(source: Path, destination: Path) -> Path:

@@ -17,6 +17,7 @@ from redress.signals import HashOptions, MediaSignals, hash_bytes, hash_file
 from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
 from redress.signals.verify import ScannedPicture, encode_features, local_features
+from redress.signals.vpdq import VideoCrop
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
 from redress.store.robust import VIDEO_CROP_KEY, robust_entry
 
@@ -30,12 +31,13 @@ def hash_options(
     """Hashing options from the settings (limits, quality minimum, and which robust set
     the settings allow: reference sets by ``robust_hash_sets``, query sets by
     ``robust_query_sets``). A query (``robust="query"``) always hashes videos without
-    their letterbox bars too: it costs little (docs/robustness.md, "Video")."""
+    their letterbox bars too: it costs little (docs/robustness.md, "Video"); so does
+    banking with reference sets, so a copy with the bars cut off is found."""
     allowed = settings.robust_hash_sets if robust == "reference" else settings.robust_query_sets
     return HashOptions(
         dihedral=dihedral,
         robust=robust if allowed else "off",
-        letterbox=robust == "query",
+        letterbox=robust == "query" or (robust == "reference" and allowed),
         max_image_pixels=settings.max_image_pixels,
         max_video_seconds=settings.max_video_seconds,
         max_file_bytes=settings.max_file_bytes,
@@ -50,15 +52,16 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
     if signals.kind == "video" and signals.vpdq:
         frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq)
         entries.append(EntryIn(SignalKind.VPDQ, frames=frames, metadata=meta))
-        # The reference crops (a centred square, the central 88 % and 80 %) when the file was
-        # hashed for banking: each one more vPDQ entry, never exported (docs/robustness.md).
-        for crop in signals.vpdq_crops:
+        # The reference crops (a centred square, the central 88 % and 80 %) and, for a
+        # video with bars, its picture without them, when the file was hashed for
+        # banking: each one more vPDQ entry, never exported (docs/robustness.md).
+        crops = list(signals.vpdq_crops)
+        if signals.vpdq_trimmed and signals.vpdq_crops:
+            crops.append(VideoCrop("trimmed", signals.vpdq_trimmed))
+        for crop in crops:
             cropped = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in crop.frames)
-            entries.append(
-                EntryIn(
-                    SignalKind.VPDQ, frames=cropped, metadata={**meta, VIDEO_CROP_KEY: crop.kind}
-                )
-            )
+            metadata: JsonObject = {**meta, VIDEO_CROP_KEY: crop.kind}
+            entries.append(EntryIn(SignalKind.VPDQ, frames=cropped, metadata=metadata))
     elif signals.pdq is not None and signals.hashable:
         entries.append(
             EntryIn(SignalKind.PDQ, signals.pdq.bits, signals.pdq.quality, metadata=meta)

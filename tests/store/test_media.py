@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -12,6 +13,11 @@ from redress.signals import hash_file
 from redress.signals.types import SignalKind
 from redress.store.media import entries_for_files, hash_options, query_for_signals
 from redress.store.robust import VIDEO_CROP_KEY
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from redress.store.sync import IndexFollower
 
 
 def test_an_image_banks_as_pdq_md5_and_sha256(shared_data: Path) -> None:
@@ -52,31 +58,41 @@ def test_a_video_banks_as_vpdq_with_its_reference_crops(shared_data: Path) -> No
     assert [e.kind for e in plain] == [SignalKind.VPDQ, SignalKind.MD5, SignalKind.SHA256]
 
 
-def test_a_copy_without_the_bars_of_a_banked_barred_video_matches(
-    shared_data: Path, tmp_path: Path
-) -> None:
+def plain_and_robust_banks(video: Path, tmp_path: Path) -> tuple[Engine, IndexFollower]:
+    """A database where bank "plain" holds ``video`` banked without reference sets and
+    bank "robust" the same video with them; and an index follower that has read both."""
     from sqlalchemy.orm import Session
 
     from redress.index.mih import MihIndex
     from redress.store.db import make_engine
     from redress.store.migrate import upgrade
-    from redress.store.service import BankService, Matcher
+    from redress.store.service import BankService
     from redress.store.sync import IndexFollower
+
+    url = f"sqlite:///{tmp_path / 'redress.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    for settings, bank in ((Settings(robust_hash_sets=False), "plain"), (Settings(), "robust")):
+        with Session(engine) as session:
+            BankService(session).create(bank)
+            BankService(session).add(bank, entries_for_files([video], settings))
+            session.commit()
+    follower = IndexFollower(engine, MihIndex)
+    follower.poll()
+    return engine, follower
+
+
+def test_a_copy_without_the_bars_of_a_banked_barred_video_matches(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from redress.store.service import Matcher
 
     # The converse of the letterbox test: the banked original is the SD clip inside
     # grey bars, the scanned copy the same clip without them (HD, as first posted).
     videos = shared_data / "vpdq" / "videos"
-    url = f"sqlite:///{tmp_path / 'redress.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    barred = videos / "pattern-sd-grey-bar.mp4"
-    for settings, bank in ((Settings(robust_hash_sets=False), "plain"), (Settings(), "robust")):
-        with Session(engine) as session:
-            BankService(session).create(bank)
-            BankService(session).add(bank, entries_for_files([barred], settings))
-            session.commit()
-    follower = IndexFollower(engine, MihIndex)
-    follower.poll()
+    engine, follower = plain_and_robust_banks(videos / "pattern-sd-grey-bar.mp4", tmp_path)
     with Session(engine) as session:
         copy = hash_file(videos / "pattern-hd-no-bar.mp4", hash_options(Settings(), robust="query"))
         hits = Matcher(follower).match(session, query_for_signals(copy))
@@ -115,27 +131,14 @@ def test_a_square_cut_copy_of_a_banked_video_matches_its_square_crop(
 ) -> None:
     from sqlalchemy.orm import Session
 
-    from redress.index.mih import MihIndex
-    from redress.store.db import make_engine
     from redress.store.exchange import ExchangeFormat, export_bank
-    from redress.store.migrate import upgrade
-    from redress.store.service import BankService, Matcher
-    from redress.store.sync import IndexFollower
+    from redress.store.service import Matcher
 
     videos = shared_data / "vpdq" / "videos"
     original = videos / "pattern-hd-no-bar.mp4"
     copy = square_copy(original, tmp_path / "square.mp4")
     other = square_copy(videos / "chair-22-sd-grey-bar.mp4", tmp_path / "other.mp4")
-    url = f"sqlite:///{tmp_path / 'redress.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    for settings, bank in ((Settings(robust_hash_sets=False), "plain"), (Settings(), "robust")):
-        with Session(engine) as session:
-            BankService(session).create(bank)
-            BankService(session).add(bank, entries_for_files([original], settings))
-            session.commit()
-    follower = IndexFollower(engine, MihIndex)
-    follower.poll()
+    engine, follower = plain_and_robust_banks(original, tmp_path)
     with Session(engine) as session:
         # As a scan hashes it: the square copy matches only the bank that holds the
         # original's square crop, and another clip cut the same way matches neither.

@@ -25,6 +25,7 @@ import pytest
 from hardening_support import PASSWORD, Site, fast_settings, running_site
 from PIL import Image
 
+from console_support import log_in
 from redress.pipeline.keys import Scope
 from redress.review.interfaces import Role
 from redress.signals import HashOptions, hash_bytes
@@ -131,17 +132,7 @@ async def test_representative_flows_log_no_hash_pin_contact_bytes_or_token(
     assert job["matches"], job
     # A moderator reviews the item and confirms it.
     site.user(Role.MODERATOR)
-    page = await site.client.get("/review/login")
-    login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert login_csrf is not None
-    await site.client.post(
-        "/review/login",
-        data={
-            "csrf_token": login_csrf.group(1),
-            "email": "moderator@example.org",
-            "password": PASSWORD,
-        },
-    )
+    await log_in(site.client, "moderator@example.org", PASSWORD)
     session = site.client.cookies.get("redress_review")
     assert session
     queue_page = await site.client.get("/review/")

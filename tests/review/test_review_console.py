@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from review_support import FAST_HASHER, PASSWORD, VICTIM, flip
 
+from console_support import log_in
 from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.pipeline.interfaces import MatchQuery
@@ -110,13 +111,7 @@ async def site(settings: Settings) -> AsyncIterator[Site]:
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    page = await client.get("/review/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert csrf is not None
-    return await client.post(
-        "/review/login",
-        data={"csrf_token": csrf.group(1), "email": email, "password": password},
-    )
+    return await log_in(client, email, password)
 
 
 async def csrf_of(client: httpx.AsyncClient, path: str = "/review/dashboard") -> str:

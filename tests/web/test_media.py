@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageOps
 from sqlalchemy import select
 from web_support import Api, pdq_entry, serving
 
+from console_support import log_in
 from redress.actions import verify_signature
 from redress.actions.interfaces import ActionKind, ActionRequest, ActionTarget
 from redress.actions.reupload import BlockReuploadActioner
@@ -196,17 +197,7 @@ async def moderator_page(api: Api, path: str) -> str:
                 ReviewStore(session), ReviewConfig.from_settings(api.state.settings)
             )
             service.create_user("mod@example.org", Role.MODERATOR, "a long enough password")
-        form = await api.client.get("/review/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert csrf is not None
-        await api.client.post(
-            "/review/login",
-            data={
-                "csrf_token": csrf.group(1),
-                "email": "mod@example.org",
-                "password": "a long enough password",
-            },
-        )
+        await log_in(api.client, "mod@example.org", "a long enough password")
     response = await api.client.get(path)
     assert response.status_code == 200, response.text[:300]
     return response.text

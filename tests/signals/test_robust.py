@@ -332,6 +332,25 @@ def test_a_sticker_over_the_centre_is_matched_with_the_sticker_covered() -> None
     assert verdict.best.reference_kind == "dihedral/original"
 
 
+def test_a_corner_crop_of_a_photo_with_a_dark_edge_is_hashed_as_a_crop_of_the_whole() -> None:
+    # The moon's dark sky reads as a border to the trim; a copy cropped to a corner
+    # between the reference's corner crops (8 % and 12 %) is only met by the
+    # query's refined windows of the whole picture, not of the trimmed one.
+    photograph = Image.fromarray(data.moon()).convert("RGB")
+    reference = reference_hash_set(np.asarray(photograph))
+    cut = round(photograph.width * 0.095)
+    cropped = photograph.crop((0, cut, photograph.width - cut, photograph.height))
+    copy = jpeg_round_trip(Image.fromarray(jpeg_round_trip(cropped, quality=80)))
+    query = query_hash_set(copy)
+    whole = [h for h in query if h.kind.endswith("-whole")]
+    assert whole, "the trim found no border: the premise of this test is gone"
+    verdict = match_sets(reference, query)
+    assert verdict.matched, verdict
+    assert verdict.best is not None
+    assert verdict.best.query_kind.endswith("-whole")
+    assert not match_sets(reference, [h for h in query if h not in whole]).matched
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "camera"])
 def test_no_overlay_is_found_in_a_plain_photograph(name: str) -> None:
     # Natural photographs have no flat, saturated, compact blob: their query sets

@@ -555,6 +555,10 @@ def query_hash_set(rgb: RgbArray, *, whole: PdqHash | None = None) -> tuple[Deri
     bases = [(inner, "")]
     if inner != trimmed:
         bases.append((trimmed, "-trimmed"))
+    # Likewise a photo with a dark or flat edge (the moon, a night sky) loses that
+    # edge to the border trim: a crop of it is a crop of the whole picture too.
+    if not _same_window(trimmed, full):
+        bases.append((full, "-whole"))
     for base, suffix in bases:
         for name, window in REFINE_WINDOWS:
             # Not mirrored: a copy both mirrored and cropped off the grid is rare,

@@ -82,8 +82,10 @@ def entries_for_files(paths: Sequence[Path], settings: Settings) -> list[EntryIn
     options = hash_options(settings, robust="reference")
     entries: list[EntryIn] = []
     for path in paths:
-        banked = entries_for_signals(hash_file(path, options), path.name)
-        if settings.verify_features:
+        signals = hash_file(path, options)
+        banked = entries_for_signals(signals, path.name)
+        # Pictures only: a video is streamed from disk and never read whole.
+        if settings.verify_features and signals.kind == "image":
             banked = _with_features(banked, path.read_bytes(), options)
         entries += banked
     return entries

@@ -54,8 +54,9 @@ class MediaSignals:
     - ``vpdq_trimmed``: with ``HashOptions.letterbox``, the same frames hashed
       without the video's letterbox bars (empty without bars).
     - ``vpdq_crops``: with ``HashOptions(robust="reference")``, the video's
-      reference crops (a centred square, the central 88 % and 80 %), each with its
-      frame hashes; empty for an image.
+      reference crops (a centred square, the central 88 % and 80 %, and with
+      ``letterbox`` its frames without bars), each with its frame hashes; empty
+      for an image.
     - ``robust``: the image's robust hash set when requested
       (``HashOptions.robust``: a reference or a query set, docs/robustness.md),
       else empty.

@@ -129,7 +129,8 @@ class VideoHashes:
     # each hashed frame's hash of that picture alone (empty when there are no bars).
     letterbox: Window | None = None
     trimmed: tuple[VpdqFrame, ...] = ()
-    # With ``HashOptions(robust="reference")``: the video's reference crops.
+    # With ``HashOptions(robust="reference")``: the video's reference crops (and,
+    # with ``letterbox`` too and bars found, its frames without them, "trimmed").
     crops: tuple[VideoCrop, ...] = ()
 
 
@@ -293,6 +294,11 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
     if rotation in (90, 270):
         width, height = height, width
     window, trimmed = bars.finish() if bars is not None else (None, ())
+    crops = [VideoCrop(kind, tuple(hashed)) for kind, hashed in cropped.items()]
+    if cropping and trimmed:
+        # A banked original with bars: its picture without them is a reference crop
+        # too, so a copy with the bars cut off matches as posted.
+        crops.append(VideoCrop("trimmed", trimmed))
     return VideoHashes(
         frames=tuple(frames),
         width=width,
@@ -303,7 +309,7 @@ def _hash_stream(container: Any, stream: Any, options: HashOptions) -> VideoHash
         rotation=rotation,
         letterbox=window,
         trimmed=trimmed,
-        crops=tuple(VideoCrop(kind, tuple(hashed)) for kind, hashed in cropped.items()),
+        crops=tuple(crops),
     )
 
 

@@ -17,7 +17,6 @@ from redress.signals import HashOptions, MediaSignals, hash_bytes, hash_file
 from redress.signals.robust import DerivedHash, decode_picture
 from redress.signals.types import SignalKind
 from redress.signals.verify import ScannedPicture, encode_features, local_features
-from redress.signals.vpdq import VideoCrop
 from redress.store.interfaces import EntryIn, JsonObject, MediaQuery, VpdqFrameIn
 from redress.store.robust import VIDEO_CROP_KEY, robust_entry
 
@@ -52,13 +51,10 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
     if signals.kind == "video" and signals.vpdq:
         frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq)
         entries.append(EntryIn(SignalKind.VPDQ, frames=frames, metadata=meta))
-        # The reference crops (a centred square, the central 88 % and 80 %) and, for a
-        # video with bars, its picture without them, when the file was hashed for
+        # The reference crops (a centred square, the central 88 % and 80 % and, for a
+        # video with bars, its picture without them) when the file was hashed for
         # banking: each one more vPDQ entry, never exported (docs/robustness.md).
-        crops = list(signals.vpdq_crops)
-        if signals.vpdq_trimmed and signals.vpdq_crops:
-            crops.append(VideoCrop("trimmed", signals.vpdq_trimmed))
-        for crop in crops:
+        for crop in signals.vpdq_crops:
             cropped = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in crop.frames)
             metadata: JsonObject = {**meta, VIDEO_CROP_KEY: crop.kind}
             entries.append(EntryIn(SignalKind.VPDQ, frames=cropped, metadata=metadata))

@@ -215,6 +215,25 @@ def block_request(item_id: str) -> ActionRequest:
     )
 
 
+async def test_without_hash_sets_or_features_no_evidence_is_opened_to_block(
+    settings: Settings,
+) -> None:
+    # The pixels would add nothing to the recorded hashes: the captured copy of an
+    # intimate image stays sealed, and no view is logged.
+    plain = settings.model_copy(update={"robust_hash_sets": False, "verify_features": False})
+    async with serving(plain) as api:
+        job = await act_on_confirmed(api, photo(9))
+        with api.state.pipeline.sessions() as session:
+            action = session.get(ScanAction, f"{job['id']}:block_reupload")
+            assert action is not None
+            assert action.status == "done"
+            assert "pixels" not in (action.detail or "")
+            views = session.scalars(
+                select(LedgerEntryRow).where(LedgerEntryRow.kind == EntryKind.VIEW.value)
+            ).all()
+        assert views == []
+
+
 async def test_blocking_a_deleted_capture_banks_the_recorded_hashes(api: Api) -> None:
     # The victim withdrew and her captured copy was erased: blocking again banks the
     # recorded hashes only, never fails, and says why nothing more was banked.

@@ -165,7 +165,13 @@ def build_pipeline(
     actioners: dict[ActionKind, Actioner] = {
         ActionKind.BLOCK_REUPLOAD: BlockReuploadActioner(
             sessions,
-            captured=captured_copy(settings),
+            # Evidence is opened (decrypted, a logged view) only when its pixels add
+            # something to the recorded hashes: a reference set or local features.
+            captured=(
+                captured_copy(settings)
+                if settings.robust_hash_sets or settings.verify_features
+                else None
+            ),
             hash_copy=functools.partial(entries_for_media, settings=settings),
         ),
         **parts.actioners,

@@ -41,3 +41,6 @@ def resample_banded(
     col_band: int,
     /,
 ) -> bytes: ...
+def dense_rectangle(
+    content: object, rows: int, cols: int, /
+) -> tuple[int, int, int, int] | None: ...

@@ -38,6 +38,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from redress.errors import InvalidInputError
+from redress.signals import _pdq
 from redress.signals.options import HashOptions
 from redress.signals.pdq import (
     LumaArray,
@@ -1093,39 +1094,9 @@ def _background_colours(small: RgbArray) -> list[RgbArray]:
 
 
 def _dense_rectangle(content: npt.NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) of the densest rectangle of content, or None."""
+    """(top, bottom, left, right) of the densest rectangle of content, or None: the
+    run of rows at least REGION_FILL content across the current columns, then the
+    run of columns across those rows, up to three turns (``_pdq.dense_rectangle``;
+    in C because it runs several times for every scanned picture)."""
     rows, cols = content.shape
-    top, bottom, left, right = 0, rows, 0, cols
-    # Running counts along each axis: every band's fill is then one subtraction.
-    along_rows = np.zeros((rows, cols + 1), dtype=np.int32)
-    np.cumsum(content, axis=1, out=along_rows[:, 1:])
-    along_cols = np.zeros((rows + 1, cols), dtype=np.int32)
-    np.cumsum(content, axis=0, out=along_cols[1:])
-    for _ in range(3):
-        row_fill = (along_rows[:, right] - along_rows[:, left]) / (right - left)
-        run = _best_run(row_fill)
-        if run is None:
-            return None
-        top, bottom = run
-        col_fill = (along_cols[bottom] - along_cols[top]) / (bottom - top)
-        run = _best_run(col_fill)
-        if run is None:
-            return None
-        left, right = run
-    return top, bottom, left, right
-
-
-def _best_run(fill: npt.NDArray[np.float64]) -> tuple[int, int] | None:
-    """The contiguous run of lines at least REGION_FILL full with the most content."""
-    dense = fill >= REGION_FILL
-    if not dense.any():
-        return None
-    # Bridge one-line gaps (a thin bright line across a photo is still the photo).
-    bridged = dense.copy()
-    bridged[1:-1] |= dense[:-2] & dense[2:]
-    edges = np.diff(np.concatenate([[0], bridged.astype(np.int8), [0]]))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    running = np.concatenate([[0.0], np.cumsum(fill)])
-    best = int(np.argmax(running[ends] - running[starts]))
-    return int(starts[best]), int(ends[best])
+    return _pdq.dense_rectangle(np.ascontiguousarray(content), rows, cols)

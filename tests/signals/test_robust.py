@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageOps
 from skimage import data
 
 from redress.errors import InvalidInputError
-from redress.signals import hash_bytes
+from redress.signals import hash_bytes, robust
 from redress.signals.errors import EmptyFileError, UnsupportedMediaError
 from redress.signals.options import HashOptions
 from redress.signals.robust import (
@@ -283,6 +283,51 @@ def test_a_dark_photo_on_a_dark_theme_is_found() -> None:
     assert best.top == pytest.approx(260 / 1440, abs=0.015)
     assert best.width == pytest.approx(560 / 720, abs=0.02)
     assert best.height == pytest.approx(420 / 1440, abs=0.02)
+
+
+def night_photo(seed: int) -> Image.Image:
+    """A low-light photo: dim shapes 8-20 levels up, sensor grain, a few bright points."""
+    rng = np.random.default_rng(seed)
+    grain = rng.normal(0, 3, (300, 400, 1))
+    pixels = np.asarray(photo_like(seed, size=(400, 300))) / 20 + 8 + grain
+    night = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(night)
+    for _ in range(25):
+        x, y, r = int(rng.integers(0, 400)), int(rng.integers(0, 300)), int(rng.integers(1, 4))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(235, 235, 220))
+    return night
+
+
+def test_a_grainy_night_photo_on_a_near_black_theme_is_found_and_matched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The photo's levels straddle the theme's (16, 16, 20): most of its pixels
+    # are within 8 levels of it, so only the faint search (3 levels, just above
+    # the JPEG shift of a flat background) tells photo from background.
+    nights = [night_photo(seed) for seed in range(10, 20)]
+    references = [reference_hash_set(np.asarray(night)) for night in nights]
+    shots = [jpeg_round_trip(screenshot_of(night, dark=True)) for night in nights]
+
+    def matched() -> int:
+        return sum(
+            match_sets(reference, query_hash_set(shot)).matched
+            for reference, shot in zip(references, shots, strict=True)
+        )
+
+    assert matched() >= 9
+    located = [content_regions(shot)[0] for shot in shots]
+    assert (
+        sum(
+            region.top == pytest.approx(260 / 1440, abs=0.015)
+            and region.height == pytest.approx(300 * 560 / 400 / 1440, abs=0.02)
+            for region in located
+        )
+        >= 9
+    )
+    # Without the faint search, the region found is the whole screen above the
+    # input bar, and not one copy is matched.
+    monkeypatch.setattr(robust, "REGION_TOLERANCES", robust.REGION_TOLERANCES[:-1])
+    assert matched() == 0
 
 
 def test_a_sticker_over_one_half_is_matched_through_the_other_half(

@@ -90,11 +90,14 @@ BORDER_OUTLIERS = 0.03
 # Content-region detection works on the picture scaled to this longer side.
 REGION_SIDE = 160
 REGION_TOLERANCE = 28
-# A UI background is one exact colour (JPEG moves it a few levels at most),
-# while a dark photo on a dark theme differs from it by less than
-# REGION_TOLERANCE but by more than this: a second, tighter search finds it.
-REGION_TIGHT_TOLERANCE = 8
-REGION_FILL = 0.5
+# A UI background is one exact colour (JPEG moves it a level or two on the
+# small copy), while a dark photo on a dark theme differs from it by less than
+# REGION_TOLERANCE: tighter searches find it. A night-sky or low-light photo
+# on a near-black theme sits only 3-12 levels from the background, so the
+# tightest (faint) search sits just above the JPEG shift.
+REGION_FAINT_TOLERANCE = 3
+REGION_TOLERANCES = (REGION_TOLERANCE, 8, REGION_FAINT_TOLERANCE)
+REGION_FILL = 0.5  # also the C search's (_pdq.dense_rectangle) "at least half"
 # A region must cover at least this share of the picture and differ from the
 # whole picture by at least REGION_MIN_CHANGE of a side to be worth a hash.
 REGION_MIN_AREA = 0.12
@@ -533,7 +536,8 @@ def query_hash_set(rgb: RgbArray, *, whole: PdqHash | None = None) -> tuple[Deri
     # Mirrored twins only for the windows that decide most flipped copies
     # (the best normalised picture and its centre): on the benchmark the
     # other twins never found a copy nothing else found, and each costs a hash.
-    regions = _find_regions(small, work_rgb)
+    found = _region_search(small, work_rgb)
+    regions = [w for w, tolerance in found if tolerance != REGION_FAINT_TOLERANCE]
     add("trimmed", full, QUERY_NORMALISED_THRESHOLD, within=trimmed, mirrored=not regions)
     inner = trimmed
     for number, region in enumerate(regions):
@@ -542,6 +546,13 @@ def query_hash_set(rgb: RgbArray, *, whole: PdqHash | None = None) -> tuple[Deri
         )
         if number == 0:
             inner = region
+    # What only the faint search finds is hashed as it is (and mirrored), but
+    # its windows are not taken: in a plain photo with a flat dark side it can
+    # find a rectangle that is not a photo, and the windows of the picture are
+    # what its crops meet.
+    faint = [w for w, tolerance in found if tolerance == REGION_FAINT_TOLERANCE]
+    for number, region in enumerate(faint):
+        add(f"faint{number}", full, QUERY_NORMALISED_THRESHOLD, within=region, mirrored=True)
     add("centre", CENTRE, QUERY_CENTRE_THRESHOLD, within=inner, mirrored=True)
     # The central window of the picture as posted too: a copy rotated with an
     # expanded canvas has no clean border, and its region is a guess.
@@ -666,8 +677,9 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
     """Photo-like rectangles inside a screenshot, meme template or padded canvas, best first.
 
     For each distinct background colour (the colours of the picture's four
-    outer lines), pixels that differ from it are "content"; the rectangle is
-    grown from the densest band of content rows and columns, refined by turns.
+    outer lines), pixels that differ from it by more than each of
+    :data:`REGION_TOLERANCES` in turn are "content"; the rectangle is grown
+    from the densest band of content rows and columns, refined by turns.
     Rectangles covering under 12 % of the picture, or more elongated than 3:1,
     are dropped; so is one equal to the whole picture. The search runs on a
     copy at most 160 pixels long; each rectangle's edges are then found again
@@ -680,16 +692,27 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 def _find_regions(small_rgb: RgbArray, picture: RgbArray) -> tuple[Window, ...]:
     """:func:`content_regions` searched on ``small_rgb``, edges refined on ``picture``."""
+    found = _region_search(small_rgb, picture)
+    return tuple(sorted((w for w, _ in found), key=lambda w: w.width * w.height))
+
+
+def _region_search(small_rgb: RgbArray, picture: RgbArray) -> list[tuple[Window, int]]:
+    """Each region found, with the tolerance that found it first."""
     small = small_rgb
     rows, cols = small.shape[:2]
     if rows < 16 or cols < 16:
-        return ()
-    found: list[Window] = []
+        return []
+    found: list[tuple[Window, int]] = []
     coarse: list[Window] = []
     for colour in _background_colours(small):
         small_distance = _colour_distance(small, colour)
-        for tolerance in (REGION_TOLERANCE, REGION_TIGHT_TOLERANCE):
+        previous: npt.NDArray[np.bool_] | None = None
+        for tolerance in REGION_TOLERANCES:
             content = small_distance > tolerance
+            # A tighter tolerance that marks the same pixels finds the same rectangle.
+            if previous is not None and np.array_equal(content, previous):
+                continue
+            previous = content
             box = _dense_rectangle(content)
             if box is None:
                 continue
@@ -713,11 +736,11 @@ def _find_regions(small_rgb: RgbArray, picture: RgbArray) -> tuple[Window, ...]:
                 continue
             coarse.append(window)
             window = _refine_region(picture, colour, window, small.shape[0], tolerance)
-            if any(_same_window(window, other) for other in found):
+            if any(_same_window(window, other) for other, _ in found):
                 continue
-            found.append(window)
+            found.append((window, tolerance))
     # Tightest first: a bar the colour of one background is content for another.
-    return tuple(sorted(found, key=lambda w: w.width * w.height))
+    return sorted(found, key=lambda found_by: found_by[0].width * found_by[0].height)
 
 
 # ---------------------------------------------------------------- internals

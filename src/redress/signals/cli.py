@@ -131,11 +131,27 @@ def bench_robustness_command(
         int, typer.Option("--originals", min=4, help="Protected pictures to generate.")
     ] = 60,
     seed: Annotated[int, typer.Option("--seed", help="Seed for tiles and edits.")] = 2026,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat", min=1, help="Times each copy is hashed; its fastest run is the CPU figure."
+        ),
+    ] = 3,
+    pictures: Annotated[
+        Path | None,
+        typer.Option(
+            "--pictures",
+            help="A folder of your own pictures to use as the originals (--originals is"
+            " then ignored); all are reported as held out.",
+        ),
+    ] = None,
 ) -> None:
     """Recall per edit family and false matches: plain PDQ vs Redress's robust hash sets."""
     from redress.signals.robust_bench import render_robustness_report, run_robustness_bench
 
-    report = run_robustness_bench(originals=originals, seed=seed)
+    report = run_robustness_bench(
+        originals=originals, seed=seed, repeat=repeat, pictures_dir=pictures
+    )
     typer.echo(json.dumps(report, indent=2) if as_json else render_robustness_report(report))
 
 

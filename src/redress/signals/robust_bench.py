@@ -467,9 +467,16 @@ def folder_pictures(folder: Path) -> tuple[list[Original], list[str]]:
     skipped: list[str] = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
+            length = path.stat().st_size
+            if length > _SCAN_OPTIONS.max_file_bytes:
+                skipped.append(f"{path.name}: {length} bytes, over {_SCAN_OPTIONS.max_file_bytes}")
+                continue
             rgb = decode_picture(path.read_bytes(), _SCAN_OPTIONS)
         except HashError as exc:
             skipped.append(f"{path.name}: {exc.message}")
+            continue
+        except OSError as exc:
+            skipped.append(f"{path.name}: not readable ({exc.strerror or exc})")
             continue
         image = Image.fromarray(rgb)
         scale = FOLDER_SIDE / max(image.size)

@@ -42,13 +42,14 @@ def test_an_image_banks_as_pdq_md5_and_sha256(shared_data: Path) -> None:
 def test_a_video_banks_as_vpdq_with_its_reference_crops(shared_data: Path) -> None:
     path = shared_data / "vpdq" / "videos" / "pattern-sd-with-small-logo-bar.mp4"
     entries = entries_for_files([path], Settings())
-    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 5 + [SignalKind.MD5, SignalKind.SHA256]
+    assert [e.kind for e in entries] == [SignalKind.VPDQ] * 6 + [SignalKind.MD5, SignalKind.SHA256]
     # The clip has side bars: it is banked without them too.
-    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:5]] == [
+    assert [e.metadata.get(VIDEO_CROP_KEY) for e in entries[:6]] == [
         None,
         "square",
-        "central88",
-        "central80",
+        "central87",
+        "central82",
+        "central77",
         "trimmed",
     ]
     # One hash of each crop per hashed frame, at the same frame numbers.
@@ -152,7 +153,8 @@ def test_a_square_cut_copy_of_a_banked_video_matches_its_square_crop(
         # Partners get the video's own vPDQ, never Redress's crops of it.
         report = export_bank(session, "robust", ExchangeFormat.VPDQ, tmp_path / "export")
     assert report.written == 1
-    assert report.skipped == {"vpdq": 3, "md5": 1, "sha256": 1}
+    # Skipped: the square and the three central crops, and the checksums.
+    assert report.skipped == {"vpdq": 4, "md5": 1, "sha256": 1}
     engine.dispose()
 
 

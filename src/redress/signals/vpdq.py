@@ -84,11 +84,12 @@ LETTERBOX_MIN_AREA = 0.3
 # are banked as one more vPDQ entry, so a copy cut the same way matches as posted.
 # The centred square only for clips at least this much wider (or taller) than square.
 VIDEO_SQUARE_MIN_ASPECT = 1.2
-# Central windows keeping 88 % and 80 % of the area (sides 0.94 and 0.894): each
-# finds copies whose kept side is within about 2.5 % of its own, so together they
-# cover central trims of about 2-6.5 % off each side (a trim under 2 % matches as
-# posted). A frame set is about 32 bytes a hashed second.
-VIDEO_CENTRAL_SIDES = (("central88", 0.94), ("central80", 0.894))
+# Central windows keeping 87 %, 82 % and 77 % of the area (sides 0.935, 0.905 and
+# 0.875), 3 % of a side apart: a copy whose kept side is within about 1.5 % of one
+# matches it, so together they cover central trims of about 2-8 % off each side (a
+# trim under 2 % matches as posted). With two crops 4.6 % apart, trims between them
+# and past them were missed. A frame set is about 32 bytes a hashed second.
+VIDEO_CENTRAL_SIDES = (("central87", 0.935), ("central82", 0.905), ("central77", 0.875))
 
 
 @dataclass(frozen=True, slots=True)

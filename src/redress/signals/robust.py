@@ -694,12 +694,11 @@ def content_regions(rgb: RgbArray) -> tuple[Window, ...]:
 
 def _find_regions(small_rgb: RgbArray, picture: RgbArray) -> tuple[Window, ...]:
     """:func:`content_regions` searched on ``small_rgb``, edges refined on ``picture``."""
-    found = _region_search(small_rgb, picture)
-    return tuple(sorted((w for w, _ in found), key=lambda w: w.width * w.height))
+    return tuple(window for window, _ in _region_search(small_rgb, picture))
 
 
 def _region_search(small_rgb: RgbArray, picture: RgbArray) -> list[tuple[Window, int]]:
-    """Each region found, with the tolerance that found it first."""
+    """Each region found, with the tolerance that found it first, tightest first."""
     small = small_rgb
     rows, cols = small.shape[:2]
     if rows < 16 or cols < 16:

@@ -54,7 +54,7 @@ class MediaSignals:
     - ``vpdq_trimmed``: with ``HashOptions.letterbox``, the same frames hashed
       without the video's letterbox bars (empty without bars).
     - ``vpdq_crops``: with ``HashOptions(robust="reference")``, the video's
-      reference crops (a centred square, the central 88 % and 80 %, and with
+      reference crops (a centred square, the central 87 %, 82 % and 77 %, and with
       ``letterbox`` its frames without bars), each with its frame hashes; empty
       for an image.
     - ``robust``: the image's robust hash set when requested

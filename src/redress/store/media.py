@@ -51,7 +51,7 @@ def entries_for_signals(signals: MediaSignals, name: str = "") -> list[EntryIn]:
     if signals.kind == "video" and signals.vpdq:
         frames = tuple(VpdqFrameIn(f.frame, f.pdq, f.ts) for f in signals.vpdq)
         entries.append(EntryIn(SignalKind.VPDQ, frames=frames, metadata=meta))
-        # The reference crops (a centred square, the central 88 % and 80 % and, for a
+        # The reference crops (a centred square, the central 87 %, 82 % and 77 % and, for a
         # video with bars, its picture without them) when the file was hashed for
         # banking: each one more vPDQ entry, never exported (docs/robustness.md).
         for crop in signals.vpdq_crops:

@@ -17,7 +17,7 @@ encoded again at a lower quality:
 - ``trim``: every frame's central part, keeping 75-90 % of the area.
 
 Redress banks each original with its reference crops too (the centred square
-and the central 88 % and 80 %, ``HashOptions(robust="reference")``, each one more vPDQ
+and the central 87 %, 82 % and 77 %, ``HashOptions(robust="reference")``, each one more vPDQ
 entry); Meta's rule has only the frames as posted.
 
 Each copy is hashed as a scan hashes it (``HashOptions(letterbox=True)``) and

@@ -478,12 +478,8 @@ def folder_pictures(folder: Path) -> tuple[list[Original], list[str]]:
         except OSError as exc:
             skipped.append(f"{path.name}: not readable ({exc.strerror or exc})")
             continue
-        image = Image.fromarray(rgb)
-        scale = FOLDER_SIDE / max(image.size)
-        if scale < 1:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
-        out.append(Original(path.stem, path.name, np.asarray(image), outside=True))
+        fitted = _fit(Image.fromarray(rgb), FOLDER_SIDE)
+        out.append(Original(path.stem, path.name, np.asarray(fitted), outside=True))
     if len(out) < 2:
         raise ConfigurationError(
             f"--pictures: {folder} holds {len(out)} picture(s) Redress can decode; at least 2"

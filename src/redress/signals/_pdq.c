@@ -607,32 +607,35 @@ PyDoc_STRVAR(dense_rectangle_doc,
              "changes nothing. A run bridges one-line gaps; of several runs, the one with\n"
              "the most content wins (the first on ties). Edges are exclusive at the end.");
 
-/* The best run of `n` lines whose counts (out of `width`) are given: lines at
- * least half full (2 * count >= width) are dense, a lone line between two
- * dense ones is bridged, and the run with the largest summed count wins. */
+/* Whether line k is part of a run: at least half full (2 * count >= width), or
+ * a lone line between two that are. */
+static inline int in_run(const int32_t *count, int n, int width, int k) {
+#define DENSE(j) (2 * (int64_t)count[j] >= (int64_t)width)
+    const int bridged = DENSE(k) || (k > 0 && k < n - 1 && DENSE(k - 1) && DENSE(k + 1));
+#undef DENSE
+    return bridged;
+}
+
+/* The best run of `n` lines whose counts (out of `width`) are given: the run of
+ * lines in_run with the largest summed count (the first on ties). */
 static int best_run(const int32_t *count, int n, int width, int *start, int *end) {
     int found = 0;
     int64_t best = -1;
     int i = 0;
     while (i < n) {
-        /* bridged(i): dense, or an inner line between two dense lines */
-        #define DENSE(k) (2 * (int64_t)count[k] >= (int64_t)width)
-        #define BRIDGED(k) (DENSE(k) || ((k) > 0 && (k) < n - 1 && DENSE((k) - 1) && DENSE((k) + 1)))
-        if (!BRIDGED(i)) {
+        if (!in_run(count, n, width, i)) {
             i++;
             continue;
         }
         int64_t sum = 0;
         const int first = i;
-        while (i < n && BRIDGED(i)) sum += count[i++];
+        while (i < n && in_run(count, n, width, i)) sum += count[i++];
         if (sum > best) {
             best = sum;
             *start = first;
             *end = i;
             found = 1;
         }
-        #undef BRIDGED
-        #undef DENSE
     }
     return found;
 }

@@ -161,6 +161,26 @@ def test_dct_stage_equals_meta_on_64x64_pictures(bridge: Image.Image) -> None:
         assert pdq_from_buffer64(luma) == meta_pdq(rgb)
 
 
+def test_median_is_metas_when_dct_values_tie_at_it() -> None:
+    # Blocky pictures of a few grey levels give many equal DCT values, often at
+    # the median itself: the selection that finds the median must pick the
+    # value Meta's full sort picks, or bits flip on exactly these pictures.
+    rng = np.random.default_rng(3)
+    tied = 0
+    for n in range(300):
+        block = (8, 16, 32)[n % 3]
+        levels = rng.choice(np.array([0, 64, 128, 255], dtype=np.uint8), size=(64 // block,) * 2)
+        grey = np.kron(levels, np.ones((block, block), dtype=np.uint8))
+        if n % 2:
+            grey = np.maximum(grey, grey.T)  # symmetric: more equal coefficients
+        rgb = np.ascontiguousarray(np.repeat(grey[:, :, np.newaxis], 3, axis=2))
+        ours = pdq_from_rgb(rgb)
+        assert ours == meta_pdq(rgb), n
+        tied += bin(int(ours.hex, 16)).count("1") < 128
+    # Fewer than 128 bits set means values equal to the median were not above it.
+    assert tied > 50
+
+
 def _pictures(bridge: Image.Image) -> list[np.ndarray]:
     rng = np.random.default_rng(11)
     pictures = []

@@ -213,16 +213,39 @@ static void dct_16x16(const float a[64][64], float out[16][16]) {
         }
 }
 
-static int compare_floats(const void *x, const void *y) {
-    const float a = *(const float *)x, b = *(const float *)y;
-    return (a > b) - (a < b);
+/* The k-th smallest of n floats (0-based), found in place by quickselect: the
+ * value a full sort would put at index k, without qsort's comparison callback
+ * per step, which cost a fifth of a window's hash. */
+static float kth_smallest(float *v, int n, int k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const float pivot = v[(lo + hi) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot) i++;
+            while (v[j] > pivot) j--;
+            if (i <= j) {
+                const float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
 }
 
 static void bits_of(const float dct[16][16], unsigned char out[32]) {
     float sorted[256];
     memcpy(sorted, dct, sizeof(sorted));
-    qsort(sorted, 256, sizeof(float), compare_floats);
-    const float median = sorted[127];
+    const float median = kth_smallest(sorted, 256, 127);
     memset(out, 0, 32);
     for (int k = 0; k < 256; k++)
         if (dct[k / 16][k % 16] > median) out[31 - k / 8] |= (unsigned char)(1u << (k % 8));

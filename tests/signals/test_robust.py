@@ -396,6 +396,31 @@ def test_a_corner_crop_of_a_photo_with_a_dark_edge_is_hashed_as_a_crop_of_the_wh
     assert not match_sets(reference, [h for h in query if h not in whole]).matched
 
 
+@pytest.mark.parametrize("name", ["coffee", "camera"])
+def test_a_corner_crop_between_reference_cuts_is_found_when_a_photo_was_found_inside(
+    name: str,
+) -> None:
+    # In these plain photographs the region search finds a "photo" (a flat or
+    # dark side reads as a canvas). A copy keeping the bottom-right 80 % of the
+    # area (10.6 % cut at the top-left, between the reference's 8 % and 12 %
+    # corner crops) is only met by the trimmed picture's quarter-step windows.
+    photograph = Image.fromarray(getattr(data, name)()).convert("RGB")
+    reference = reference_hash_set(np.asarray(photograph))
+    keep = 0.8**0.5
+    left = round(photograph.width * (1 - keep))
+    top = round(photograph.height * (1 - keep))
+    cropped = photograph.crop((left, top, photograph.width, photograph.height))
+    copy = jpeg_round_trip(Image.fromarray(jpeg_round_trip(cropped, quality=80)))
+    query = query_hash_set(copy)
+    steps = [h for h in query if h.kind.startswith("step-") and h.kind.endswith("-trimmed")]
+    assert steps, "no photo was found inside: the premise of this test is gone"
+    verdict = match_sets(reference, query)
+    assert verdict.matched, verdict
+    assert verdict.best is not None
+    assert verdict.best.query_kind in {h.kind for h in steps}
+    assert not match_sets(reference, [h for h in query if h not in steps]).matched
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "camera"])
 def test_no_overlay_is_found_in_a_plain_photograph(name: str) -> None:
     # Natural photographs have no flat, saturated, compact blob: their query sets

@@ -211,6 +211,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Bound of the scan queue; when full the API answers 503 with Retry-After.",
     )
+    serve_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "API processes `redress serve` runs (uvicorn workers), to use more than one"
+            " core. On SQLite they share the file through a write gate and, with no"
+            " broker, rate limits through a shared bucket file in the home."
+        ),
+    )
     pipeline_threads: int = Field(
         default=2,
         ge=1,

@@ -17,15 +17,22 @@ from sqlalchemy import func, select
 from redress.actions.interfaces import ActionTarget
 from redress.config import Settings
 from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
-from redress.pipeline.interfaces import ClassifierScore, MediaDigest
+from redress.pipeline.interfaces import ClassifierScore, MatchQuery, MediaDigest
 from redress.pipeline.matching import SignalsHasher, StoreMatcher
 from redress.pipeline.models import ScanAction, ScanItem, ScanMedia
-from redress.pipeline.service import MediaSubmission, ScanContext, SightingFacts
+from redress.pipeline.service import (
+    HashSubmission,
+    MediaSubmission,
+    ScanContext,
+    ScanResult,
+    SightingFacts,
+)
 from redress.signals import HashOptions, hash_bytes
 from redress.signals.types import SignalKind
 from redress.signals.verify import ScannedPicture
 from redress.store.interfaces import BankPurpose, EntryIn
 from redress.store.migrate import upgrade
+from redress.store.models import Match, SeenItem, Sighting
 from redress.store.service import BankService
 
 
@@ -43,10 +50,18 @@ def _accept(container: PipelineContainer, photos: list[bytes]) -> list[str]:
     return ids
 
 
-def test_a_batch_gives_each_item_one_outcome(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_batch_gives_each_item_one_outcome(
+    tmp_path: Path, database_url: str, processes: int
+) -> None:
     upgrade(database_url)
-    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    settings = Settings(
+        home=tmp_path / "home", database_url=database_url, serve_processes=processes
+    )
     container = build_pipeline(settings, embedded_queue=False)
+    # Several processes on one SQLite file: matching reads before the write gate.
+    split = processes > 1 and database_url.startswith("sqlite")
+    assert container.runner.match_before_gate is split
     try:
         photos = [photo(n) for n in range(6)]
         photos[4] = photos[4][:150]  # truncated: cannot be decoded
@@ -74,6 +89,10 @@ def test_a_batch_gives_each_item_one_outcome(tmp_path: Path, database_url: str) 
             items = {i.id: i for i in session.scalars(select(ScanItem))}
             kinds = sorted(session.scalars(select(ScanAction.kind)))
             spooled = session.scalar(select(func.count()).select_from(ScanMedia))
+            seen = session.scalar(select(func.count()).select_from(SeenItem))
+            matched = session.scalar(select(func.count()).select_from(Match))
+        assert seen == 5  # every decoded upload is in the seen-media history, once
+        assert matched == 1
         assert items[ids[4]].error_code  # dead-lettered with the reason
         assert all(items[i].attempts == 1 for i in ids)
         assert spooled == 0  # hashes are kept, media is not
@@ -207,3 +226,36 @@ def test_when_a_batch_cannot_be_decided_each_item_is_decided_alone(
     for n in (0, 2):  # each step recorded once, not once per try
         steps = [s["step"] for s in items[ids[n]].steps]
         assert steps == ["hash", "match", "classifier", "policy", "outcome"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_idempotency_key_taken_between_matching_and_writing_answers_the_first_scan(
+    tmp_path: Path, database_url: str
+) -> None:
+    upgrade(database_url)
+    settings = Settings(home=tmp_path / "home", database_url=database_url, serve_processes=2)
+    container = build_pipeline(settings, embedded_queue=False)
+    service = container.service
+    submission = HashSubmission(
+        query=MatchQuery(md5="0" * 32), context=ScanContext(target=ActionTarget("telegram", "c"))
+    )
+    try:
+        with container.sessions.begin() as session:  # matched and decided, not yet written
+            plan = service.plan_hash_scans(session, [(submission, "resend-1")], key=None)
+        # Meanwhile another process scans the same request under the same key.
+        with container.writes, container.sessions.begin() as session:
+            (first,) = service.scan_hashes_many(session, [(submission, "resend-1")], key=None)
+        with container.writes, container.sessions.begin() as session:
+            (late,) = service.write_hash_scans(session, plan)
+        assert isinstance(first, ScanResult)
+        assert first.created
+        assert isinstance(late, ScanResult)
+        assert not late.created
+        assert late.item_id == first.item_id
+        with container.sessions() as session:
+            items = session.scalar(select(func.count()).select_from(ScanItem))
+            sightings = session.scalar(select(func.count()).select_from(Sighting))
+        assert items == 1  # one item, one outcome
+        assert sightings == 1  # and seen once: the late plan recorded nothing
+    finally:
+        container.close()

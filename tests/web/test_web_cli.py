@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from cli_support import run_redress
+from redress.pipeline.models import ScanItem
+from redress.store.db import make_engine
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -78,3 +83,66 @@ def test_serve_with_a_bad_policy_is_a_clear_error(redress_home: Path) -> None:
     assert result.returncode == 2
     assert "bad_policy" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _spawned_workers(parent: int) -> int:
+    """uvicorn worker processes (multiprocessing's spawn) whose parent is ``parent``."""
+    count = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            count += 1
+    return count
+
+
+def test_serve_in_two_processes_shares_the_database_and_one_rate_limit(
+    redress_home: Path,
+) -> None:
+    created = run_redress(
+        "apikey", "create", "--scope", "scan", "--rate", "0.001", "--burst", "12", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)["token"]
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redress", "serve", "--port", str(port), "--processes", "2"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(1200):  # startup: migrations, then two processes build the pipeline
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                    break
+            time.sleep(0.1)
+        assert _spawned_workers(process.pid) == 2
+        statuses = []
+        for n in range(30):
+            # A new connection each time, so the kernel hands them to both processes.
+            response = httpx.post(
+                f"{url}/api/v1/scan",
+                json={"md5": f"{n:032x}"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30.0,
+            )
+            statuses.append(response.status_code)
+        # One bucket of 12 for the key, whichever process answered.
+        assert statuses.count(200) == 12
+        assert statuses.count(429) == 18
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    assert "Traceback" not in err
+    engine = make_engine(f"sqlite:///{redress_home / 'redress.db'}")
+    with Session(engine) as session:
+        stored = session.scalar(select(func.count()).select_from(ScanItem))
+    engine.dispose()
+    assert stored == 12  # every accepted scan was written once, by one process or the other

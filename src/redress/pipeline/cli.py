@@ -162,6 +162,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                 max=64,
             ),
         ] = 0,
+        processes: Annotated[
+            int,
+            typer.Option(help="`redress serve --processes`: API processes.", min=1, max=64),
+        ] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Open-loop load on loopback at the target rates: errors, latency, memory slope."""
@@ -185,6 +189,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             sample_seconds=sample_seconds,
             use_settings=use_settings,
             workers=workers,
+            processes=processes,
         )
         if as_json:
             typer.echo(report.to_json())

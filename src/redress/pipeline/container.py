@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -28,9 +27,14 @@ from redress.pipeline.interfaces import Hasher, Matcher, MediaClassifier
 from redress.pipeline.keys import VerifiedKeys
 from redress.pipeline.policy import load_policy
 from redress.pipeline.queue import EmbeddedQueue, JobQueue
-from redress.pipeline.ratelimit import LocalTokenBuckets, RateLimiter, RedisTokenBuckets
+from redress.pipeline.ratelimit import (
+    HostTokenBuckets,
+    RateLimiter,
+    RedisTokenBuckets,
+    host_buckets,
+)
 from redress.pipeline.service import EvidenceFactory, PipelineService, ProcessReport, ScanRunner
-from redress.store.db import make_engine
+from redress.store.db import SqliteWriteGate, make_engine, write_gate
 
 if TYPE_CHECKING:
     from redress.actions.reupload import CapturedCopy
@@ -69,8 +73,13 @@ class PipelineContainer:
     keys: VerifiedKeys
     # Held around the pipeline's write transactions. SQLite allows one writer at a time
     # and makes the others sleep and retry (up to 100 ms a try); queueing them on this
-    # lock instead hands the database over the moment it is free. A no-op on PostgreSQL.
+    # gate instead (threads and other processes on the same file, see
+    # redress.store.db.SqliteWriteGate) hands the database over the moment it is free.
+    # A no-op on PostgreSQL. Matching reads outside it.
     writes: AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
+    # Match in a read before taking the gate (several processes share one SQLite file:
+    # they then wait for each other's inserts only); see ScanRunner.match_before_gate.
+    match_before_gate: bool = False
     on_processed: list[Callable[[ProcessReport], None]] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -176,9 +185,10 @@ def build_pipeline(
         ),
         **parts.actioners,
     }
-    writes: AbstractContextManager[Any] = (
-        threading.RLock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    )
+    writes = write_gate(engine)
+    if isinstance(writes, SqliteWriteGate):
+        closers.append(writes.close)
+    match_before_gate = isinstance(writes, SqliteWriteGate) and settings.serve_processes > 1
     runner = ScanRunner(
         sessions,
         service,
@@ -186,6 +196,7 @@ def build_pipeline(
         webhooks=WebhookSender(http),
         lease_seconds=settings.scan_lease_seconds,
         writes=writes,
+        match_before_gate=match_before_gate,
     )
     redis: Any | None = None
     queue: JobQueue
@@ -211,7 +222,9 @@ def build_pipeline(
             on_processed=lambda report: [f(report) for f in on_processed],
         )
         queue = embedded
-        limiter = LocalTokenBuckets()
+        limiter = host_buckets(settings)
+        if isinstance(limiter, HostTokenBuckets):
+            closers.append(limiter.close)
     container = PipelineContainer(
         settings=settings,
         engine=engine,
@@ -224,6 +237,7 @@ def build_pipeline(
         redis=redis,
         keys=VerifiedKeys(settings.api_key_cache_seconds),
         writes=writes,
+        match_before_gate=match_before_gate,
         on_processed=on_processed,
         _closers=closers,
     )

@@ -148,6 +148,25 @@ class Matcher(Protocol):
         database round trips."""
         ...
 
+    def find_many(
+        self, session: Session, queries: Sequence[MatchQuery]
+    ) -> list[Sequence[MatchResult]]:
+        """The first half of :meth:`match_many`: the answers, reading only (so it can
+        run outside the write transaction that records them)."""
+        ...
+
+    def record_many(
+        self,
+        session: Session,
+        queries: Sequence[MatchQuery],
+        targets: Sequence[ActionTarget | None],
+        record: Sequence[bool],
+        answers: Sequence[Sequence[MatchResult]],
+    ) -> None:
+        """The second half of :meth:`match_many`: record the queries marked in
+        ``record``, with their sightings and the ``answers`` :meth:`find_many` gave."""
+        ...
+
     def bank_exists(self, session: Session, name: str) -> bool:
         """Whether a bank with this name exists (to reject unknown banks up front)."""
         ...

@@ -99,6 +99,7 @@ class LoadReport:
     workers: int = 0
     workers_cpu_s: float = 0.0
     database: str = "sqlite"
+    processes: int = 1
 
     def to_json(self) -> str:
         """The report as JSON (samples included)."""
@@ -139,14 +140,39 @@ class _Stream:
         )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process (all its threads) has used."""
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the name (empty if it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0  # the process is gone, or no /proc (not Linux)
-    # Fields 14 and 15 of stat(5), counted from the state field (3) after the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return []  # the process is gone, or no /proc (not Linux)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the processes of `redress serve --processes N`)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if fields:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process and its descendants (all their threads)
+    have used."""
+    ticks = 0
+    for member in _tree(pid):
+        fields = _stat(member)
+        if fields:
+            # Fields 14 and 15 of stat(5), counted from the state field (3) after the name.
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _multipart(filename: str, data: bytes) -> tuple[str, bytes]:
@@ -168,13 +194,16 @@ def _free_port() -> int:
 
 
 def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass  # the process is gone, or no /proc (not Linux)
-    return 0.0
+    """Resident memory of the process and its descendants."""
+    total = 0.0
+    for member in _tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024.0
+        except OSError:
+            pass  # the process is gone, or no /proc (not Linux)
+    return total
 
 
 def memory_slope(samples: Sequence[MemorySample]) -> float:
@@ -394,6 +423,7 @@ def run_load(
     sample_seconds: float = 5.0,
     use_settings: bool = False,
     workers: int = 0,
+    processes: int = 1,
 ) -> LoadReport:
     """Start a server (and ``workers`` `redress worker` processes, when a broker is
     configured), drive it for ``duration`` seconds, stop them, and report."""
@@ -426,6 +456,7 @@ def run_load(
         started_workers = _start_workers(workers, env, Path(scratch))
         with log.open("wb") as out:
             command = [sys.executable, "-m", "redress", "serve", "--port", str(port)]
+            command += ["--processes", str(processes)]
             server = subprocess.Popen(  # noqa: S603 - our own interpreter and command
                 [*command, "--log-level", "warning"],
                 env=env,
@@ -503,6 +534,7 @@ def run_load(
         workers=workers,
         workers_cpu_s=round(workers_cpu, 1),
         database=make_url(settings.effective_database_url).get_backend_name(),
+        processes=processes,
     )
 
 
@@ -543,7 +575,7 @@ def print_report(report: LoadReport) -> None:
     typer.echo(f"machine: {report.machine}")
     typer.echo(f"load average before {report.load_before}, after {report.load_after}")
     typer.echo(
-        f"database: {report.database}; "
+        f"database: {report.database}; {report.processes} server process(es); "
         + (f"{report.workers} redress workers" if report.workers else "embedded queue")
     )
     typer.echo(f"duration: {report.duration_s} s")

@@ -92,21 +92,42 @@ class StoreMatcher:
     ) -> list[Sequence[MatchResult]]:
         """:meth:`match` for a batch: one index search and one re-check for all of it,
         and the recorded items (with their sightings and matches) written together."""
-        media = [media_query(q) for q in queries]
-        answers: list[Sequence[MatchResult]] = list(self.matcher.match_many(session, media))
+        answers = self.find_many(session, queries)
+        self.record_many(session, queries, targets, record, answers)
+        return answers
+
+    def find_many(
+        self, session: Session, queries: Sequence[MatchQuery]
+    ) -> list[Sequence[MatchResult]]:
+        """What each query matches (reads only: one index search and one re-check)."""
+        return list(self.matcher.match_many(session, [media_query(q) for q in queries]))
+
+    def record_many(
+        self,
+        session: Session,
+        queries: Sequence[MatchQuery],
+        targets: Sequence[ActionTarget | None],
+        record: Sequence[bool],
+        answers: Sequence[Sequence[MatchResult]],
+    ) -> None:
+        """Record the queries marked in ``record`` in the seen-media history, with where
+        they were seen and what :meth:`find_many` answered for them."""
         seen = SqlSeenStore(session)
         kept = [
-            (query, target, matches)
-            for query, target, wanted, matches in zip(media, targets, record, answers, strict=True)
+            (media_query(query), target, matches)
+            for query, target, wanted, matches in zip(
+                queries, targets, record, answers, strict=True
+            )
             if wanted
         ]
+        if not kept:
+            return
         # A few statements for the whole batch, not a handful per item: per-item writes
         # were a third of a scanned photo's CPU.
         item_ids = seen.record_items([(query, _sighting(target)) for query, target, _ in kept])
         seen.record_many_matches(
             [(item_id, m) for item_id, (_, _, ms) in zip(item_ids, kept, strict=True) for m in ms]
         )
-        return answers
 
     def bank_exists(self, session: Session, name: str) -> bool:
         """Whether the bank exists."""

@@ -265,6 +265,29 @@ def scan_result(item: ScanItem, *, created: bool = True) -> ScanResult:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _PlannedScan:
+    """One hash scan decided by :meth:`PipelineService.plan_hash_scans`, not yet written."""
+
+    item: ScanItem
+    query: MatchQuery
+    context: ScanContext
+    decision: Decision
+    actions: tuple[str, ...]
+    matches: Sequence[MatchResult]
+
+
+@dataclass(frozen=True, slots=True)
+class HashScanPlan:
+    """Hash scans matched and decided in a read, for :meth:`PipelineService.write_hash_scans`
+    to write: the answers in the submissions' order, and the new items among them."""
+
+    submissions: tuple[tuple[HashSubmission, str | None], ...]
+    key: KeyInfo | None
+    answers: tuple[ScanResult | RedressError, ...]
+    decided: tuple[_PlannedScan, ...]
+
+
 class PipelineService:
     """The rules of hash -> match -> policy -> outcome; works in a session it is given."""
 
@@ -458,18 +481,39 @@ class PipelineService:
     ) -> list[Sequence[MatchResult]]:
         """The matches of a batch of items, with one matcher call (empty queries match
         nothing); each item that is a sighting is recorded in the seen-media history."""
-        wanted = [n for n, (_, query, _) in enumerate(batch) if not query.empty]
-        found: list[Sequence[MatchResult]] = [() for _ in batch]
+        found = self.find_many(session, [query for _, query, _ in batch])
+        self.record_sightings(session, batch, found)
+        return found
+
+    def find_many(
+        self, session: Session, queries: Sequence[MatchQuery]
+    ) -> list[Sequence[MatchResult]]:
+        """:meth:`match_many` without the recording: reads only, so an edge can run it
+        before it takes the write gate."""
+        wanted = [n for n, query in enumerate(queries) if not query.empty]
+        found: list[Sequence[MatchResult]] = [() for _ in queries]
         if wanted:
-            answers = self.matcher.match_many(
+            answers = self.matcher.find_many(session, [queries[n] for n in wanted])
+            for n, matches in zip(wanted, answers, strict=True):
+                found[n] = matches
+        return found
+
+    def record_sightings(
+        self,
+        session: Session,
+        batch: Sequence[tuple[ScanItem, MatchQuery, ScanContext]],
+        found: Sequence[Sequence[MatchResult]],
+    ) -> None:
+        """The recording half of :meth:`match_many`, for what :meth:`find_many` found."""
+        wanted = [n for n, (_, query, _) in enumerate(batch) if not query.empty]
+        if wanted:
+            self.matcher.record_many(
                 session,
                 [batch[n][1] for n in wanted],
                 [batch[n][2].target for n in wanted],
                 [self._sighted(batch[n][0], batch[n][2]) for n in wanted],
+                [found[n] for n in wanted],
             )
-            for n, matches in zip(wanted, answers, strict=True):
-                found[n] = matches
-        return found
 
     def decide(
         self,
@@ -601,17 +645,30 @@ class PipelineService:
     ) -> list[ScanResult | RedressError]:
         """Synchronous scans of many hash submissions (each with its own idempotency key),
         written together: one multi-row INSERT for the items and one for their actions.
-        A bad item gets its error in its place; the others carry on."""
+        A bad item gets its error in its place; the others carry on.
+
+        :meth:`plan_hash_scans` then :meth:`write_hash_scans` in one transaction; an edge
+        that holds a write gate (SQLite) calls them in two, so that matching runs
+        outside the gate."""
+        return self.write_hash_scans(session, self.plan_hash_scans(session, submissions, key=key))
+
+    def plan_hash_scans(
+        self,
+        session: Session,
+        submissions: Sequence[tuple[HashSubmission, str | None]],
+        *,
+        key: KeyInfo | None,
+    ) -> HashScanPlan:
+        """Match and decide hash submissions, reading only: the answers and what
+        :meth:`write_hash_scans` must write for them. A bank deleted or an idempotency
+        key taken in between is caught there (the item is then scanned again)."""
         store = ScanStore(session)
         scope = f"key:{key.id}" if key is not None else "local"
         wanted = [k for _, k in submissions if k is not None]
         known = store.by_idempotency_many(scope, wanted) if wanted else {}
         banks_ok: dict[str, bool] = {}
         answers: list[ScanResult | RedressError | None] = []  # None: decided below
-        fresh: list[ScanItem] = []
-        outbox: list[tuple[str, str]] = []
-        recorders: dict[int, EvidenceRecorder] = {}
-        decided: list[tuple[ScanItem, ScanContext, Decision]] = []
+        decided: list[_PlannedScan] = []
         pending: list[tuple[ScanItem, MatchQuery, ScanContext] | None] = []
         replays: dict[int, ScanItem] = {}
         failed: dict[str, RedressError] = {}
@@ -650,7 +707,9 @@ class PipelineService:
             pending.append((item, query, submission.context))
         batch = [p for p in pending if p is not None]
         try:
-            found: list[Sequence[MatchResult] | None] = list(self.match_many(session, batch))
+            found: list[Sequence[MatchResult] | None] = list(
+                self.find_many(session, [query for _, query, _ in batch])
+            )
         except RedressError:
             found = [None] * len(batch)  # match one by one below, each with its own error
         matched = iter(found)
@@ -658,50 +717,72 @@ class PipelineService:
             if entry is None:
                 continue
             item, query, context = entry
+            matches = next(matched)
             try:
+                if matches is None:
+                    (matches,) = self.find_many(session, [query])
                 decision, actions = self.evaluate(
-                    session, item, query, context, steps=[], matches=next(matched)
+                    session, item, query, context, steps=[], matches=matches
                 )
             except RedressError as exc:
                 answers[n] = failed[item.id] = exc
                 continue
-            decided.append((item, context, decision))
-            fresh.append(item)
-            outbox.extend((item.id, a) for a in actions)
+            decided.append(_PlannedScan(item, query, context, decision, tuple(actions), matches))
             answers[n] = scan_result(item)
         for n, existing in replays.items():
             answers[n] = failed.get(existing.id) or scan_result(existing, created=False)
-        if fresh:
-            # Only an idempotency key can collide with a concurrent request (item IDs are
-            # random): without one, no savepoint is needed to recover from a race.
-            guard = (
-                session.begin_nested()
-                if any(i.idempotency_key is not None for i in fresh)
-                else contextlib.nullcontext()
-            )
-            try:
-                with guard:
-                    # Bulk INSERTs, not the unit of work: the items are answered from the
-                    # objects above and never change again in this transaction (a hash
-                    # scan has no bytes to capture), so tracking them costs for nothing.
-                    store.insert_items(fresh)
-                    store.insert_actions(outbox, self.clock())
-            except IntegrityError:
-                # A concurrent request took one of the idempotency keys: go one by one.
-                return [
-                    a if isinstance(a, RedressError) else self._rescan(session, s, key, i)
-                    for (s, i), a in zip(submissions, answers, strict=True)
-                ]
-            # Logged once the items are in: a batch that fell back above logs per item.
-            events: list[EntryDraft] = []
-            for item, context, decision in decided:
-                self.preserve(session, item, context, decision, recorders=recorders, events=events)
-            self.record_events(session, events, recorders)
         done: list[ScanResult | RedressError] = []
         for answer in answers:
             assert answer is not None  # every pending item was decided or failed above
             done.append(answer)
-        return done
+        return HashScanPlan(tuple(submissions), key, tuple(done), tuple(decided))
+
+    def write_hash_scans(
+        self, session: Session, plan: HashScanPlan
+    ) -> list[ScanResult | RedressError]:
+        """Write what :meth:`plan_hash_scans` decided (the items, their actions, sightings
+        and ledger entries) and return the answers. If a concurrent request took one of
+        the idempotency keys meanwhile, every item is scanned again, one by one."""
+        if not plan.decided:
+            return list(plan.answers)
+        store = ScanStore(session)
+        fresh = [p.item for p in plan.decided]
+        # Only an idempotency key can collide with a concurrent request (item IDs are
+        # random): without one, no savepoint is needed to recover from a race.
+        guard = (
+            session.begin_nested()
+            if any(i.idempotency_key is not None for i in fresh)
+            else contextlib.nullcontext()
+        )
+        try:
+            with guard:
+                # Bulk INSERTs, not the unit of work: the items are answered from the
+                # objects above and never change again in this transaction (a hash
+                # scan has no bytes to capture), so tracking them costs for nothing.
+                store.insert_items(fresh)
+                store.insert_actions(
+                    [(p.item.id, a) for p in plan.decided for a in p.actions], self.clock()
+                )
+        except IntegrityError:
+            # A concurrent request took one of the idempotency keys: go one by one.
+            return [
+                a if isinstance(a, RedressError) else self._rescan(session, s, plan.key, i)
+                for (s, i), a in zip(plan.submissions, plan.answers, strict=True)
+            ]
+        self.record_sightings(
+            session,
+            [(p.item, p.query, p.context) for p in plan.decided],
+            [p.matches for p in plan.decided],
+        )
+        # Logged once the items are in: a batch that fell back above logs per item.
+        events: list[EntryDraft] = []
+        recorders: dict[int, EvidenceRecorder] = {}
+        for p in plan.decided:
+            self.preserve(
+                session, p.item, p.context, p.decision, recorders=recorders, events=events
+            )
+        self.record_events(session, events, recorders)
+        return list(plan.answers)
 
     def _rescan(
         self, session: Session, submission: HashSubmission, key: KeyInfo | None, idem: str | None
@@ -941,12 +1022,16 @@ class ScanRunner:
         lease_seconds: float = 120.0,
         writes: AbstractContextManager[Any] | None = None,
         defer_seconds: float = 10.0,
+        match_before_gate: bool = False,
     ) -> None:
         self.sessions = sessions
         self.defer_seconds = defer_seconds
-        # Held around each write transaction (the process's SQLite write gate, see
+        # Held around each write transaction (the SQLite write gate, see
         # PipelineContainer.writes); nothing to hold on PostgreSQL.
         self.writes = writes if writes is not None else contextlib.nullcontext()
+        # Match in a read of its own before taking the gate: pays where other processes
+        # wait on the gate; in one process (or on PostgreSQL) it only adds a transaction.
+        self.match_before_gate = match_before_gate
         self.service = service
         self.actioners = dict(actioners or {})
         self.webhooks = webhooks
@@ -1075,9 +1160,10 @@ class ScanRunner:
     def _decide(self, batch: Sequence[_Hashed], started: float) -> dict[str, ProcessReport]:
         """Decide hashed items in one transaction (each on its own if that fails), then
         perform their follow-ups after the commit."""
+        found = self._find(batch)
         try:
             with self.writes, self.sessions.begin() as session:
-                reports, follow = self._decide_in(session, batch, started)
+                reports, follow = self._decide_in(session, batch, started, found)
         except Exception as exc:
             if len(batch) == 1:
                 if isinstance(exc, EvidenceStorageError):
@@ -1094,7 +1180,7 @@ class ScanRunner:
             for one in batch:
                 try:
                     with self.writes, self.sessions.begin() as session:
-                        done, more = self._decide_in(session, [one], started)
+                        done, more = self._decide_in(session, [one], started, found)
                 except EvidenceStorageError as full:
                     reports[one.work.item_id] = self._defer(one.work.item_id, full, started)
                     continue
@@ -1116,6 +1202,23 @@ class ScanRunner:
             reports.setdefault(one.work.item_id, ProcessReport(one.work.item_id, "failed"))
         return reports
 
+    def _find(self, batch: Sequence[_Hashed]) -> dict[str, Sequence[MatchResult]]:
+        """What each hashed item matches, read before the write gate is taken (with
+        ``match_before_gate``). Empty otherwise, or if the read fails: the decision then
+        matches inside its own transaction."""
+        hashed = [h for h in batch if h.query is not None]
+        if not hashed or not self.match_before_gate:
+            return {}
+        try:
+            with self.sessions.begin() as session:
+                answers = self.service.find_many(
+                    session, [h.query for h in hashed if h.query is not None]
+                )
+        except Exception:
+            log.exception("matching %d items before deciding failed", len(hashed))
+            return {}
+        return {h.work.item_id: m for h, m in zip(hashed, answers, strict=True)}
+
     def _defer(self, item_id: str, exc: EvidenceStorageError, started: float) -> ProcessReport:
         """Give an item back, uncounted, when its evidence could not be written.
 
@@ -1135,7 +1238,11 @@ class ScanRunner:
         )
 
     def _decide_in(
-        self, session: Session, batch: Sequence[_Hashed], started: float
+        self,
+        session: Session,
+        batch: Sequence[_Hashed],
+        started: float,
+        found: Mapping[str, Sequence[MatchResult]],
     ) -> tuple[dict[str, ProcessReport], list[str]]:
         store = ScanStore(session)
         locked = store.get_many([h.work.item_id for h in batch], lock=True)
@@ -1154,12 +1261,15 @@ class ScanRunner:
                 )
             else:
                 ready.append((hashed, item))
-        found = self.service.match_many(
-            session, [(item, h.query, h.context) for h, item in ready if h.query is not None]
-        )
+        deciding = [(item, h.query, h.context) for h, item in ready if h.query is not None]
+        if all(h.work.item_id in found for h, _ in ready):
+            matched: list[Sequence[MatchResult]] = [found[h.work.item_id] for h, _ in ready]
+            self.service.record_sightings(session, deciding, matched)
+        else:
+            matched = self.service.match_many(session, deciding)
         follow: list[str] = []
         events: list[EntryDraft] = []
-        for (hashed, item), matches in zip(ready, found, strict=True):
+        for (hashed, item), matches in zip(ready, matched, strict=True):
             assert hashed.query is not None
             decision = self.service.decide(
                 session,

@@ -7,8 +7,14 @@ processes can share the file); PostgreSQL is the scale-out store. Stores only
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -54,6 +60,67 @@ def _hide_result_rows() -> None:
     logger = logging.getLogger("sqlalchemy.engine.Engine")
     if not any(isinstance(f, _NoResultRows) for f in logger.filters):
         logger.addFilter(_NoResultRows())
+
+
+class SqliteWriteGate:
+    """Lets one write transaction at a time into a SQLite file, across threads and
+    processes: a re-entrant thread lock, then an exclusive ``flock`` on a file beside
+    the database (``<file>-writes``) for the outermost holder.
+
+    SQLite serialises writers itself, but a writer that finds the file locked sleeps
+    in its busy handler (1-100 ms steps) and is not queued; waiting on the gate
+    instead wakes the next writer as soon as the last one commits. Several
+    ``redress serve`` processes on one file take turns this way.
+    """
+
+    def __init__(self, lock_path: Path) -> None:
+        self.lock_path = lock_path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> SqliteWriteGate:
+        self._thread_lock.acquire()
+        if self._depth == 0:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+    def close(self) -> None:
+        """Close the lock file (after the last write; the gate opens it again if used)."""
+        with self._thread_lock:
+            if self._fd is not None and self._depth == 0:
+                os.close(self._fd)
+                self._fd = None
+
+
+def write_gate(engine: Engine) -> AbstractContextManager[Any]:
+    """What to hold around each write transaction on ``engine``: a
+    :class:`SqliteWriteGate` for a SQLite file, a thread lock for an in-memory SQLite
+    database, nothing on PostgreSQL (its row locks are enough)."""
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return threading.RLock()
+    return SqliteWriteGate(Path(database).expanduser().with_name(Path(database).name + "-writes"))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

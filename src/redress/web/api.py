@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ from redress.pipeline.errors import (
 )
 from redress.pipeline.keys import ApiKeyService, KeyInfo, Scope, require_scope
 from redress.pipeline.models import ScanItem
-from redress.pipeline.ratelimit import LocalTokenBuckets
+from redress.pipeline.ratelimit import HostTokenBuckets, LocalTokenBuckets
 from redress.pipeline.service import (
     HashSubmission,
     MediaSubmission,
@@ -100,7 +100,7 @@ def authenticated(scope: Scope, *others: Scope) -> Callable[..., Awaitable[KeyIn
             key.rate_per_second or settings.api_rate_per_second,
             key.rate_burst or settings.api_rate_burst,
         )
-        if isinstance(limiter, LocalTokenBuckets):
+        if isinstance(limiter, (LocalTokenBuckets, HostTokenBuckets)):  # microseconds
             limiter.take(*args)
         else:  # a network round trip: keep it off the event loop
             await run_in_threadpool(limiter.take, *args)
@@ -213,15 +213,31 @@ def _scan_hashes(
         target=body.target,
         banks=body.banks,
     )
-    with state.pipeline.writes, state.pipeline.sessions.begin() as session:
-        result = state.pipeline.service.scan_hashes(
-            session,
-            HashSubmission(query=query, context=context),
-            key=key,
-            idempotency_key=idempotency_key or body.idempotency_key,
-        )
+    submission = HashSubmission(query=query, context=context)
+    (result,) = _scan_hashes_many(
+        state, [(submission, idempotency_key or body.idempotency_key)], key
+    )
+    if isinstance(result, RedressError):
+        raise result
     state.metrics.observe_result(result)
     return result
+
+
+def _scan_hashes_many(
+    state: AppState, submissions: Sequence[tuple[HashSubmission, str | None]], key: KeyInfo
+) -> list[ScanResult | RedressError]:
+    """Scan under the write gate. With several serve processes on one SQLite file, match
+    and decide in a read first and hold the gate for the inserts only, so that the
+    other processes wait for less. In one process the whole scan holds it: scans one
+    after another cost less than scans interleaved under the interpreter lock."""
+    service, pipeline = state.pipeline.service, state.pipeline
+    if not pipeline.match_before_gate:
+        with pipeline.writes, pipeline.sessions.begin() as session:
+            return service.scan_hashes_many(session, submissions, key=key)
+    with pipeline.sessions.begin() as session:
+        plan = service.plan_hash_scans(session, submissions, key=key)
+    with pipeline.writes, pipeline.sessions.begin() as session:
+        return service.write_hash_scans(session, plan)
 
 
 def _accept_media(
@@ -387,8 +403,7 @@ def _batch_hashes(state: AppState, body: BatchIn, key: KeyInfo) -> list[BatchIte
         )
         valid.append((HashSubmission(query=query, context=context), item.idempotency_key))
         out.append(None)
-    with state.pipeline.writes, state.pipeline.sessions.begin() as session:
-        answers = state.pipeline.service.scan_hashes_many(session, valid, key=key)
+    answers = _scan_hashes_many(state, valid, key)
     results = iter(answers)
     final: list[BatchItemOut] = []
     for slot in out:

@@ -76,6 +76,12 @@ def document(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def serving_app() -> FastAPI:
+    """The app of one of several `redress serve` processes (uvicorn's factory): settings
+    from the environment; the database was migrated once, before the processes began."""
+    return create_app(Settings(), migrate=False)
+
+
 def create_app(
     settings: Settings, parts: PipelineParts | None = None, *, migrate: bool = True
 ) -> FastAPI:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -67,17 +68,40 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        processes: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                max=64,
+                help="API processes (default: REDRESS_SERVE_PROCESSES, else 1).",
+            ),
+        ] = None,
     ) -> None:
         """Serve the REST API (and, with no broker configured, process scans in-process)."""
         import uvicorn
 
         from redress.pipeline.policy import load_policy
+        from redress.store.migrate import upgrade
         from redress.web.app import create_app
 
         settings = cli_state(ctx).settings
         # Fail here, as a clear CLI error, rather than inside the server's startup.
         load_policy(settings.effective_policy_path)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        count = processes if processes is not None else settings.serve_processes
+        if count == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+            return
+        # Migrate once, here: the worker processes start together and must not race.
+        upgrade(settings.effective_database_url)
+        os.environ["REDRESS_SERVE_PROCESSES"] = str(count)  # read by each worker's settings
+        uvicorn.run(
+            "redress.web.app:serving_app",
+            factory=True,
+            workers=count,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
 
     @app.command()
     def openapi(ctx: typer.Context) -> None:

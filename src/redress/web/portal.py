@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from redress.config import Settings
 from redress.errors import InvalidInputError
 from redress.pipeline.matching import StoreMatcher
-from redress.pipeline.ratelimit import LocalTokenBuckets
+from redress.pipeline.ratelimit import RateLimiter, host_buckets
 from redress.store.interfaces import CaseStatus
 from redress.store.service import CaseService, RetroMatcher
 from redress.store.sync import SeenFollower
@@ -88,7 +88,7 @@ class PortalContext:
     environments: Mapping[str, jinja2.Environment]
     spec: HashSetSpec
     limits: PortalLimits
-    buckets: LocalTokenBuckets
+    buckets: RateLimiter
     retro: RetroSlot
 
 
@@ -148,7 +148,8 @@ def install(app: FastAPI, settings: Settings) -> None:
             pin_lock_seconds=settings.portal_pin_lock_seconds,
             pdq_quality_min=settings.pdq_quality_min,
         ),
-        buckets=LocalTokenBuckets(),
+        # Shared by this host's serve processes: a PIN is not guessed N times faster.
+        buckets=host_buckets(settings),
         retro=RetroSlot(),
     )
     setattr(app.state, PORTAL_STATE_KEY, context)

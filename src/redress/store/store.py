@@ -17,16 +17,18 @@ import datetime as dt
 import hashlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 from psycopg.errors import UniqueViolation
-from sqlalchemy import Engine, and_, func, insert, select, text, update
+from sqlalchemy import Engine, Table, and_, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from redress.signals.types import PdqHash, SignalKind
+from redress.store.db import Base
 from redress.store.errors import (
     BankExistsError,
     BankNotFoundError,
@@ -113,6 +115,11 @@ def _entry_read(row: BankEntry) -> EntryRead:
 def _dialect_insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
     name = session.get_bind().dialect.name
     return postgresql.Insert if name == "postgresql" else sqlite.Insert
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table: Core statements on it skip the ORM's bulk-insert layer."""
+    return cast(Table, model.__table__)
 
 
 def id_runs(entry_ids: Iterable[int]) -> list[tuple[int, int]]:
@@ -620,13 +627,15 @@ class SqlSeenStore:
                 }
                 for key in unique[start : start + 500]
             ]
+            # Rows as parameters of one statement, not a VALUES list built into it: a
+            # statement with its rows inside is compiled anew on every call (most of
+            # recording one scanned item's CPU), this one once per process.
             stmt = (
-                _dialect_insert(self.session)(SeenItem)
-                .values(rows)
+                _dialect_insert(self.session)(_table(SeenItem))
                 .on_conflict_do_nothing()
                 .returning(SeenItem.item_key, SeenItem.id)
             )
-            ids.update((key, int(item_id)) for key, item_id in self.session.execute(stmt))
+            ids.update((key, int(item_id)) for key, item_id in self.session.execute(stmt, rows))
         created = set(ids)
         known = [key for key in unique if key not in created]
         for start in range(0, len(known), 500):
@@ -669,7 +678,7 @@ class SqlSeenStore:
                 for f in frames
             )
         if hashes:
-            self.session.execute(insert(SeenHash), hashes)
+            self.session.execute(insert(_table(SeenHash)), hashes)
         sightings = [
             {
                 "item_id": ids[key],
@@ -683,7 +692,7 @@ class SqlSeenStore:
             if sighting is not None
         ]
         if sightings:
-            self.session.execute(insert(Sighting), sightings)
+            self.session.execute(insert(_table(Sighting)), sightings)
         self.session.flush()
         return [ids[key] for key in keys]
 
@@ -693,27 +702,7 @@ class SqlSeenStore:
         """Record matches once per (item, entry); returns how many were new."""
         if not matches:
             return 0
-        now = utcnow()
-        stmt = (
-            _dialect_insert(self.session)(Match)
-            .values(
-                [
-                    {
-                        "item_id": item_id,
-                        "entry_id": m.entry_id,
-                        "signal_type": m.signal.value,
-                        "distance": m.distance,
-                        "query_share": m.query_share,
-                        "retroactive": retroactive,
-                        "matched_at": now,
-                    }
-                    for m in matches
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(Match.id)
-        )
-        return len(list(self.session.scalars(stmt)))
+        return self.record_many_matches([(item_id, m) for m in matches], retroactive=retroactive)
 
     def record_many_matches(
         self, matches: Sequence[tuple[int, MatchResult]], *, retroactive: bool = False
@@ -722,27 +711,27 @@ class SqlSeenStore:
         returns how many were new."""
         now = utcnow()
         recorded = 0
+        # Rows as parameters (compiled once), as in record_items.
+        stmt = (
+            _dialect_insert(self.session)(_table(Match))
+            .on_conflict_do_nothing()
+            .returning(Match.id)
+        )
         for start in range(0, len(matches), 2000):
-            stmt = (
-                _dialect_insert(self.session)(Match)
-                .values(
-                    [
-                        {
-                            "item_id": item_id,
-                            "entry_id": m.entry_id,
-                            "signal_type": m.signal.value,
-                            "distance": m.distance,
-                            "query_share": m.query_share,
-                            "retroactive": retroactive,
-                            "matched_at": now,
-                        }
-                        for item_id, m in matches[start : start + 2000]
-                    ]
-                )
-                .on_conflict_do_nothing()
-                .returning(Match.id)
-            )
-            recorded += len(list(self.session.scalars(stmt)))
+            rows = [
+                {
+                    "item_id": item_id,
+                    "entry_id": m.entry_id,
+                    "signal_type": m.signal.value,
+                    "distance": m.distance,
+                    "query_share": m.query_share,
+                    "retroactive": retroactive,
+                    "matched_at": now,
+                }
+                for item_id, m in matches[start : start + 2000]
+            ]
+            if rows:
+                recorded += len(self.session.execute(stmt, rows).all())
         return recorded
 
     def matches_for_item(self, item_id: int) -> list[MatchResult]:

@@ -82,7 +82,7 @@ class ScanStore:
     def drop_media_many(self, item_ids: Sequence[str]) -> None:
         """:meth:`drop_media` for a batch, in one DELETE."""
         if item_ids:
-            self._session.execute(delete(ScanMedia).where(ScanMedia.item_id.in_(list(item_ids))))
+            self._session.execute(delete(_MEDIA).where(_MEDIA.c.item_id.in_(list(item_ids))))
 
     def lease(self, item_id: str, now: dt.datetime, until: dt.datetime) -> tuple[str, int]:
         """Take a queued item for processing until ``until`` and count the attempt.
@@ -128,20 +128,23 @@ class ScanStore:
         With ``first_attempts_only``, only items never tried before are leased and only
         they are answered for."""
         wanted = list(dict.fromkeys(item_ids))
+        # On the table, not the model: no item of this transaction is loaded yet, so the
+        # ORM has nothing to synchronise, and looking costs more than the UPDATE.
+        items = _ITEMS.c
         conditions = [
-            ScanItem.id.in_(wanted),
-            ScanItem.status == QUEUED,
-            or_(ScanItem.leased_until.is_(None), ScanItem.leased_until < now),
+            items.id.in_(wanted),
+            items.status == QUEUED,
+            or_(items.leased_until.is_(None), items.leased_until < now),
         ]
         if first_attempts_only:
-            conditions.append(ScanItem.attempts == 0)
+            conditions.append(items.attempts == 0)
         leased: dict[str, int] = {
             row[0]: int(row[1])
             for row in self._session.execute(
-                update(ScanItem)
+                update(_ITEMS)
                 .where(*conditions)
-                .values(attempts=ScanItem.attempts + 1, leased_until=until)
-                .returning(ScanItem.id, ScanItem.attempts)
+                .values(attempts=items.attempts + 1, leased_until=until)
+                .returning(items.id, items.attempts)
             )
         }
         if first_attempts_only:
@@ -172,7 +175,7 @@ class ScanStore:
     def media_many(self, item_ids: Sequence[str]) -> dict[str, bytes]:
         """The spooled bytes of media items, by item ID."""
         rows = self._session.execute(
-            select(ScanMedia.item_id, ScanMedia.data).where(ScanMedia.item_id.in_(list(item_ids)))
+            select(_MEDIA.c.item_id, _MEDIA.c.data).where(_MEDIA.c.item_id.in_(list(item_ids)))
         )
         return {row[0]: row[1] for row in rows}
 

@@ -22,7 +22,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 from psycopg.errors import UniqueViolation
-from sqlalchemy import Engine, Table, and_, func, insert, select, text, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -1299,6 +1299,16 @@ def exact_matches(session: Session, kind: SignalKind, value: bytes) -> list[tupl
     return [(r[0], r[1]) for r in rows]
 
 
+_ENTRY_TABLE = _table(BankEntry)
+# Built once: every scanned item runs it (md5 and sha256), and building a statement
+# costs more than running this one.
+_EXACT_ENTRIES = select(_ENTRY_TABLE.c.value, _ENTRY_TABLE.c.id, _ENTRY_TABLE.c.bank_id).where(
+    _ENTRY_TABLE.c.signal_type == bindparam("kind"),
+    _ENTRY_TABLE.c.value.in_(bindparam("values", expanding=True)),
+    _ENTRY_TABLE.c.removed_at.is_(None),
+)
+
+
 def exact_matches_many(
     session: Session, kind: SignalKind, values: Collection[bytes]
 ) -> dict[bytes, list[tuple[int, int]]]:
@@ -1307,13 +1317,7 @@ def exact_matches_many(
     wanted = list(values)
     for start in range(0, len(wanted), 1000):
         rows = session.execute(
-            select(BankEntry.value, BankEntry.id, BankEntry.bank_id).where(
-                and_(
-                    BankEntry.signal_type == kind.value,
-                    BankEntry.value.in_(wanted[start : start + 1000]),
-                    BankEntry.removed_at.is_(None),
-                )
-            )
+            _EXACT_ENTRIES, {"kind": kind.value, "values": wanted[start : start + 1000]}
         )
         for value, entry_id, bank_id in rows:
             found.setdefault(bytes(value), []).append((entry_id, bank_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,12 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
+import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cli_support import run_redress
 from redress.pipeline.models import ScanItem
 from redress.store.db import make_engine
+from redress.web.cli import tcp_listener
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -146,3 +149,39 @@ def test_serve_in_two_processes_shares_the_database_and_one_rate_limit(
         stored = session.scalar(select(func.count()).select_from(ScanItem))
     engine.dispose()
     assert stored == 12  # every accepted scan was written once, by one process or the other
+
+
+class _NodelayProbe(asyncio.Protocol):
+    """Reports whether the server side of an accepted connection has Nagle turned off."""
+
+    def __init__(self, seen: asyncio.Future[int]) -> None:
+        self.seen = seen
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        self.seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        transport.close()
+
+
+def test_the_listener_of_several_processes_sends_small_answers_at_once() -> None:
+    # With Nagle's algorithm on, each keep-alive answer waits ~40 ms for a delayed ACK.
+    config = uvicorn.Config(
+        "redress.web.app:serving_app", factory=True, workers=2, port=free_port()
+    )
+    listener = tcp_listener(config)
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _NodelayProbe(seen), sock=listener
+        )
+        _reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(seen, 30)
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    assert listener.proto == socket.IPPROTO_TCP
+    assert asyncio.run(nodelay_of_an_accepted_connection()) == 1

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+import socket
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from redress.cli import cli_state
 from redress.config import Settings
 from redress.web.bench_portal import run_portal_bench
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def bench_portal(
@@ -58,6 +62,20 @@ def bench_portal(
     typer.echo(f"  machine: {result.machine}; load average at start {result.load_average}")
 
 
+def tcp_listener(config: uvicorn.Config) -> socket.socket:
+    """uvicorn's listening socket for its worker processes, marked as TCP.
+
+    uvicorn binds it with protocol 0; accepted connections inherit that, and asyncio
+    turns Nagle's algorithm off (TCP_NODELAY) only on sockets that say IPPROTO_TCP,
+    so every keep-alive request after a connection's first would wait about 40 ms
+    for the client's delayed ACK (uvicorn issue 3149).
+    """
+    bound = config.bind_socket()
+    if bound.family not in (socket.AF_INET, socket.AF_INET6):
+        return bound
+    return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add the web commands to the root app and the bench group."""
     bench.command("portal")(bench_portal)
@@ -79,6 +97,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """Serve the REST API (and, with no broker configured, process scans in-process)."""
         import uvicorn
+        from uvicorn.supervisors import Multiprocess
 
         from redress.pipeline.policy import load_policy
         from redress.store.migrate import upgrade
@@ -94,7 +113,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         # Migrate once, here: the worker processes start together and must not race.
         upgrade(settings.effective_database_url)
         os.environ["REDRESS_SERVE_PROCESSES"] = str(count)  # read by each worker's settings
-        uvicorn.run(
+        config = uvicorn.Config(
             "redress.web.app:serving_app",
             factory=True,
             workers=count,
@@ -102,6 +121,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             port=port,
             log_level=log_level,
         )
+        Multiprocess(config, sockets=[tcp_listener(config)]).run()
 
     @app.command()
     def openapi(ctx: typer.Context) -> None:

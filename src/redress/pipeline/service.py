@@ -660,8 +660,9 @@ class PipelineService:
         key: KeyInfo | None,
     ) -> HashScanPlan:
         """Match and decide hash submissions, reading only: the answers and what
-        :meth:`write_hash_scans` must write for them. A bank deleted or an idempotency
-        key taken in between is caught there (the item is then scanned again)."""
+        :meth:`write_hash_scans` must write for them. The matches are those of this
+        read; an idempotency key another request takes before the write is caught
+        there (the batch is then scanned again, one by one)."""
         store = ScanStore(session)
         scope = f"key:{key.id}" if key is not None else "local"
         wanted = [k for _, k in submissions if k is not None]

@@ -33,15 +33,20 @@ def free_port() -> int:
         return port
 
 
-def test_serve_answers_healthz_and_stops_cleanly(redress_home: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "redress", "serve", "--port", str(port), "--log-level", "warning"],
+def start_serve(port: int, *options: str) -> subprocess.Popen[str]:
+    """`redress serve` on ``port`` in a child process, its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "redress", "serve", "--port", str(port), *options],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_serve_answers_healthz_and_stops_cleanly(redress_home: Path) -> None:
+    port = free_port()
+    process = start_serve(port, "--log-level", "warning")
     try:
         body = None
         # Wait for the server to come up (startup runs migrations); this is not a speed test.
@@ -111,13 +116,7 @@ def test_serve_in_two_processes_shares_the_database_and_one_rate_limit(
     assert created.returncode == 0, created.stderr
     token = json.loads(created.stdout)["token"]
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "redress", "serve", "--port", str(port), "--processes", "2"],
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_serve(port, "--processes", "2")
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(1200):  # startup: migrations, then two processes build the pipeline

@@ -197,12 +197,11 @@ def _rss_mib(pid: int) -> float:
     """Resident memory of the process and its descendants."""
     total = 0.0
     for member in _tree(pid):
-        try:
+        # A process gone meanwhile (or no /proc: not Linux) adds nothing.
+        with contextlib.suppress(OSError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) / 1024.0
-        except OSError:
-            pass  # the process is gone, or no /proc (not Linux)
     return total
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 
 from redress.config import Settings
 from redress.evidence.service import BlobStore
-from redress.pipeline.container import build_pipeline
+from redress.pipeline.container import build_pipeline, settle_heap
 from redress.pipeline.service import ScanRunner
 from redress.pipeline.tasks import (
     QUEUE_NAME,
@@ -48,7 +48,9 @@ def run_worker(
     """
 
     def runner_factory() -> ScanRunner:
-        return build_pipeline(settings, embedded_queue=False).runner
+        runner = build_pipeline(settings, embedded_queue=False).runner
+        settle_heap()  # once per worker process, on its first task
+        return runner
 
     celery = make_celery(settings, runner_factory)
     # A worker killed mid-capture left its half-written evidence blob behind.

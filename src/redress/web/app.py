@@ -18,7 +18,12 @@ from starlette.concurrency import run_in_threadpool
 
 from redress import __version__
 from redress.config import Settings
-from redress.pipeline.container import PipelineContainer, PipelineParts, build_pipeline
+from redress.pipeline.container import (
+    PipelineContainer,
+    PipelineParts,
+    build_pipeline,
+    settle_heap,
+)
 from redress.store.migrate import upgrade
 from redress.web.errors import install_error_handlers
 from redress.web.limits import BodyLimitMiddleware
@@ -79,14 +84,20 @@ def document(app: FastAPI) -> dict[str, Any]:
 def serving_app() -> FastAPI:
     """The app of one of several `redress serve` processes (uvicorn's factory): settings
     from the environment; the database was migrated once, before the processes began."""
-    return create_app(Settings(), migrate=False)
+    return create_app(Settings(), migrate=False, settle=True)
 
 
 def create_app(
-    settings: Settings, parts: PipelineParts | None = None, *, migrate: bool = True
+    settings: Settings,
+    parts: PipelineParts | None = None,
+    *,
+    migrate: bool = True,
+    settle: bool = False,
 ) -> FastAPI:
     """Build the Redress web app for ``settings`` (``parts`` replaces collaborators,
-    e.g. a classifier or connector actioners)."""
+    e.g. a classifier or connector actioners). ``settle``: the app is its process's
+    for good (`redress serve`), so the heap is settled once it has started
+    (:func:`~redress.pipeline.container.settle_heap`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +108,8 @@ def create_app(
         pipeline.on_processed.append(metrics.observe_processed)
         # On this app instance (not a global); reachable from any ASGI transport.
         setattr(app.state, STATE_KEY, AppState(settings, pipeline, metrics))
+        if settle:
+            settle_heap()
         try:
             yield
         finally:

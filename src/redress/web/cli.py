@@ -108,7 +108,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         load_policy(settings.effective_policy_path)
         count = processes if processes is not None else settings.serve_processes
         if count == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+            app = create_app(settings, settle=True)
+            uvicorn.run(app, host=host, port=port, log_level=log_level)
             return
         # Migrate once, here: the worker processes start together and must not race.
         upgrade(settings.effective_database_url)

@@ -8,6 +8,7 @@ import gc
 import weakref
 
 import pytest
+from web_support import serving
 
 from redress.config import Settings
 from redress.web.app import create_app
@@ -39,3 +40,20 @@ async def test_a_serving_app_settles_its_heap_and_still_collects_new_garbage(
             assert alive() is None
     finally:
         gc.unfreeze()  # this test process is not a server
+
+
+async def test_collection_pauses_are_in_the_metrics_while_the_app_runs(
+    settings: Settings,
+) -> None:
+    hooks = list(gc.callbacks)
+    async with serving(settings) as api:
+        gc.collect()  # a full collection, timed like any other
+        text = (await api.client.get("/metrics")).text
+        assert 'redress_gc_pause_seconds_count{generation="2"}' in text
+        count = next(
+            line
+            for line in text.splitlines()
+            if line.startswith('redress_gc_pause_seconds_count{generation="2"}')
+        )
+        assert float(count.rsplit(" ", 1)[1]) >= 1
+    assert gc.callbacks == hooks  # a stopped app leaves no hook behind

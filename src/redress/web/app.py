@@ -8,6 +8,7 @@ from two settings objects share nothing.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -110,9 +111,11 @@ def create_app(
         setattr(app.state, STATE_KEY, AppState(settings, pipeline, metrics))
         if settle:
             settle_heap()
+        gc.callbacks.append(metrics.collection_pauses)
         try:
             yield
         finally:
+            gc.callbacks.remove(metrics.collection_pauses)
             await run_in_threadpool(pipeline.close)
             delattr(app.state, STATE_KEY)
 

@@ -19,6 +19,26 @@ from redress.pipeline.service import ProcessReport, ScanResult
 from redress.pipeline.store import ScanStore
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
+
+
+class CollectionPauses:
+    """Times the interpreter's garbage collections, by generation: every thread of the
+    process waits while one runs, so a long one shows in every request's latency
+    (docs/operations.md). A :data:`gc.callbacks` entry while the app runs."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        # Collections do not nest and run under the interpreter lock: start, then stop.
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            elapsed = time.perf_counter() - self._started
+            self._histogram.labels(str(info["generation"])).observe(elapsed)
+            self._started = None
 
 
 class _DatabaseCollector(Collector):
@@ -99,6 +119,15 @@ class ApiMetrics:
             "Time to process one queued item (hash, match, decide), in this process.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
+        )
+        self.collection_pauses = CollectionPauses(
+            Histogram(
+                "redress_gc_pause_seconds",
+                "Garbage collections of this process (all its threads wait), by generation.",
+                ["generation"],
+                buckets=PAUSE_BUCKETS,
+                registry=self.registry,
+            )
         )
         self.registry.register(_DatabaseCollector(sessions, depth, queue_size))
 

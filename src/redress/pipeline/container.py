@@ -94,7 +94,8 @@ class PipelineContainer:
 def settle_heap() -> None:
     """Collect what start-up left behind, then exempt every object still alive from the
     garbage collector's full passes (:func:`gc.freeze`). For long-running processes
-    only (`redress serve`, `redress worker`), once their pipeline is built.
+    only (`redress serve`, `redress worker`, `redress telegram run`), once their
+    pipeline is built.
 
     After start-up a serving process holds some 750,000 objects (modules, ORM mappers,
     the schema), nearly all for good. Each full collection walked them all while every

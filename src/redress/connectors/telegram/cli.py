@@ -50,6 +50,7 @@ def run(
     from redress.connectors.telegram.runtime import bot_token, pipeline_sink, sessions_for
     from redress.connectors.telegram.webhook import create_webhook_app
     from redress.connectors.telegram.wire import ALLOWED_UPDATES
+    from redress.pipeline.container import settle_heap
 
     settings = cli_state(ctx).settings
     token = bot_token(settings)
@@ -73,6 +74,7 @@ def run(
             )
             guard = GroupGuard(api, sink, sessions, options)
             bot_id = await guard.start()
+            settle_heap()  # a long-running process from here on (docs/operations.md)
             if settings.telegram_webhook_url:
                 import uvicorn
 

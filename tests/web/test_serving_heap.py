@@ -57,3 +57,19 @@ async def test_collection_pauses_are_in_the_metrics_while_the_app_runs(
         )
         assert float(count.rsplit(" ", 1)[1]) >= 1
     assert gc.callbacks == hooks  # a stopped app leaves no hook behind
+
+
+async def test_scrapes_answer_and_count_while_collections_run_constantly(
+    settings: Settings,
+) -> None:
+    # A collection starts in whichever thread allocates, scrapes included: the hook
+    # keeps plain counts and takes none of the metrics library's locks.
+    async with serving(settings) as api:
+        threshold = gc.get_threshold()
+        gc.set_threshold(1)  # a collection on (nearly) every allocation
+        try:
+            for _ in range(3):
+                text = (await api.client.get("/metrics")).text
+        finally:
+            gc.set_threshold(*threshold)
+        assert 'redress_gc_pause_seconds_count{generation="0"}' in text

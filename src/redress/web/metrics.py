@@ -5,12 +5,14 @@ work done by Celery workers in other processes."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,23 +24,54 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 
 PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 
 
-class CollectionPauses:
+class CollectionPauses(Collector):
     """Times the interpreter's garbage collections, by generation: every thread of the
     process waits while one runs, so a long one shows in every request's latency
-    (docs/operations.md). A :data:`gc.callbacks` entry while the app runs."""
+    (docs/operations.md). A :data:`gc.callbacks` entry while the app runs.
 
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
+    The hook keeps plain counts, read at scrape time, and takes no lock: a collection
+    starts in whichever thread allocates, possibly while that thread holds one of
+    prometheus_client's own (non-reentrant) locks, so observing a ``Histogram`` from
+    here could deadlock the thread.
+    """
+
+    GENERATIONS = 3  # CPython's: 0, 1 and 2 (full)
+
+    def __init__(self) -> None:
         self._started: float | None = None
+        # Made whole here: the hook only adds to them, so a scrape never iterates a
+        # dict that a collection (starting mid-scrape) changes the size of.
+        self._counts = {g: [0] * (len(PAUSE_BUCKETS) + 1) for g in range(self.GENERATIONS)}
+        self._sums = dict.fromkeys(range(self.GENERATIONS), 0.0)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         # Collections do not nest and run under the interpreter lock: start, then stop.
         if phase == "start":
             self._started = time.perf_counter()
-        elif self._started is not None:
-            elapsed = time.perf_counter() - self._started
-            self._histogram.labels(str(info["generation"])).observe(elapsed)
-            self._started = None
+            return
+        if self._started is None:
+            return
+        elapsed = time.perf_counter() - self._started
+        self._started = None
+        generation = info["generation"]
+        counts = self._counts.get(generation)
+        if counts is None:
+            return
+        counts[bisect.bisect_left(PAUSE_BUCKETS, elapsed)] += 1  # le: at most the bound
+        self._sums[generation] += elapsed
+
+    def collect(self) -> Iterator[Metric]:
+        pauses = HistogramMetricFamily(
+            "redress_gc_pause_seconds",
+            "Garbage collections of this process (all its threads wait), by generation.",
+            labels=["generation"],
+        )
+        for generation, counts in self._counts.items():
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [(str(b), float(c)) for b, c in zip(PAUSE_BUCKETS, cumulative, strict=False)]
+            buckets.append(("+Inf", float(cumulative[-1])))
+            pauses.add_metric([str(generation)], buckets, self._sums[generation])
+        yield pauses
 
 
 class _DatabaseCollector(Collector):
@@ -120,15 +153,8 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.collection_pauses = CollectionPauses(
-            Histogram(
-                "redress_gc_pause_seconds",
-                "Garbage collections of this process (all its threads wait), by generation.",
-                ["generation"],
-                buckets=PAUSE_BUCKETS,
-                registry=self.registry,
-            )
-        )
+        self.collection_pauses = CollectionPauses()
+        self.registry.register(self.collection_pauses)
         self.registry.register(_DatabaseCollector(sessions, depth, queue_size))
 
     def observe_result(self, result: ScanResult) -> None:
